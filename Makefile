@@ -1,0 +1,43 @@
+# KRX market observer. `make run` and `make test` work on a fresh machine.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKERS := sim writer observer monitor rest-collector ws-collector housekeeper
+
+.PHONY: run test lint bench status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || { command -v $(PY) >/dev/null 2>&1 && $(PY) -m venv $(VENV) || python3 -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip >/dev/null
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/observer run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -x --timeout=300 tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check observer collectors sinks supervisor tests bench
+	$(BIN)/ruff format --check observer collectors sinks supervisor tests bench
+	$(BIN)/mypy observer collectors sinks supervisor
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+status: $(STAMP)
+	$(BIN)/observer ctl status
+
+$(addprefix start-,$(WORKERS)): start-%: $(STAMP)
+	$(BIN)/observer ctl start $*
+$(addprefix stop-,$(WORKERS)): stop-%: $(STAMP)
+	$(BIN)/observer ctl stop $*
+$(addprefix restart-,$(WORKERS)): restart-%: $(STAMP)
+	$(BIN)/observer ctl restart $*
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

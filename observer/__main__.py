@@ -1,0 +1,3 @@
+from observer.cli import main
+
+main()

@@ -1,0 +1,214 @@
+"""The bus: endpoint names, socket types, HWMs, linger and (de)serialization, in one place.
+
+Sockets (who binds is fixed here; everybody else connects):
+
+==============  ========  =========================  =====================================
+name            type      bound by                   carries
+==============  ========  =========================  =====================================
+ingest          PULL      core                       Envelope(IngestBody) from producers
+ingest_ack      PUB       core                       Ack for ingest producers
+archive         PULL      writer                     Envelope(ArchiveRecord) from the core
+archive_ack     PUB       writer                     Ack after fsync
+events_in       XSUB      supervisor (forwarder)     workers PUB connect here
+events_out      XPUB      supervisor (forwarder)     workers SUB connect here
+control         REP       supervisor                 Command -> CommandReply
+==============  ========  =========================  =====================================
+
+Defaults are ``ipc://<runtime_dir>/<name>.sock`` (the runtime dir is 0700); any of them may be
+``tcp://`` through ``[bus.endpoints]``. Reliable delivery on PUSH/PULL lives in ``observer.reliable``.
+One zmq Context per process, created in the process that uses it (`context()`).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import zmq
+
+from observer.config import Config, ensure_private_dir, runtime_dir
+from observer.schema import ArchiveBody, CommandReply, EventBody, IngestBody
+
+ENDPOINT_NAMES = ("ingest", "ingest_ack", "archive", "archive_ack", "events_in", "events_out", "control")
+
+T = TypeVar("T")
+
+
+class BusError(Exception):
+    """A bus endpoint cannot be used (bad name, bind failure)."""
+
+
+class Endpoints:
+    """Resolves endpoint names to zmq addresses for one configuration."""
+
+    def __init__(self, cfg: Config):
+        unknown = set(cfg.bus.endpoints) - set(ENDPOINT_NAMES)
+        if unknown:
+            raise BusError(f"unknown bus endpoint name(s) in [bus.endpoints]: {sorted(unknown)}")
+        self._cfg = cfg
+        self.runtime_dir = runtime_dir(cfg)
+
+    def __getitem__(self, name: str) -> str:
+        if name not in ENDPOINT_NAMES:
+            raise BusError(f"unknown bus endpoint {name!r}")
+        override = self._cfg.bus.endpoints.get(name)
+        if override:
+            return override
+        return f"ipc://{self.runtime_dir / (name + '.sock')}"
+
+    def prepare(self) -> None:
+        """Create the runtime dir (0700) for ipc endpoints."""
+        ensure_private_dir(self.runtime_dir)
+
+
+_ctx_lock = threading.Lock()
+_ctx: zmq.Context[Any] | None = None
+
+
+def context() -> zmq.Context[Any]:
+    """The process's one zmq Context (created on first use, in the process that uses it)."""
+    global _ctx
+    with _ctx_lock:
+        if _ctx is None or _ctx.closed:
+            _ctx = zmq.Context()
+        return _ctx
+
+
+def make_socket(ctx: zmq.Context[Any], sock_type: int, cfg: Config, *, hwm: int | None = None) -> zmq.Socket[Any]:
+    sock = ctx.socket(sock_type)
+    sock.setsockopt(zmq.LINGER, cfg.bus.linger_ms)
+    if hwm is not None:
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.RCVHWM, hwm)
+    return sock
+
+
+def bind(sock: zmq.Socket[Any], address: str) -> None:
+    if address.startswith("ipc://"):
+        path = Path(address[len("ipc://") :])
+        ensure_private_dir(path.parent)
+    try:
+        sock.bind(address)
+    except zmq.ZMQError as e:
+        raise BusError(f"cannot bind {address}: {e}") from e
+    if address.startswith("ipc://"):
+        Path(address[len("ipc://") :]).chmod(0o600)
+
+
+# --------------------------------------------------------------------------- codecs (reused)
+
+_msgpack_encoder = msgspec.msgpack.Encoder()
+ingest_decoder: msgspec.msgpack.Decoder[IngestBody] = msgspec.msgpack.Decoder(IngestBody)
+archive_decoder: msgspec.msgpack.Decoder[ArchiveBody] = msgspec.msgpack.Decoder(ArchiveBody)
+event_decoder: msgspec.msgpack.Decoder[EventBody] = msgspec.msgpack.Decoder(EventBody)
+reply_decoder: msgspec.msgpack.Decoder[CommandReply] = msgspec.msgpack.Decoder(CommandReply)
+
+
+def encode(msg: Any) -> bytes:
+    return _msgpack_encoder.encode(msg)
+
+
+# --------------------------------------------------------------------------- events (PUB/SUB)
+
+
+class EventPublisher:
+    """PUB connected to the forwarder. `publish` never blocks (drops at HWM and counts it)."""
+
+    def __init__(self, ctx: zmq.Context[Any], cfg: Config):
+        self.sock = make_socket(ctx, zmq.PUB, cfg, hwm=cfg.bus.send_hwm)
+        self.sock.connect(Endpoints(cfg)["events_in"])
+        self.dropped = 0
+
+    def publish(self, topic: str, body: EventBody) -> None:
+        try:
+            self.sock.send_multipart([topic.encode(), encode(body)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+class EventSubscriber:
+    """SUB connected to the forwarder, subscribed to topic prefixes."""
+
+    def __init__(self, ctx: zmq.Context[Any], cfg: Config, topics: list[str]):
+        self.sock = make_socket(ctx, zmq.SUB, cfg, hwm=cfg.bus.recv_hwm)
+        for topic in topics:
+            self.sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self.sock.connect(Endpoints(cfg)["events_out"])
+        self.malformed = 0
+
+    def recv_nowait(self) -> tuple[str, EventBody] | None:
+        """One event, or None when nothing is waiting. Malformed events are counted, not raised."""
+        while True:
+            try:
+                frames = self.sock.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return None
+            if len(frames) != 2:
+                self.malformed += 1
+                continue
+            try:
+                return frames[0].decode(), event_decoder.decode(frames[1])
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                self.malformed += 1
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+class Forwarder:
+    """XSUB/XPUB proxy for the event bus, run in a thread (the supervisor owns one)."""
+
+    def __init__(self, ctx: zmq.Context[Any], cfg: Config):
+        self._ctx = ctx
+        self._cfg = cfg
+        eps = Endpoints(cfg)
+        self._in_addr, self._out_addr = eps["events_in"], eps["events_out"]
+        self._ctl_addr = f"inproc://forwarder-ctl-{id(self)}"
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="event-forwarder", daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+        if self._error:
+            raise BusError(f"event forwarder failed to start: {self._error}")
+
+    def _run(self) -> None:
+        xsub = make_socket(self._ctx, zmq.XSUB, self._cfg, hwm=self._cfg.bus.recv_hwm)
+        xpub = make_socket(self._ctx, zmq.XPUB, self._cfg, hwm=self._cfg.bus.recv_hwm)
+        ctl = self._ctx.socket(zmq.PAIR)
+        try:
+            bind(xsub, self._in_addr)
+            bind(xpub, self._out_addr)
+            ctl.bind(self._ctl_addr)
+        except BusError as e:
+            self._error = e
+            self._ready.set()
+            for s in (xsub, xpub, ctl):
+                s.close(linger=0)
+            return
+        self._ready.set()
+        try:
+            zmq.proxy_steerable(xsub, xpub, None, ctl)
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            for s in (xsub, xpub, ctl):
+                s.close(linger=0)
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        ctl = self._ctx.socket(zmq.PAIR)
+        ctl.connect(self._ctl_addr)
+        ctl.send(b"TERMINATE")
+        ctl.close(linger=0)
+        self._thread.join(5)
+        self._thread = None

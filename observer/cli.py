@@ -1,0 +1,96 @@
+"""The `observer` command line. Config is loaded and validated once here; a bad config exits 2
+with a message naming the file, key and expected type."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from observer.config import Config, ConfigError, Secrets, effective_config_text, load_config
+
+
+def _load(config_path: str | None) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as e:
+        click.echo(f"config error: {e}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.option("--config", "config_path", envvar="OBSERVER_CONFIG", default=None, help="config file (TOML)")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """KRX market observer: collect, check and archive Korean market data."""
+    ctx.obj = {"config_path": config_path}
+
+
+def config_of(ctx: click.Context) -> Config:
+    cfg: Config | None = ctx.obj.get("config")
+    if cfg is None:
+        cfg = _load(ctx.obj.get("config_path"))
+        ctx.obj["config"] = cfg
+    return cfg
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Validate the config and print the effective values, secrets masked."""
+    cfg = config_of(ctx)
+    try:
+        secrets = Secrets()
+    except ConfigError as e:
+        click.echo(f"config error: {e}", err=True)
+        sys.exit(2)
+    click.echo(effective_config_text(cfg, secrets))
+
+
+@cli.command("worker")
+@click.argument("name")
+@click.pass_context
+def worker_cmd(ctx: click.Context, name: str) -> None:
+    """Run one worker in the foreground (the supervisor does this for you)."""
+    from observer.workers import UnknownWorker, build_worker
+
+    cfg = config_of(ctx)
+    try:
+        worker = build_worker(name, cfg)
+    except UnknownWorker as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+    sys.exit(worker.run())
+
+
+def _register_optional() -> None:
+    """Command groups that live with their packages."""
+    import importlib
+
+    for module_name, attr in (
+        ("supervisor.cli", "commands"),
+        ("sinks.cli", "commands"),
+        ("collectors.cli", "commands"),
+        ("collectors.kis_sim.cli", "sim"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name and module_name.startswith(e.name):
+                continue  # that package has not been written yet
+            raise
+        found = getattr(module, attr)
+        for command in found if isinstance(found, list | tuple) else [found]:
+            cli.add_command(command)
+
+
+_register_optional()
+
+
+def main() -> None:
+    cli(prog_name="observer")

@@ -1,0 +1,355 @@
+"""Configuration: one frozen msgspec tree decoded from TOML, unknown keys forbidden.
+
+Units live in field names (`_ms`, `_s`, `_krw`). Secrets never come from the file: they are
+read from the environment into `Secrets`, whose values print as ``***``.
+
+Load order: ``--config PATH`` > ``$OBSERVER_CONFIG`` > ``config/observer.toml``.
+``$OBSERVER_DATA_DIR`` overrides ``paths.data_dir``; ``$OBSERVER_RUNTIME_DIR`` overrides ``paths.runtime_dir``.
+Workers are started with the same environment and re-load the same file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+CONFIG_ENV = "OBSERVER_CONFIG"
+DATA_DIR_ENV = "OBSERVER_DATA_DIR"
+RUNTIME_DIR_ENV = "OBSERVER_RUNTIME_DIR"
+DEFAULT_CONFIG_PATH = Path("config/observer.toml")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, key and expected type."""
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class PathsConfig(_Section):
+    data_dir: str = "data/observer"
+    runtime_dir: str = ""  # empty: $XDG_RUNTIME_DIR/krx-observer or /tmp/krx-observer-<uid>
+    universe_dir: str = "config/universe"
+    log_dir: str = ""  # empty: <data_dir>/logs
+
+
+class BusConfig(_Section):
+    # Endpoint overrides by name (ingest, ingest_ack, archive, archive_ack, events_in, events_out,
+    # control); anything not given is ipc://<runtime_dir>/<name>.sock
+    endpoints: dict[str, str] = {}
+    send_hwm: int = 10_000
+    recv_hwm: int = 100_000
+    replay_buffer_bytes: int = 64 * 1024 * 1024
+    resend_after_ms: int = 1_000
+    resend_max_ms: int = 8_000
+    ack_republish_ms: int = 1_000
+    linger_ms: int = 0
+
+
+class ClockConfig(_Section):
+    mode: Literal["real", "session"] = "real"
+    start_at: str = "09:29:40"  # session mode: virtual KST time at the anchor (HH:MM[:SS] or RFC 3339)
+    speed: float = 1.0
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class KisConfig(_Section):
+    rest_url: str = "https://openapi.koreainvestment.com:9443"
+    ws_url: str = "ws://ops.koreainvestment.com:21000"
+    mock_rest_url: str = "https://openapivts.koreainvestment.com:29443"
+    mock_ws_url: str = "ws://ops.koreainvestment.com:31000"
+    master_url: str = "https://new.real.download.dws.co.kr/common/master"
+    rate_limit_per_s: float = 18.0  # real accounts: 20/s per app key, kept with a margin
+    mock_rate_limit_per_s: float = 1.8  # mock accounts: 2/s
+    request_timeout_s: float = 2.0
+    max_tries: int = 3
+    token_cache_path: str = ""  # empty: <data_dir>/state/kis_token.json
+    token_refresh_margin_s: int = 3_600
+
+
+class SimConfig(_Section):
+    """The local KIS simulator, used when no KIS credentials are set."""
+
+    host: str = "127.0.0.1"
+    rest_port: int = 18_443
+    ws_port: int = 18_000
+    admin_port: int = 18_444
+    seed: int = 20_260_101
+    symbol_count: int = 4_000
+    account: Literal["real", "mock"] = "real"
+    app_key: str = "SIMULATOR-APP-KEY"
+    app_secret: str = "SIMULATOR-APP-SECRET"
+
+
+class ProviderConfig(_Section):
+    name: Literal["kis", "kiwoom", "upbit", "ib"] = "kis"
+    markets: list[str] = msgspec.field(default_factory=lambda: ["KOSPI", "KOSDAQ"])
+
+
+class CalendarConfig(_Section):
+    holidays: list[str] = []  # YYYY-MM-DD, the fallback when chk-holiday cannot be reached
+    use_chk_holiday: bool = True
+
+
+class UniverseConfig(_Section):
+    min_prev_close_krw: int = 4_000
+    group_codes: list[str] = msgspec.field(default_factory=lambda: ["ST"])
+    exclude_halted: bool = True
+    exclude_liquidation: bool = True
+    build_at: str = "08:30"
+
+
+class TrackAConfig(_Section):
+    start: str = "09:00"
+    end: str = "15:30"
+    sweep_interval_min: int = 10
+    symbols_per_call: int = 30
+
+
+class TrackBConfig(_Section):
+    start: str = "09:30"
+    end: str = "15:00"
+    max_slots: int = 41
+    min_dwell_s: float = 120.0
+    receive_watchdog_s: float = 30.0
+    reconnect_backoff_s: list[float] = msgspec.field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0])
+    healthy_reset_s: float = 60.0
+    pause_after_failure_s: float = 300.0
+    silent_symbol_s: float = 60.0
+    session_margin_s: float = 0.0
+
+
+class CoreConfig(_Section):
+    max_jump_ticks: int = 50
+    stale_snapshot_s: float = 1_200.0
+    max_clock_skew_s: float = 5.0
+    rejection_event_interval_s: float = 10.0
+    sample_grace_ms: int = 300
+
+
+class WriterConfig(_Section):
+    flush_interval_ms: int = 150
+    max_batch_records: int = 2_000
+    queue_bytes: int = 256 * 1024 * 1024
+    disk_retry_ms: int = 1_000
+
+
+class MonitorConfig(_Section):
+    sample_interval_s: float = 5.0
+    sustain_s: float = 300.0
+    clear_s: float = 300.0
+    metrics_interval_s: float = 300.0
+    cpu_level1_pct: float = 80.0
+    cpu_level2_pct: float = 90.0
+    memory_level1_pct: float = 85.0
+    memory_level2_pct: float = 95.0
+    disk_latency_level1_ms: float = 500.0
+    disk_latency_level2_ms: float = 1_000.0
+    lag_level1_s: float = 2.0
+    lag_level2_s: float = 5.0
+
+
+class AlertsConfig(_Section):
+    telegram_base_url: str = "https://api.telegram.org"
+    retry_max_s: float = 60.0
+
+
+class HousekeepingConfig(_Section):
+    backup_at: str = "21:00"
+    raw_retention_days: int = 3
+    anomalous_retention_days: int = 7
+    max_retention_days: int = 10
+
+
+class SupervisorConfig(_Section):
+    workers: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "sim", "writer", "observer", "monitor", "rest-collector", "ws-collector", "housekeeper",
+        ]
+    )
+    heartbeat_interval_ms: int = 1_000
+    heartbeat_timeout_ms: int = 10_000
+    startup_grace_ms: int = 15_000
+    stable_after_s: float = 5.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    flap_max_restarts: int = 5
+    flap_window_s: float = 60.0
+    stop_timeout_s: float = 10.0
+
+
+class Config(_Section):
+    paths: PathsConfig = PathsConfig()
+    bus: BusConfig = BusConfig()
+    clock: ClockConfig = ClockConfig()
+    logging: LoggingConfig = LoggingConfig()
+    provider: ProviderConfig = ProviderConfig()
+    kis: KisConfig = KisConfig()
+    sim: SimConfig = SimConfig()
+    calendar: CalendarConfig = CalendarConfig()
+    universe: UniverseConfig = UniverseConfig()
+    track_a: TrackAConfig = TrackAConfig()
+    track_b: TrackBConfig = TrackBConfig()
+    core: CoreConfig = CoreConfig()
+    writer: WriterConfig = WriterConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    housekeeping: HousekeepingConfig = HousekeepingConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+
+
+class Secret:
+    """A value that never prints. Call `reveal()` at the one place that sends it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret(***)" if self._value else "Secret(<unset>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> object:
+        raise TypeError("a Secret is not serialisable")
+
+
+class Secrets:
+    """Credentials from the environment only."""
+
+    def __init__(self, env: dict[str, str] | None = None):
+        env = dict(os.environ) if env is None else env
+        self.kis_app_key = Secret(env.get("KIS_APP_KEY", ""))
+        self.kis_app_secret = Secret(env.get("KIS_APP_SECRET", ""))
+        account = env.get("KIS_ACCOUNT", "real").strip().lower() or "real"
+        if account not in ("real", "mock"):
+            raise ConfigError(f"KIS_ACCOUNT must be 'real' or 'mock', got {account!r}")
+        self.kis_account: Literal["real", "mock"] = account  # type: ignore[assignment]
+        self.telegram_bot_token = Secret(env.get("TELEGRAM_BOT_TOKEN", ""))
+        self.telegram_chat_id = Secret(env.get("TELEGRAM_CHAT_ID", ""))
+
+    @property
+    def has_kis_credentials(self) -> bool:
+        return bool(self.kis_app_key) and bool(self.kis_app_secret)
+
+    def values(self) -> list[str]:
+        """Every non-empty secret value, for log masking."""
+        out = [
+            s.reveal()
+            for s in (self.kis_app_key, self.kis_app_secret, self.telegram_bot_token, self.telegram_chat_id)
+            if s
+        ]
+        return [v for v in out if len(v) >= 4]
+
+
+def resolve_config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG_PATH
+
+
+def decode_config(text: bytes | str, source: str = "<string>") -> Config:
+    try:
+        raw = tomllib.loads(text.decode() if isinstance(text, bytes) else text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from e
+    try:
+        return msgspec.convert(raw, Config, strict=True)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{source}: {_explain(str(e))}") from e
+
+
+def _explain(msg: str) -> str:
+    # msgspec says e.g. "Object contains unknown field `foo` - at `$.writer`" or
+    # "Expected `int`, got `str` - at `$.writer.flush_interval_ms`"; turn `$.a.b` into `a.b`.
+    return msg.replace("`$.", "`").replace("at `$`", "at the top level")
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    """Decode the config file and apply environment overrides. Raises ConfigError."""
+    env = dict(os.environ) if env is None else env
+    cfg_path = resolve_config_path(path) if path is not None or CONFIG_ENV not in env else Path(env[CONFIG_ENV])
+    if cfg_path.exists():
+        try:
+            text = cfg_path.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{cfg_path}: cannot read: {e.strerror}") from e
+        cfg = decode_config(text, str(cfg_path))
+    elif path is not None or CONFIG_ENV in env:
+        raise ConfigError(f"{cfg_path}: config file not found")
+    else:
+        cfg = Config()
+    paths = cfg.paths
+    if env.get(DATA_DIR_ENV):
+        paths = msgspec.structs.replace(paths, data_dir=env[DATA_DIR_ENV])
+    if env.get(RUNTIME_DIR_ENV):
+        paths = msgspec.structs.replace(paths, runtime_dir=env[RUNTIME_DIR_ENV])
+    if paths is not cfg.paths:
+        cfg = msgspec.structs.replace(cfg, paths=paths)
+    return cfg
+
+
+def runtime_dir(cfg: Config) -> Path:
+    if cfg.paths.runtime_dir:
+        return Path(cfg.paths.runtime_dir)
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return Path(xdg) / "krx-observer"
+    return Path(f"/tmp/krx-observer-{os.getuid()}")
+
+
+def data_dir(cfg: Config) -> Path:
+    return Path(cfg.paths.data_dir)
+
+
+def log_dir(cfg: Config) -> Path:
+    return Path(cfg.paths.log_dir) if cfg.paths.log_dir else data_dir(cfg) / "logs"
+
+
+def state_dir(cfg: Config) -> Path:
+    """Small durable state files (token cache, slot state, writer index)."""
+    return data_dir(cfg) / "state"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) with mode 0700; tighten it if it exists."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def effective_config_text(cfg: Config, secrets: Secrets) -> str:
+    """The effective config as TOML-ish JSON with every secret masked (for `observer config check`)."""
+    doc = msgspec.to_builtins(cfg)
+    doc["secrets"] = {
+        "KIS_APP_KEY": _mask(secrets.kis_app_key),
+        "KIS_APP_SECRET": _mask(secrets.kis_app_secret),
+        "KIS_ACCOUNT": secrets.kis_account,
+        "TELEGRAM_BOT_TOKEN": _mask(secrets.telegram_bot_token),
+        "TELEGRAM_CHAT_ID": _mask(secrets.telegram_chat_id),
+    }
+    doc["sim"]["app_key"] = "***"
+    doc["sim"]["app_secret"] = "***"
+    return msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()
+
+
+def _mask(s: Secret) -> str:
+    return "***" if s else "<unset>"

@@ -1,0 +1,327 @@
+"""At-least-once delivery over PUSH/PULL, made exactly-once by the receivers.
+
+Producer side (`ReliableSender`): every body gets ``(producer, run_id, seq)``; the encoded body is
+kept in a byte-bounded replay buffer until the receiver acknowledges it (cumulative `Ack` on the
+receiver's ack PUB socket). ``send`` never blocks: it appends to the buffer and transmits what the
+PUSH socket accepts right now (``ZMQ_IMMEDIATE``, non-blocking); `pump` transmits the rest. When
+acks stop advancing for ``resend_after_ms`` (doubling up to ``resend_max_ms``), everything not
+acknowledged is sent again from the oldest (go-back-N): a restarted receiver gets what its dead
+predecessor lost in its queues. When the buffer's byte bound overflows, the *oldest* entries are
+abandoned, counted, and reported once as a `SeqGap` with the exact seq range; the envelope's
+``floor`` tells receivers that nothing below it will ever come.
+
+Receiver side (`ReliableReceiver`): accepts per (producer, run) only the next expected seq, so
+processing is in order and duplicates are dropped; a ``floor`` above the expected seq is a hole,
+reported as a `SeqGap`. ``ack`` publishes a cumulative ack; the latest acks are re-published every
+``ack_republish_ms`` so a producer that (re)connects learns where it stands.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import zmq
+
+from observer.bus import Endpoints, bind, encode, make_socket
+from observer.config import Config
+from observer.schema import Ack, Envelope
+
+_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
+_ack_decoder = msgspec.msgpack.Decoder(Ack)
+_ENTRY_OVERHEAD_BYTES = 64
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class SeqGap:
+    """Seqs ``first..last`` (inclusive) of one producer run that will never be delivered."""
+
+    producer: str
+    run_id: str
+    first: int
+    last: int
+    detected_by: str
+    reason: str
+    at_ns: int
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
+def ack_topic(producer: str) -> bytes:
+    return f"ack.{producer}.".encode()
+
+
+class ReliableSender:
+    """Producer end of one reliable hop. Not thread-safe: use it from the worker's loop thread."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        cfg: Config,
+        producer: str,
+        endpoint: str,
+        ack_endpoint: str,
+        *,
+        run_id: str | None = None,
+        on_gap: Callable[[SeqGap], None] | None = None,
+        replay_buffer_bytes: int | None = None,
+    ):
+        self.producer = producer
+        self.run_id = run_id or new_run_id()
+        self._cfg = cfg
+        self._bound_bytes = replay_buffer_bytes if replay_buffer_bytes is not None else cfg.bus.replay_buffer_bytes
+        self._on_gap = on_gap
+        self.push = make_socket(ctx, zmq.PUSH, cfg, hwm=cfg.bus.send_hwm)
+        self.push.setsockopt(zmq.IMMEDIATE, 1)
+        self.push.connect(endpoint)
+        self.ack_sub = make_socket(ctx, zmq.SUB, cfg, hwm=cfg.bus.recv_hwm)
+        self.ack_sub.setsockopt(zmq.SUBSCRIBE, ack_topic(producer))
+        self.ack_sub.connect(ack_endpoint)
+        self._pending: dict[int, bytes] = {}  # seq -> encoded body, contiguous floor..last_seq
+        self._pending_bytes = 0
+        self.last_seq = 0
+        self.floor = 1  # lowest seq still deliverable
+        self.acked = 0
+        self._next_tx = 1
+        self._last_progress = time.monotonic()
+        self._resend_after_s = cfg.bus.resend_after_ms / 1000
+        # counters
+        self.sent = 0
+        self.resent = 0
+        self.abandoned = 0
+        self.resend_rounds = 0
+
+    # -- producing
+    def send(self, body: msgspec.Struct) -> int:
+        """Queue `body` for reliable delivery and try to transmit now. Returns its seq. Never blocks."""
+        data = encode(body)
+        self.last_seq += 1
+        seq = self.last_seq
+        if not self._pending:
+            self._last_progress = time.monotonic()
+        self._pending[seq] = data
+        self._pending_bytes += len(data) + _ENTRY_OVERHEAD_BYTES
+        if self._pending_bytes > self._bound_bytes:
+            self._abandon_oldest()
+        self.sent += 1
+        self._transmit()
+        return seq
+
+    def _abandon_oldest(self) -> None:
+        first = self.floor
+        while self._pending_bytes > self._bound_bytes and self._pending:
+            seq = self.floor
+            data = self._pending.pop(seq)
+            self._pending_bytes -= len(data) + _ENTRY_OVERHEAD_BYTES
+            self.floor = seq + 1
+        last = self.floor - 1
+        self._next_tx = max(self._next_tx, self.floor)
+        self.abandoned += last - first + 1
+        if self._on_gap is not None:
+            self._on_gap(
+                SeqGap(self.producer, self.run_id, first, last, self.producer, "replay_buffer_overflow", time.time_ns())
+            )
+
+    def _transmit(self) -> None:
+        floor = self.floor
+        while self._next_tx <= self.last_seq:
+            seq = self._next_tx
+            frame = encode(Envelope(self.producer, self.run_id, seq, floor, time.time_ns(), msgspec.Raw(self._pending[seq])))
+            try:
+                self.push.send(frame, flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._next_tx = seq + 1
+
+    # -- acknowledgements and retransmission
+    def handle_acks(self) -> None:
+        """Drain the ack socket (call when it is readable, or every loop)."""
+        while True:
+            try:
+                frames = self.ack_sub.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if len(frames) != 2:
+                continue
+            try:
+                ack = _ack_decoder.decode(frames[1])
+            except msgspec.DecodeError:
+                continue
+            if ack.run_id == self.run_id:
+                self._apply_ack(ack.seq)
+
+    def _apply_ack(self, seq: int) -> None:
+        seq = min(seq, self.last_seq)
+        if seq <= self.acked:
+            return
+        for s in range(max(self.floor, self.acked + 1), seq + 1):
+            data = self._pending.pop(s, None)
+            if data is not None:
+                self._pending_bytes -= len(data) + _ENTRY_OVERHEAD_BYTES
+        self.acked = seq
+        self.floor = max(self.floor, seq + 1)
+        self._next_tx = max(self._next_tx, self.floor)
+        self._last_progress = time.monotonic()
+        self._resend_after_s = self._cfg.bus.resend_after_ms / 1000
+
+    def pump(self) -> None:
+        """Transmit what is waiting; go back to the oldest unacked when acks have stalled."""
+        self.handle_acks()
+        now = time.monotonic()
+        if self._pending and now - self._last_progress >= self._resend_after_s:
+            self._next_tx = self.floor
+            self.resend_rounds += 1
+            self.resent += self.last_seq - self.floor + 1
+            self._last_progress = now
+            self._resend_after_s = min(self._resend_after_s * 2, self._cfg.bus.resend_max_ms / 1000)
+        self._transmit()
+
+    @property
+    def unacked(self) -> int:
+        return len(self._pending)
+
+    @property
+    def unacked_bytes(self) -> int:
+        return self._pending_bytes
+
+    def wait_all_acked(self, timeout_s: float) -> bool:
+        """Pump until everything is acknowledged or the deadline passes (used on graceful stop)."""
+        deadline = time.monotonic() + timeout_s
+        poller = zmq.Poller()
+        poller.register(self.ack_sub, zmq.POLLIN)
+        while self._pending and time.monotonic() < deadline:
+            poller.poll(50)
+            self.pump()
+        return not self._pending
+
+    def close(self) -> None:
+        self.push.close(linger=0)
+        self.ack_sub.close(linger=0)
+
+
+@dataclass(slots=True)
+class _Stream:
+    expected: int
+    acked: int
+    last_seen: float
+
+
+class ReliableReceiver:
+    """Receiver end of one reliable hop: PULL bound on `endpoint`, acks PUB bound on `ack_endpoint`."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        cfg: Config,
+        name: str,
+        endpoint: str,
+        ack_endpoint: str,
+        *,
+        on_gap: Callable[[SeqGap], None] | None = None,
+    ):
+        self.name = name
+        self._cfg = cfg
+        self._on_gap = on_gap
+        self.pull = make_socket(ctx, zmq.PULL, cfg, hwm=cfg.bus.recv_hwm)
+        bind(self.pull, endpoint)
+        self.ack_pub = make_socket(ctx, zmq.PUB, cfg, hwm=cfg.bus.send_hwm)
+        bind(self.ack_pub, ack_endpoint)
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._last_republish = time.monotonic()
+        self.accepted = 0
+        self.duplicates = 0
+        self.out_of_order = 0
+        self.malformed = 0
+
+    def receive(self, max_messages: int = 10_000) -> Iterator[Envelope]:
+        """Yield the envelopes waiting now, in order per producer run, without duplicates."""
+        for _ in range(max_messages):
+            try:
+                frame = self.pull.recv(flags=zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            try:
+                env = _envelope_decoder.decode(frame)
+            except msgspec.DecodeError:
+                self.malformed += 1
+                continue
+            if self._admit(env):
+                yield env
+
+    def _admit(self, env: Envelope) -> bool:
+        key = (env.producer, env.run_id)
+        stream = self._streams.get(key)
+        now = time.monotonic()
+        if stream is None:
+            stream = _Stream(expected=env.floor, acked=env.floor - 1, last_seen=now)
+            self._streams[key] = stream
+        stream.last_seen = now
+        if env.floor > stream.expected:
+            if self._on_gap is not None:
+                self._on_gap(
+                    SeqGap(
+                        env.producer, env.run_id, stream.expected, env.floor - 1, self.name,
+                        "producer_abandoned", time.time_ns(),
+                    )
+                )
+            stream.expected = env.floor
+            stream.acked = max(stream.acked, env.floor - 1)
+        if env.seq == stream.expected:
+            stream.expected += 1
+            self.accepted += 1
+            return True
+        if env.seq < stream.expected:
+            self.duplicates += 1
+        else:
+            self.out_of_order += 1  # a predecessor was lost in flight; the producer goes back
+        return False
+
+    def ack(self, producer: str, run_id: str, seq: int) -> None:
+        """Publish a cumulative ack: everything of (producer, run_id) up to `seq` is durable."""
+        stream = self._streams.get((producer, run_id))
+        if stream is not None:
+            stream.acked = max(stream.acked, seq)
+        self._publish_ack(producer, run_id, seq)
+
+    def _publish_ack(self, producer: str, run_id: str, seq: int) -> None:
+        body = encode(Ack(receiver=self.name, producer=producer, run_id=run_id, seq=seq, at_ns=time.time_ns()))
+        try:
+            self.ack_pub.send_multipart([ack_topic(producer), body], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # acks are cumulative and re-published: a lost one costs only a later resend
+
+    def republish_acks(self, idle_forget_s: float = 3_600.0) -> None:
+        """Re-send the latest ack of every live stream (call every loop; rate-limited here)."""
+        now = time.monotonic()
+        if now - self._last_republish < self._cfg.bus.ack_republish_ms / 1000:
+            return
+        self._last_republish = now
+        for key, stream in list(self._streams.items()):
+            if now - stream.last_seen > idle_forget_s:
+                del self._streams[key]
+            elif stream.acked > 0:
+                self._publish_ack(key[0], key[1], stream.acked)
+
+    def expected(self, producer: str, run_id: str) -> int | None:
+        stream = self._streams.get((producer, run_id))
+        return None if stream is None else stream.expected
+
+    def close(self) -> None:
+        self.pull.close(linger=0)
+        self.ack_pub.close(linger=0)
+
+
+def hop_endpoints(cfg: Config, hop: str) -> tuple[str, str]:
+    """(data endpoint, ack endpoint) of a reliable hop: 'ingest' or 'archive'."""
+    eps = Endpoints(cfg)
+    return eps[hop], eps[hop + "_ack"]

@@ -1,0 +1,158 @@
+"""The worker base: one process, one zmq Context, one poll loop with a finite timeout.
+
+Subclasses fill in `on_start` (create sockets, `register` them with handlers), `on_tick` (called
+every loop turn, at least every ``tick_interval_s``), and `on_stop` (drain, flush, close). Signal
+handlers only set a flag. The base publishes a `Heartbeat` on ``heartbeat.<name>`` every
+``heartbeat_interval_ms`` and exits on its own when its parent (the supervisor) dies: the kernel
+sends SIGTERM (``PR_SET_PDEATHSIG``) and the loop also checks ``getppid()``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import zmq
+
+from observer.bus import EventPublisher, context
+from observer.clock import Clock, SessionClock, SystemClock, anchor_from_env, parse_start_at
+from observer.config import Config, Secrets, log_dir
+from observer.logs import setup_logging
+from observer.reliable import new_run_id
+from observer.schema import Heartbeat, SystemEvent
+
+log = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to signal us when our parent dies (Linux); harmless elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def clock_from_config(cfg: Config) -> Clock:
+    if cfg.clock.mode == "real":
+        return SystemClock()
+    today = SystemClock().now().date()
+    return SessionClock(parse_start_at(cfg.clock.start_at, today), cfg.clock.speed, anchor_from_env())
+
+
+class Worker:
+    """Base class of every worker process. See the module docstring for the contract."""
+
+    name: str = "worker"
+    tick_interval_s: float = 0.05
+
+    def __init__(self, cfg: Config, *, clock: Clock | None = None, secrets: Secrets | None = None):
+        self.cfg = cfg
+        self.clock = clock or clock_from_config(cfg)
+        self.secrets = secrets or Secrets()
+        self.run_id = new_run_id()
+        self.log = logging.getLogger(f"observer.{self.name}")
+        self._stop_requested = False
+        self._handlers: dict[Any, Callable[[], None]] = {}
+        self._poller = zmq.Poller()
+        self._ppid = os.getppid()
+        self._last_heartbeat = 0.0
+        self.ctx: zmq.Context[Any] | None = None
+        self.events: EventPublisher | None = None
+        self.started_at: datetime | None = None
+
+    # -- hooks for subclasses
+    def on_start(self) -> None:
+        """Create sockets and state; `register` readable sockets."""
+
+    def on_tick(self) -> None:
+        """Periodic work; called every loop turn."""
+
+    def on_stop(self) -> None:
+        """Drain, flush, close. Bounded: must return within the supervisor's stop timeout."""
+
+    def stats(self) -> dict[str, float]:
+        """Numbers published with every heartbeat."""
+        return {}
+
+    # -- helpers
+    def register(self, sock: Any, handler: Callable[[], None]) -> None:
+        self._poller.register(sock, zmq.POLLIN)
+        self._handlers[sock] = handler
+
+    def unregister(self, sock: Any) -> None:
+        self._poller.unregister(sock)
+        self._handlers.pop(sock, None)
+
+    def request_stop(self, *_: object) -> None:
+        self._stop_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested
+
+    def make_event(self, type_: str, severity: str, message: str, **details: Any) -> SystemEvent:
+        at = self.clock.now()
+        return SystemEvent(
+            record_id=f"evt-{self.name}-{self.run_id}-{time.time_ns()}",
+            type=type_,
+            severity=severity,  # type: ignore[arg-type]
+            at=at,
+            source=self.name,
+            provider=self.cfg.provider.name,
+            message=message,
+            details=details,
+        )
+
+    # -- the loop
+    def run(self) -> int:
+        """Run until asked to stop. Returns the process exit code."""
+        setup_logging(self.name, self.cfg.logging.level, log_dir(self.cfg), self.secrets.values())
+        die_with_parent()
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self.ctx = context()
+        self.events = EventPublisher(self.ctx, self.cfg)
+        self.started_at = self.clock.now()
+        self.log.info("worker starting", extra={"worker": self.name, "pid": os.getpid(), "run_id": self.run_id})
+        try:
+            self.on_start()
+            self._loop()
+        finally:
+            self.log.info("worker stopping", extra={"worker": self.name})
+            try:
+                self.on_stop()
+            finally:
+                self.events.close()
+                self.ctx.destroy(linger=0)
+        self.log.info("worker stopped", extra={"worker": self.name})
+        return 0
+
+    def _loop(self) -> None:
+        hb_interval_s = self.cfg.supervisor.heartbeat_interval_ms / 1000
+        timeout_ms = max(1, int(self.tick_interval_s * 1000))
+        while not self._stop_requested:
+            for sock, _ in self._poller.poll(timeout_ms):
+                handler = self._handlers.get(sock)
+                if handler is not None:
+                    handler()
+            self.on_tick()
+            now = time.monotonic()
+            if now - self._last_heartbeat >= hb_interval_s:
+                self._last_heartbeat = now
+                self._heartbeat()
+                if os.getppid() != self._ppid:
+                    self.log.warning("parent died; stopping", extra={"worker": self.name})
+                    self._stop_requested = True
+
+    def _heartbeat(self) -> None:
+        assert self.events is not None
+        hb = Heartbeat(worker=self.name, pid=os.getpid(), run_id=self.run_id, at=self.clock.now(), stats=self.stats())
+        self.events.publish(f"heartbeat.{self.name}", hb)
