@@ -74,7 +74,8 @@ def _register_optional() -> None:
 
     for module_name, attr in (
         ("supervisor.cli", "commands"),
-        ("sinks.cli", "commands"),
+        ("sinks.writer.cli", "commands"),
+        ("sinks.monitor.cli", "commands"),
         ("collectors.cli", "commands"),
         ("collectors.kis_sim.cli", "sim"),
     ):

@@ -172,7 +172,7 @@ class HousekeepingConfig(_Section):
 class SupervisorConfig(_Section):
     workers: list[str] = msgspec.field(
         default_factory=lambda: [
-            "sim", "writer", "observer", "monitor", "rest-collector", "ws-collector", "housekeeper",
+            "sim", "writer", "observer", "monitor", "rest-collector", "ws-collector",
         ]
     )
     heartbeat_interval_ms: int = 1_000
