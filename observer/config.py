@@ -155,11 +155,23 @@ class MonitorConfig(_Section):
     disk_latency_level2_ms: float = 1_000.0
     lag_level1_s: float = 2.0
     lag_level2_s: float = 5.0
+    # a worker's gauge older than this (real seconds) is unknown, not its last value
+    stats_stale_s: float = 30.0
+    level_republish_s: float = 3.0  # real seconds; late joiners learn the level
+    health_publish_s: float = 2.0  # real seconds; stats.monitor
+    # data freshness during a session
+    scalp_stale_windows: int = 10  # no scalp sample for this many sampling windows -> red
+    swing_sweep_grace_s: float = 300.0  # a sweep's records may arrive this long after its mark
+    silent_red_fraction: float = 0.5  # acked-but-silent symbols / slots in use at which status is red
+    heartbeat_silence_s: float = 60.0  # a worker silent this long counts as a log silence (anomalous day)
 
 
 class AlertsConfig(_Section):
     telegram_base_url: str = "https://api.telegram.org"
+    retry_initial_s: float = 1.0
     retry_max_s: float = 60.0
+    request_timeout_s: float = 5.0
+    queue_size: int = 256  # pending messages; beyond it the oldest is dropped, counted and logged
 
 
 class HousekeepingConfig(_Section):

@@ -1,0 +1,55 @@
+"""The monitor: machine and data health -> mitigation level, metrics, alerts, the operator's view.
+
+Data flow::
+
+    psutil (CPU %, memory %, disk usage of the data dir)  --+
+    event bus SUB: stats.*, heartbeat.*, slots, alert.*,     |--> StatsBook (latest gauges with their
+                   supervisor.*                              |    age; counters turned into deltas)
+                                                             v
+      MitigationState (mitigation.py)   -> MitigationLevel on topic ``mitigation`` (each change and
+                                           every few seconds) + SystemEvent ``mitigation_change``
+      HealthRules (health.py)           -> status green/amber/red + reasons on ``stats.monitor``;
+                                           alert episodes -> sinks.alerts (Telegram or log);
+                                           SystemEvent ``day_anomalous`` once per KST day
+      MetricsWindow (metrics.py)        -> MetricsSnapshot every ``metrics_interval_s``
+    SystemEvents and MetricsSnapshots go over the ingest hop (ReliableSender, producer ``monitor``);
+    the core archives them (system/events/..., metrics/YYYYMMDD.jsonl).
+
+    ``observer status`` (cli.py, view.py) = supervisor control ``status`` + ``stats.monitor`` +
+    today's gap markers from ``system/events/*/YYYYMMDD.jsonl``.
+
+The stat names the monitor reads (``WorkerStats`` on topic ``stats.<worker>``). Counters are
+cumulative per producer run (a decrease is read as a restart); gauges are current values. A name
+that is missing, or a gauge older than ``monitor.stats_stale_s``, is *unknown*, never zero.
+
+``stats.observer`` (the core)
+    counters ``track_b.samples_expected``, ``track_b.samples_written`` — scalp samples due / recorded
+             (Track B rate = delta written / delta expected over 5 min);
+             ``gaps.swing``, ``gaps.scalp``, ``gaps.raw`` — gap markers emitted; ``rejections``
+    gauges   ``track_a.sweep_recorded``, ``track_a.sweep_universe`` — symbols recorded / universe
+             size of the latest completed sweep (Track A rate);
+             ``track_a.sweep_at_s`` — epoch seconds of that sweep's scheduled 10-minute mark;
+             ``track_b.oldest_sample_age_s`` — age of the oldest "latest sample" over occupied slots;
+             ``track_b.silent_symbols`` — slot symbols acked by the server with no trade for
+             ``track_b.silent_symbol_s``; ``track_b.slots_used``;
+             ``event_lag_s`` — worst receive -> durable (writer ack) lag since the previous stats;
+             optional ``session.track_a_open`` / ``session.track_b_open`` (1/0) — the core's
+             calendar decision; without them the monitor uses weekdays + ``calendar.holidays``.
+``stats.writer``
+    counters ``records.swing``, ``records.scalp``, ``records.raw``, ``records.system``, ...
+    gauges   ``fsync_latency_ms`` — worst write+fsync latency since the previous stats (disk write
+             latency); ``disk_error`` (1 while the disk refuses writes)
+``stats.ws-collector``
+    counters ``ws.reconnects``
+    gauges   ``ws.connected`` (1/0), ``ws.subscribed``, ``ws.last_frame_age_s``
+
+Alerts from other workers: a ``SystemEvent`` published on topic ``alert.<worker>`` (e.g. the
+housekeeper's ``backup_failed``, CRITICAL) is sent to Telegram once per event; CRITICAL events on
+``supervisor.*`` (a FATAL worker) likewise.
+
+What the monitor publishes on ``stats.monitor`` (gauges; unknown values are left out):
+``health`` (0 green, 1 amber, 2 red), ``mitigation_level``, ``cpu_pct``, ``memory_pct``,
+``disk_usage_pct``, ``disk_latency_ms``, ``lag_s``, ``track_a_rate``, ``track_b_rate``,
+``ws_reconnects_today``, ``ws_connected``, ``slots_used``, and one ``reason.<key>`` (1 amber,
+2 red) per active health reason (keys in ``health.REASON_TEXT``).
+"""
