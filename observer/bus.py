@@ -76,7 +76,9 @@ def context() -> zmq.Context[Any]:
         return _ctx
 
 
-def make_socket(ctx: zmq.Context[Any], sock_type: int, cfg: Config, *, hwm: int | None = None) -> zmq.Socket[Any]:
+def make_socket(
+    ctx: zmq.Context[Any], sock_type: int, cfg: Config, *, hwm: int | None = None
+) -> zmq.Socket[Any]:
     sock = ctx.socket(sock_type)
     sock.setsockopt(zmq.LINGER, cfg.bus.linger_ms)
     if hwm is not None:

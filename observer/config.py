@@ -31,14 +31,14 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class PathsConfig(_Section):
+class PathsConfig(_Section, frozen=True):
     data_dir: str = "data/observer"
     runtime_dir: str = ""  # empty: $XDG_RUNTIME_DIR/krx-observer or /tmp/krx-observer-<uid>
     universe_dir: str = "config/universe"
     log_dir: str = ""  # empty: <data_dir>/logs
 
 
-class BusConfig(_Section):
+class BusConfig(_Section, frozen=True):
     # Endpoint overrides by name (ingest, ingest_ack, archive, archive_ack, events_in, events_out,
     # control); anything not given is ipc://<runtime_dir>/<name>.sock
     endpoints: dict[str, str] = {}
@@ -51,17 +51,17 @@ class BusConfig(_Section):
     linger_ms: int = 0
 
 
-class ClockConfig(_Section):
+class ClockConfig(_Section, frozen=True):
     mode: Literal["real", "session"] = "real"
     start_at: str = "09:29:40"  # session mode: virtual KST time at the anchor (HH:MM[:SS] or RFC 3339)
     speed: float = 1.0
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(_Section, frozen=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class KisConfig(_Section):
+class KisConfig(_Section, frozen=True):
     rest_url: str = "https://openapi.koreainvestment.com:9443"
     ws_url: str = "ws://ops.koreainvestment.com:21000"
     mock_rest_url: str = "https://openapivts.koreainvestment.com:29443"
@@ -75,7 +75,7 @@ class KisConfig(_Section):
     token_refresh_margin_s: int = 3_600
 
 
-class SimConfig(_Section):
+class SimConfig(_Section, frozen=True):
     """The local KIS simulator, used when no KIS credentials are set."""
 
     host: str = "127.0.0.1"
@@ -89,17 +89,17 @@ class SimConfig(_Section):
     app_secret: str = "SIMULATOR-APP-SECRET"
 
 
-class ProviderConfig(_Section):
+class ProviderConfig(_Section, frozen=True):
     name: Literal["kis", "kiwoom", "upbit", "ib"] = "kis"
     markets: list[str] = msgspec.field(default_factory=lambda: ["KOSPI", "KOSDAQ"])
 
 
-class CalendarConfig(_Section):
+class CalendarConfig(_Section, frozen=True):
     holidays: list[str] = []  # YYYY-MM-DD, the fallback when chk-holiday cannot be reached
     use_chk_holiday: bool = True
 
 
-class UniverseConfig(_Section):
+class UniverseConfig(_Section, frozen=True):
     min_prev_close_krw: int = 4_000
     group_codes: list[str] = msgspec.field(default_factory=lambda: ["ST"])
     exclude_halted: bool = True
@@ -107,42 +107,55 @@ class UniverseConfig(_Section):
     build_at: str = "08:30"
 
 
-class TrackAConfig(_Section):
+class TrackAConfig(_Section, frozen=True):
     start: str = "09:00"
     end: str = "15:30"
     sweep_interval_min: int = 10
     symbols_per_call: int = 30
 
 
-class TrackBConfig(_Section):
+class TrackBConfig(_Section, frozen=True):
     start: str = "09:30"
     end: str = "15:00"
     max_slots: int = 41
     min_dwell_s: float = 120.0
     receive_watchdog_s: float = 30.0
-    reconnect_backoff_s: list[float] = msgspec.field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0])
+    reconnect_backoff_s: list[float] = msgspec.field(
+        default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0]
+    )
     healthy_reset_s: float = 60.0
     pause_after_failure_s: float = 300.0
     silent_symbol_s: float = 60.0
     session_margin_s: float = 0.0
 
 
-class CoreConfig(_Section):
+class CoreConfig(_Section, frozen=True):
     max_jump_ticks: int = 50
     stale_snapshot_s: float = 1_200.0
     max_clock_skew_s: float = 5.0
     rejection_event_interval_s: float = 10.0
     sample_grace_ms: int = 300
+    session_margin_s: float = 60.0  # exchange time may fall this far outside track_a.start..end
+    restart_catchup_ms: int = 2_500  # after a restart, pre-restart windows wait this long for resends
+    stats_interval_s: float = 5.0
+    slot_publish_interval_s: float = 3.0
+    slot_rebalance_s: float = 1.0
+    surge_ratio: float = 3.0  # volume surge: this sweep's volume increment vs the previous one
+    surge_min_volume: int = 10_000
+    velocity_trades_per_min: float = 120.0
+    volatility_pct: float = 3.0  # price move since the previous sweep, percent
+    candidate_ttl_s: float = 1_200.0
+    overflow_interval_s: float = 60.0  # one overflow entry per symbol per interval
 
 
-class WriterConfig(_Section):
+class WriterConfig(_Section, frozen=True):
     flush_interval_ms: int = 150
     max_batch_records: int = 2_000
     queue_bytes: int = 256 * 1024 * 1024
     disk_retry_ms: int = 1_000
 
 
-class MonitorConfig(_Section):
+class MonitorConfig(_Section, frozen=True):
     sample_interval_s: float = 5.0
     sustain_s: float = 300.0
     clear_s: float = 300.0
@@ -166,7 +179,7 @@ class MonitorConfig(_Section):
     heartbeat_silence_s: float = 60.0  # a worker silent this long counts as a log silence (anomalous day)
 
 
-class AlertsConfig(_Section):
+class AlertsConfig(_Section, frozen=True):
     telegram_base_url: str = "https://api.telegram.org"
     retry_initial_s: float = 1.0
     retry_max_s: float = 60.0
@@ -174,17 +187,22 @@ class AlertsConfig(_Section):
     queue_size: int = 256  # pending messages; beyond it the oldest is dropped, counted and logged
 
 
-class HousekeepingConfig(_Section):
+class HousekeepingConfig(_Section, frozen=True):
     backup_at: str = "21:00"
     raw_retention_days: int = 3
     anomalous_retention_days: int = 7
     max_retention_days: int = 10
 
 
-class SupervisorConfig(_Section):
+class SupervisorConfig(_Section, frozen=True):
     workers: list[str] = msgspec.field(
         default_factory=lambda: [
-            "sim", "writer", "observer", "monitor", "rest-collector", "ws-collector",
+            "sim",
+            "writer",
+            "observer",
+            "monitor",
+            "rest-collector",
+            "ws-collector",
         ]
     )
     heartbeat_interval_ms: int = 1_000
@@ -198,7 +216,7 @@ class SupervisorConfig(_Section):
     stop_timeout_s: float = 10.0
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     paths: PathsConfig = PathsConfig()
     bus: BusConfig = BusConfig()
     clock: ClockConfig = ClockConfig()
@@ -237,7 +255,7 @@ class Secret:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str:
         raise TypeError("a Secret is not serialisable")
 
 
@@ -298,7 +316,9 @@ def _explain(msg: str) -> str:
 def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
     """Decode the config file and apply environment overrides. Raises ConfigError."""
     env = dict(os.environ) if env is None else env
-    cfg_path = resolve_config_path(path) if path is not None or CONFIG_ENV not in env else Path(env[CONFIG_ENV])
+    cfg_path = (
+        resolve_config_path(path) if path is not None or CONFIG_ENV not in env else Path(env[CONFIG_ENV])
+    )
     if cfg_path.exists():
         try:
             text = cfg_path.read_bytes()

@@ -23,8 +23,10 @@ from observer.clock import KST
 _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
-    re.compile(r'(?i)("?(?:appkey|appsecret|secretkey|app_key|app_secret|access_token|approval_key|token)"?\s*[:=]\s*"?)'
-               r'[^"\s,}]{4,}'),
+    re.compile(
+        r'(?i)("?(?:appkey|appsecret|secretkey|app_key|app_secret|access_token|approval_key|token)"?\s*[:=]\s*"?)'
+        r'[^"\s,}]{4,}'
+    ),
 ]
 _json = msgspec.json.Encoder()
 
@@ -107,7 +109,9 @@ class DailyFileHandler(logging.Handler):
         super().close()
 
 
-def setup_logging(name: str, level: str = "INFO", log_dir: Path | None = None, secrets: list[str] | None = None) -> None:
+def setup_logging(
+    name: str, level: str = "INFO", log_dir: Path | None = None, secrets: list[str] | None = None
+) -> None:
     """Configure the root logger of this process (idempotent)."""
     for value in secrets or []:
         MASKER.add(value)

@@ -79,7 +79,9 @@ class ReliableSender:
         self.producer = producer
         self.run_id = run_id or new_run_id()
         self._cfg = cfg
-        self._bound_bytes = replay_buffer_bytes if replay_buffer_bytes is not None else cfg.bus.replay_buffer_bytes
+        self._bound_bytes = (
+            replay_buffer_bytes if replay_buffer_bytes is not None else cfg.bus.replay_buffer_bytes
+        )
         self._on_gap = on_gap
         self.push = make_socket(ctx, zmq.PUSH, cfg, hwm=cfg.bus.send_hwm)
         self.push.setsockopt(zmq.IMMEDIATE, 1)
@@ -129,14 +131,26 @@ class ReliableSender:
         self.abandoned += last - first + 1
         if self._on_gap is not None:
             self._on_gap(
-                SeqGap(self.producer, self.run_id, first, last, self.producer, "replay_buffer_overflow", time.time_ns())
+                SeqGap(
+                    self.producer,
+                    self.run_id,
+                    first,
+                    last,
+                    self.producer,
+                    "replay_buffer_overflow",
+                    time.time_ns(),
+                )
             )
 
     def _transmit(self) -> None:
         floor = self.floor
         while self._next_tx <= self.last_seq:
             seq = self._next_tx
-            frame = encode(Envelope(self.producer, self.run_id, seq, floor, time.time_ns(), msgspec.Raw(self._pending[seq])))
+            frame = encode(
+                Envelope(
+                    self.producer, self.run_id, seq, floor, time.time_ns(), msgspec.Raw(self._pending[seq])
+                )
+            )
             try:
                 self.push.send(frame, flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -270,8 +284,13 @@ class ReliableReceiver:
             if self._on_gap is not None:
                 self._on_gap(
                     SeqGap(
-                        env.producer, env.run_id, stream.expected, env.floor - 1, self.name,
-                        "producer_abandoned", time.time_ns(),
+                        env.producer,
+                        env.run_id,
+                        stream.expected,
+                        env.floor - 1,
+                        self.name,
+                        "producer_abandoned",
+                        time.time_ns(),
                     )
                 )
             stream.expected = env.floor
@@ -294,7 +313,9 @@ class ReliableReceiver:
         self._publish_ack(producer, run_id, seq)
 
     def _publish_ack(self, producer: str, run_id: str, seq: int) -> None:
-        body = encode(Ack(receiver=self.name, producer=producer, run_id=run_id, seq=seq, at_ns=time.time_ns()))
+        body = encode(
+            Ack(receiver=self.name, producer=producer, run_id=run_id, seq=seq, at_ns=time.time_ns())
+        )
         try:
             self.ack_pub.send_multipart([ack_topic(producer), body], flags=zmq.NOBLOCK)
         except zmq.Again:

@@ -39,7 +39,7 @@ class _Plain(msgspec.Struct, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------- market data (ingest)
 
 
-class Tick(_Plain):
+class Tick(_Plain, frozen=True):
     """One real-time trade (KIS H0STCNT0 record), normalised at the collector edge."""
 
     symbol: str
@@ -63,7 +63,7 @@ class Tick(_Plain):
     hour_class: str = ""  # HOUR_CLS_CODE
 
 
-class TradeFrame(_Msg, tag="trade_frame"):
+class TradeFrame(_Msg, frozen=True, tag="trade_frame"):
     """One WebSocket data frame exactly as received, with what the parser made of it."""
 
     provider: str
@@ -75,7 +75,7 @@ class TradeFrame(_Msg, tag="trade_frame"):
     parse_error: str = ""  # non-empty: the frame was rejected whole (kept in raw/, no ticks)
 
 
-class QuoteSnapshot(_Msg, tag="quote_snapshot"):
+class QuoteSnapshot(_Msg, frozen=True, tag="quote_snapshot"):
     """One symbol's REST snapshot in a Track A sweep."""
 
     provider: str
@@ -104,7 +104,7 @@ class QuoteSnapshot(_Msg, tag="quote_snapshot"):
 # --------------------------------------------------------------------------- system events
 
 
-class SystemEvent(_Msg, tag="system_event"):
+class SystemEvent(_Msg, frozen=True, tag="system_event"):
     """Anything the system noticed. ``type`` names it (worker_state, rejection, reconnect, ...)."""
 
     record_id: str
@@ -117,7 +117,7 @@ class SystemEvent(_Msg, tag="system_event"):
     details: dict[str, DetailValue] = {}
 
 
-class GapMarker(_Msg, tag="gap_marker"):
+class GapMarker(_Msg, frozen=True, tag="gap_marker"):
     """Proof of what was missed: exact start, end and cause. Gaps are never back-filled."""
 
     record_id: str
@@ -133,7 +133,7 @@ class GapMarker(_Msg, tag="gap_marker"):
     type: Literal["gap_marker"] = "gap_marker"
 
 
-class OverflowEntry(_Msg, tag="overflow"):
+class OverflowEntry(_Msg, frozen=True, tag="overflow"):
     """A Track B candidate that found no free slot."""
 
     record_id: str
@@ -145,7 +145,7 @@ class OverflowEntry(_Msg, tag="overflow"):
     priority: int
 
 
-class MetricsSnapshot(_Msg, tag="metrics"):
+class MetricsSnapshot(_Msg, frozen=True, tag="metrics"):
     record_id: str
     at: datetime
     track_a_collection_rate: float | None
@@ -169,7 +169,7 @@ IngestBody = TradeFrame | QuoteSnapshot | SystemEvent | GapMarker | OverflowEntr
 # --------------------------------------------------------------------------- archive records
 
 
-class Instrument(_Plain):
+class Instrument(_Plain, frozen=True):
     symbol: str
     timestamp: datetime  # exchange time
     received_at: datetime
@@ -191,36 +191,36 @@ class Instrument(_Plain):
     sweep_id: str | None = None
 
 
-class ContractMeta(_Plain):
+class ContractMeta(_Plain, frozen=True):
     source: str
     market: str
     captured_at: datetime
     schema_version: str = SCHEMA_VERSION
 
 
-class MarketDataContract(_Plain):
+class MarketDataContract(_Plain, frozen=True):
     meta: ContractMeta
     instruments: list[Instrument]
 
 
-class SchemaInfo(_Plain):
+class SchemaInfo(_Plain, frozen=True):
     version: str
     field_count: int
 
 
-class Quality(_Plain):
+class Quality(_Plain, frozen=True):
     validation_passed: bool
     guard_passed: bool
     quality_flag: QualityFlag
 
 
-class Interpretation(_Plain):
+class Interpretation(_Plain, frozen=True):
     mitigation_level: int
     track: Track
     slot_number: int | None
 
 
-class PatternRecord(_Plain):
+class PatternRecord(_Plain, frozen=True):
     record_id: str
     session_id: str
     generated_at: datetime
@@ -230,7 +230,7 @@ class PatternRecord(_Plain):
     interpretation: Interpretation
 
 
-class RawFrameRecord(_Plain):
+class RawFrameRecord(_Plain, frozen=True):
     """A WS frame as received (raw/): record_id = collector run + seq."""
 
     record_id: str
@@ -242,7 +242,7 @@ class RawFrameRecord(_Plain):
     parse_error: str = ""
 
 
-class ArchiveRecord(_Msg, tag="archive"):
+class ArchiveRecord(_Msg, frozen=True, tag="archive"):
     """One line for the writer. ``partition_at`` decides the file; the writer never guesses.
 
     ``line`` is the archive line already JSON-encoded by the core (no trailing newline): one of
@@ -281,7 +281,7 @@ class Envelope(msgspec.Struct, frozen=True, array_like=True):
 # --------------------------------------------------------------------------- event bus
 
 
-class Heartbeat(_Msg, tag="heartbeat"):
+class Heartbeat(_Msg, frozen=True, tag="heartbeat"):
     worker: str
     pid: int
     run_id: str
@@ -289,7 +289,7 @@ class Heartbeat(_Msg, tag="heartbeat"):
     stats: dict[str, float] = {}
 
 
-class Ack(_Msg, tag="ack"):
+class Ack(_Msg, frozen=True, tag="ack"):
     """Cumulative: everything from (producer, run_id) up to ``seq`` is durable downstream."""
 
     receiver: str
@@ -299,13 +299,13 @@ class Ack(_Msg, tag="ack"):
     at_ns: int = 0
 
 
-class MitigationLevel(_Msg, tag="mitigation"):
+class MitigationLevel(_Msg, frozen=True, tag="mitigation"):
     level: int  # 0, 1, 2
     at: datetime
     reasons: list[str] = []
 
 
-class SlotAssignment(_Plain):
+class SlotAssignment(_Plain, frozen=True):
     slot_number: int
     symbol: str
     rule: str
@@ -313,7 +313,7 @@ class SlotAssignment(_Plain):
     pinned: bool = False
 
 
-class SlotCommand(_Msg, tag="slots"):
+class SlotCommand(_Msg, frozen=True, tag="slots"):
     """The full desired slot table (idempotent state, re-published periodically)."""
 
     version: int
@@ -322,7 +322,7 @@ class SlotCommand(_Msg, tag="slots"):
     paused: bool = False
 
 
-class Command(_Msg, tag="command"):
+class Command(_Msg, frozen=True, tag="command"):
     """Control request (ctl socket, or ctl topic on the event bus)."""
 
     action: str  # status | start | stop | restart | slots_list | pin | unpin
@@ -330,13 +330,15 @@ class Command(_Msg, tag="command"):
     args: dict[str, str] = {}
 
 
-class CommandReply(_Msg, tag="reply"):
+class CommandReply(_Msg, frozen=True, tag="reply"):
+    """Answer on the control socket. ``data`` values are msgpack-encoded (``msgspec.Raw(encode(x))``)."""
+
     ok: bool
     message: str = ""
     data: dict[str, msgspec.Raw] = {}
 
 
-class WorkerStats(_Msg, tag="stats"):
+class WorkerStats(_Msg, frozen=True, tag="stats"):
     """Periodic counters a worker publishes (topic stats.<worker>)."""
 
     worker: str
@@ -345,7 +347,9 @@ class WorkerStats(_Msg, tag="stats"):
     gauges: dict[str, float] = {}
 
 
-EventBody = Heartbeat | Ack | MitigationLevel | SlotCommand | Command | CommandReply | WorkerStats | SystemEvent
+EventBody = (
+    Heartbeat | Ack | MitigationLevel | SlotCommand | Command | CommandReply | WorkerStats | SystemEvent
+)
 
 
 def field_count(struct_type: type[msgspec.Struct]) -> int:

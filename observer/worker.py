@@ -121,7 +121,9 @@ class Worker:
         self.ctx = context()
         self.events = EventPublisher(self.ctx, self.cfg)
         self.started_at = self.clock.now()
-        self.log.info("worker starting", extra={"worker": self.name, "pid": os.getpid(), "run_id": self.run_id})
+        self.log.info(
+            "worker starting", extra={"worker": self.name, "pid": os.getpid(), "run_id": self.run_id}
+        )
         try:
             self.on_start()
             self._loop()
@@ -154,5 +156,7 @@ class Worker:
 
     def _heartbeat(self) -> None:
         assert self.events is not None
-        hb = Heartbeat(worker=self.name, pid=os.getpid(), run_id=self.run_id, at=self.clock.now(), stats=self.stats())
+        hb = Heartbeat(
+            worker=self.name, pid=os.getpid(), run_id=self.run_id, at=self.clock.now(), stats=self.stats()
+        )
         self.events.publish(f"heartbeat.{self.name}", hb)

@@ -1,0 +1,90 @@
+from pathlib import Path
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+
+from observer.cli import cli
+from observer.config import Config, ConfigError, Secrets, decode_config, effective_config_text, load_config
+
+
+def test_default_config_round_trips() -> None:
+    cfg = Config()
+    again = msgspec.json.decode(msgspec.json.encode(cfg), type=Config)
+    assert again == cfg
+
+
+def test_shipped_config_file_is_valid() -> None:
+    cfg = load_config(Path(__file__).resolve().parents[2] / "config" / "observer.toml", env={})
+    assert cfg.track_b.max_slots == 41
+    assert cfg.track_a.sweep_interval_min == 10
+
+
+def test_unknown_key_names_key_and_file() -> None:
+    with pytest.raises(ConfigError) as e:
+        decode_config("[writer]\nflush_interval = 150\n", "conf.toml")
+    msg = str(e.value)
+    assert "conf.toml" in msg and "flush_interval" in msg and "writer" in msg
+
+
+def test_mistyped_key_names_expected_type() -> None:
+    with pytest.raises(ConfigError) as e:
+        decode_config('[writer]\nflush_interval_ms = "fast"\n', "conf.toml")
+    msg = str(e.value)
+    assert "writer.flush_interval_ms" in msg and "int" in msg and "conf.toml" in msg
+
+
+def test_bad_toml_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        decode_config("[writer\n", "conf.toml")
+
+
+def test_env_overrides_data_and_runtime_dirs(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[clock]\nspeed = 2.0\n")
+    cfg = load_config(path, env={"OBSERVER_DATA_DIR": "/x/data", "OBSERVER_RUNTIME_DIR": "/x/run"})
+    assert cfg.paths.data_dir == "/x/data"
+    assert cfg.paths.runtime_dir == "/x/run"
+    assert cfg.clock.speed == 2.0
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_secrets_never_print() -> None:
+    secrets = Secrets(
+        {"KIS_APP_KEY": "PSabcdefghijkl", "KIS_APP_SECRET": "verysecretvalue", "KIS_ACCOUNT": "mock"}
+    )
+    assert "PSabcdefghijkl" not in repr(secrets.kis_app_key)
+    assert "PSabcdefghijkl" not in f"{secrets.kis_app_key}"
+    assert secrets.kis_app_key.reveal() == "PSabcdefghijkl"
+    assert secrets.kis_account == "mock"
+    text = effective_config_text(Config(), secrets)
+    assert "PSabcdefghijkl" not in text and "verysecretvalue" not in text
+    assert '"KIS_APP_KEY": "***"' in text
+
+
+def test_bad_account_type_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="KIS_ACCOUNT"):
+        Secrets({"KIS_ACCOUNT": "paper"})
+
+
+def test_config_check_cli_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[writer]\nflush_interval_ms = 120\n")
+    monkeypatch.setenv("KIS_APP_KEY", "APPKEY-0123456789")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TELEGRAMTOKEN")
+    result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    assert result.exit_code == 0, result.output
+    assert '"flush_interval_ms": 120' in result.output
+    assert "APPKEY-0123456789" not in result.output and "TELEGRAMTOKEN" not in result.output
+
+
+def test_config_check_cli_bad_config_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[nonsense]\nx = 1\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    assert result.exit_code == 2
+    assert "nonsense" in result.output and str(path) in result.output
