@@ -1,0 +1,46 @@
+"""What the supervisor remembers from the event bus for the operator's status view: the latest
+`SlotCommand` (topic ``slots``), `MitigationLevel` (``mitigation``) and `WorkerStats` per worker
+(``stats.<worker>``), plus the stats carried by each worker's latest heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from observer.schema import EventBody, Heartbeat, MitigationLevel, SlotCommand, WorkerStats
+
+TOPICS = ["heartbeat.", "slots", "mitigation", "stats."]
+
+
+class BusView:
+    def __init__(self) -> None:
+        self.slots: SlotCommand | None = None
+        self.mitigation: MitigationLevel | None = None
+        self.stats: dict[str, WorkerStats] = {}
+        self.heartbeat_stats: dict[str, dict[str, float]] = {}
+        self.ignored = 0
+
+    def handle(self, topic: str, body: EventBody) -> None:
+        match body:
+            case SlotCommand() if topic == "slots":
+                self.slots = body  # the latest wins: a restarted core starts its versions again
+            case MitigationLevel() if topic == "mitigation":
+                self.mitigation = body
+            case WorkerStats() if topic.startswith("stats."):
+                self.stats[body.worker] = body
+            case Heartbeat():
+                self.heartbeat_stats[body.worker] = dict(body.stats)
+            case _:
+                self.ignored += 1
+
+    def slots_data(self) -> dict[str, Any] | None:
+        return None if self.slots is None else msgspec.to_builtins(self.slots)
+
+    def status_data(self) -> dict[str, Any]:
+        return {
+            "mitigation": None if self.mitigation is None else msgspec.to_builtins(self.mitigation),
+            "slots": self.slots_data(),
+            "stats": {name: msgspec.to_builtins(s) for name, s in sorted(self.stats.items())},
+            "heartbeat_stats": dict(sorted(self.heartbeat_stats.items())),
+        }
