@@ -1,0 +1,473 @@
+"""The synthetic KRX market: per-symbol trade processes driven lazily by virtual time.
+
+Promises:
+
+* **Deterministic**: each symbol's day is one random stream seeded from (seed, code, date); the
+  trades up to virtual time *t* are the same whatever the granularity of the calls that advanced
+  the symbol there (the next arrival is drawn once and cached; Poisson arrivals are memoryless, so
+  jumping to a rate boundary and redrawing is exact).
+* **Lazy**: a symbol only advances when something looks at it (a REST query, the WS pump for
+  watched symbols, the ground truth); nothing runs in the background.
+* **Session**: trades happen on open calendar days from 09:00:00 to 15:30:00 KST virtual time
+  (the whole window is reported as the continuous session, ``hour_cls_code`` 0); outside it the
+  state is frozen (before the open: price = previous close, no volume).
+* **Invariants** (the protocol notes): every trade is at ASKP1 (buyer-initiated, CCLD_DVSN 1) or at
+  BIDP1 (seller-initiated, 5); ACML_VOL grows by exactly the trade quantity and ACML_TR_PBMN by
+  price x quantity; prices stay on the KRX tick grid inside the +-30 % limits.
+* **One state, many views**: REST snapshots (`quote`) and WS trade records (`pump`) read the same
+  state under one lock, so they always agree.
+
+Activity: every symbol has a base rate shaped by the time of day (busier first and last half hour,
+lunch lull) and a few bursts per day (rate x3-8, bigger trades, more volatile quotes): the volume
+surges and volatility spikes that Track B's triggers look for. The halted symbol never trades.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from collectors.kis_sim.calendar import SimCalendar
+from collectors.kis_sim.pricing import lower_limit, tick_down, tick_size, tick_up, upper_limit
+from collectors.kis_sim.records import TradeRecordBuilder
+from collectors.kis_sim.universe import Listing, daily_close, unit_hash
+from observer.clock import KST, Clock
+
+OPEN_S = 9 * 3600
+CLOSE_S = 15 * 3600 + 30 * 60
+SESSION_S = CLOSE_S - OPEN_S
+_INF = float("inf")
+_SHAPE = ((OPEN_S, 2.0), (OPEN_S + 1800, 1.0), (12 * 3600, 0.6), (13 * 3600, 1.0), (15 * 3600, 1.6))
+_BURSTS_PER_DAY = {"busy": 5.0, "active": 2.0, "quiet": 0.5, "halted": 0.0}
+
+
+def seconds_of_day(at: datetime) -> float:
+    """Seconds since KST midnight of `at`'s KST date."""
+    local = at.astimezone(KST)
+    return local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+
+
+def hhmmss(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}{s % 3600 // 60:02d}{s % 60:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of the session with a constant arrival rate."""
+
+    start_s: float
+    end_s: float
+    rate_per_s: float
+    volume_mult: float
+    move_prob: float
+    max_jump_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One trade as published on the WS feed: the numbers the ground truth counts, plus the record."""
+
+    code: str
+    at_s: float  # virtual seconds since KST midnight
+    price: int
+    volume: int
+    acml_vol: int
+    fields: tuple[str, ...]  # the 46 H0STCNT0 fields
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A consistent snapshot of one symbol (what the REST views render)."""
+
+    listing: Listing
+    day: date
+    at_s: float
+    base: int
+    upper: int
+    lower: int
+    price: int
+    open: int
+    high: int
+    low: int
+    open_s: float
+    high_s: float
+    low_s: float
+    ask: int
+    bid: int
+    ask_rsqn1: int
+    bid_rsqn1: int
+    total_ask_rsqn: int
+    total_bid_rsqn: int
+    acml_vol: int
+    acml_tr_pbmn: int
+    trades: int
+    seln_csnu: int
+    shnu_csnu: int
+    seln_smtn: int
+    shnu_smtn: int
+    prdy_vol: int
+    quote_version: int
+    last_trade_s: float
+
+    @property
+    def halted(self) -> bool:
+        return self.listing.halted
+
+
+class SymbolState:
+    """Mutable intraday state of one symbol for one day (owned by `Market`, guarded by its lock)."""
+
+    __slots__ = (
+        "acml_pbmn",
+        "acml_vol",
+        "ask",
+        "ask_rsqn1",
+        "base",
+        "bid",
+        "bid_rsqn1",
+        "day",
+        "drift",
+        "high",
+        "high_s",
+        "last_trade_s",
+        "listing",
+        "low",
+        "low_s",
+        "lower",
+        "next_at",
+        "open",
+        "open_s",
+        "pending",
+        "prdy_vol",
+        "price",
+        "quote_version",
+        "rng",
+        "seg_idx",
+        "segments",
+        "seln_csnu",
+        "seln_smtn",
+        "shnu_csnu",
+        "shnu_smtn",
+        "total_ask",
+        "total_bid",
+        "trades",
+        "upper",
+        "vt",
+    )
+
+    def __init__(self, listing: Listing, day: date, base: int, seed: int, trading: bool):
+        self.listing = listing
+        self.day = day
+        self.base = base
+        self.upper = upper_limit(base)
+        self.lower = lower_limit(base)
+        self.rng = random.Random(f"kis-sim-day:{seed}:{listing.code}:{day.isoformat()}")
+        rng = self.rng
+        self.drift = rng.gauss(0.0, 0.06)
+        self.bid = base if rng.random() < 0.5 else tick_down(base)
+        self.bid = min(max(self.bid, self.lower), tick_down(self.upper))
+        self.ask = tick_up(self.bid)
+        self.price = base
+        self.open = self.high = self.low = 0
+        self.open_s = self.high_s = self.low_s = 0.0
+        self.acml_vol = self.acml_pbmn = self.trades = 0
+        self.seln_csnu = self.shnu_csnu = self.seln_smtn = self.shnu_smtn = 0
+        self.ask_rsqn1 = int(listing.qty_scale * rng.uniform(5, 60)) + 1
+        self.bid_rsqn1 = int(listing.qty_scale * rng.uniform(5, 60)) + 1
+        self.total_ask = self.ask_rsqn1 * rng.randint(6, 14)
+        self.total_bid = self.bid_rsqn1 * rng.randint(6, 14)
+        expected = listing.base_rate_per_s * SESSION_S * listing.qty_scale * 2.5
+        self.prdy_vol = int(expected * (0.6 + 0.8 * unit_hash(seed, listing.code, day, "prdy_vol")))
+        self.quote_version = 0
+        self.last_trade_s = 0.0
+        self.vt = 0.0
+        self.segments: tuple[Segment, ...] = (
+            build_segments(listing, rng) if trading and not listing.halted else ()
+        )
+        self.seg_idx = 0
+        self.next_at: float | None = None
+        self.pending: list[Trade] | None = None
+
+    def snapshot(self) -> Quote:
+        return Quote(
+            listing=self.listing,
+            day=self.day,
+            at_s=self.vt,
+            base=self.base,
+            upper=self.upper,
+            lower=self.lower,
+            price=self.price,
+            open=self.open,
+            high=self.high,
+            low=self.low,
+            open_s=self.open_s,
+            high_s=self.high_s,
+            low_s=self.low_s,
+            ask=self.ask,
+            bid=self.bid,
+            ask_rsqn1=self.ask_rsqn1,
+            bid_rsqn1=self.bid_rsqn1,
+            total_ask_rsqn=self.total_ask,
+            total_bid_rsqn=self.total_bid,
+            acml_vol=self.acml_vol,
+            acml_tr_pbmn=self.acml_pbmn,
+            trades=self.trades,
+            seln_csnu=self.seln_csnu,
+            shnu_csnu=self.shnu_csnu,
+            seln_smtn=self.seln_smtn,
+            shnu_smtn=self.shnu_smtn,
+            prdy_vol=self.prdy_vol,
+            quote_version=self.quote_version,
+            last_trade_s=self.last_trade_s,
+        )
+
+
+def build_segments(listing: Listing, rng: random.Random) -> tuple[Segment, ...]:
+    """The day's piecewise-constant arrival rate: intraday shape times burst windows."""
+    bursts: list[tuple[float, float, float, float]] = []
+    n_bursts = _poisson(rng, _BURSTS_PER_DAY[listing.activity])
+    for _ in range(n_bursts):
+        start = rng.uniform(OPEN_S, CLOSE_S - 60)
+        length = rng.uniform(20, 240)
+        bursts.append((start, min(start + length, CLOSE_S), rng.uniform(3, 8), rng.uniform(1.5, 4)))
+    edges = {float(OPEN_S), float(CLOSE_S)}
+    edges.update(float(s) for s, _ in _SHAPE)
+    for b_start, b_end, _, _ in bursts:
+        edges.add(b_start)
+        edges.add(b_end)
+    cuts = sorted(e for e in edges if OPEN_S <= e <= CLOSE_S)
+    out: list[Segment] = []
+    for start, end in itertools.pairwise(cuts):
+        if end <= start:
+            continue
+        shape = 1.0
+        for shape_start, mult in _SHAPE:
+            if start >= shape_start:
+                shape = mult
+        rate_mult, vol_mult, move, jump = 1.0, 1.0, 0.25, 1
+        for b_start, b_end, b_rate, b_vol in bursts:
+            if b_start <= start < b_end:
+                rate_mult, vol_mult, move, jump = rate_mult * b_rate, max(vol_mult, b_vol), 0.6, 3
+        out.append(Segment(start, end, listing.base_rate_per_s * shape * rate_mult, vol_mult, move, jump))
+    return tuple(out)
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean <= 0:
+        return 0
+    limit, k, p = math.exp(-mean), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+class Market:
+    """The whole synthetic market. Thread-safe; every public method takes the market lock."""
+
+    def __init__(self, listings: Sequence[Listing], seed: int, clock: Clock, calendar: SimCalendar):
+        self.listings: tuple[Listing, ...] = tuple(listings)
+        self.by_code: dict[str, Listing] = {x.code: x for x in self.listings}
+        self.seed = seed
+        self.clock = clock
+        self.calendar = calendar
+        self._lock = threading.RLock()
+        self._day: date | None = None
+        self._states: dict[str, SymbolState] = {}
+        self._watch: dict[str, int] = {}
+        self._records = TradeRecordBuilder()
+
+    # ------------------------------------------------------------------ time
+
+    def now(self) -> datetime:
+        """Virtual time (KST)."""
+        return self.clock.now().astimezone(KST)
+
+    def is_open_at(self, at: datetime) -> bool:
+        """Whether the continuous session is running at virtual time `at`."""
+        s = seconds_of_day(at)
+        return self.calendar.is_open(at.astimezone(KST).date()) and OPEN_S <= s < CLOSE_S
+
+    def base_price(self, listing: Listing, day: date) -> int:
+        """Previous close of `listing` as of `day` (the ``stck_sdpr`` base price)."""
+        return daily_close(listing, self.seed, self.calendar.previous_open_day(day))
+
+    def virtual_datetime(self, day: date, seconds: float) -> datetime:
+        return datetime.combine(day, time(0), KST) + timedelta(seconds=seconds)
+
+    # ------------------------------------------------------------------ views
+
+    def quote(self, code: str, at: datetime | None = None) -> Quote | None:
+        """The symbol advanced to `at` (default: now); None for an unknown code."""
+        with self._lock:
+            state = self._advance(code, self.now() if at is None else at)
+            return None if state is None else state.snapshot()
+
+    def quotes(self, codes: Iterable[str]) -> dict[str, Quote]:
+        """Snapshots of the known codes among `codes`, all advanced to the same instant."""
+        at = self.now()
+        out: dict[str, Quote] = {}
+        with self._lock:
+            for code in codes:
+                state = self._advance(code, at)
+                if state is not None:
+                    out[code] = state.snapshot()
+        return out
+
+    def all_quotes(self) -> list[Quote]:
+        """Every symbol advanced to now (costly early in a day: used by volume-rank only)."""
+        return list(self.quotes(self.by_code).values())
+
+    # ------------------------------------------------------------------ WS feed
+
+    def watch(self, code: str) -> None:
+        """Start retaining the trades of `code` for `pump` (reference-counted)."""
+        with self._lock:
+            self._watch[code] = self._watch.get(code, 0) + 1
+            state = self._advance(code, self.now())
+            if state is not None and state.pending is None:
+                state.pending = []
+
+    def unwatch(self, code: str) -> None:
+        with self._lock:
+            left = self._watch.get(code, 0) - 1
+            if left > 0:
+                self._watch[code] = left
+                return
+            self._watch.pop(code, None)
+            state = self._states.get(code)
+            if state is not None:
+                state.pending = None
+
+    def pump(self, at: datetime | None = None) -> dict[str, list[Trade]]:
+        """Advance every watched symbol to `at` (default now) and hand over their new trades."""
+        at = self.now() if at is None else at
+        out: dict[str, list[Trade]] = {}
+        with self._lock:
+            for code in list(self._watch):
+                state = self._advance(code, at)
+                if state is not None and state.pending:
+                    out[code] = state.pending
+                    state.pending = []
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _state(self, code: str, day: date) -> SymbolState | None:
+        if day != self._day:
+            self._day = day
+            self._states = {}
+        state = self._states.get(code)
+        if state is None:
+            listing = self.by_code.get(code)
+            if listing is None:
+                return None
+            state = SymbolState(
+                listing, day, self.base_price(listing, day), self.seed, self.calendar.is_open(day)
+            )
+            if code in self._watch:
+                state.pending = []
+            self._states[code] = state
+        return state
+
+    def _advance(self, code: str, at: datetime) -> SymbolState | None:
+        local = at.astimezone(KST)
+        state = self._state(code, local.date())
+        if state is None:
+            return None
+        target = min(seconds_of_day(local), float(CLOSE_S))
+        if target <= state.vt:
+            return state
+        segments = state.segments
+        rng = state.rng
+        while True:
+            nxt = state.next_at
+            if nxt is None:
+                nxt = _INF
+                t = max(state.vt, OPEN_S) if state.seg_idx == 0 else state.vt
+                while state.seg_idx < len(segments):
+                    seg = segments[state.seg_idx]
+                    t = max(t, seg.start_s)
+                    if seg.rate_per_s > 0:
+                        candidate = t + rng.expovariate(seg.rate_per_s)
+                        if candidate < seg.end_s:
+                            nxt = candidate
+                            break
+                    t = seg.end_s
+                    state.seg_idx += 1
+                state.next_at = nxt
+            if nxt > target:
+                break
+            state.next_at = None
+            state.vt = nxt
+            self._trade(state, segments[state.seg_idx], nxt)
+        state.vt = target
+        return state
+
+    def _trade(self, st: SymbolState, seg: Segment, at_s: float) -> None:
+        rng = st.rng
+        buy = rng.random() < 0.5
+        price = st.ask if buy else st.bid
+        qty = int(st.listing.qty_scale * seg.volume_mult * rng.paretovariate(1.7))
+        qty = min(max(qty, 1), int(st.listing.qty_scale * 400) + 1)
+        st.price = price
+        st.acml_vol += qty
+        st.acml_pbmn += price * qty
+        st.trades += 1
+        st.last_trade_s = at_s
+        if buy:
+            st.shnu_csnu += 1
+            st.shnu_smtn += qty
+            st.ask_rsqn1 = max(st.ask_rsqn1 - qty, 0)
+        else:
+            st.seln_csnu += 1
+            st.seln_smtn += qty
+            st.bid_rsqn1 = max(st.bid_rsqn1 - qty, 0)
+        if st.open == 0:
+            st.open = st.high = st.low = price
+            st.open_s = st.high_s = st.low_s = at_s
+        elif price > st.high:
+            st.high, st.high_s = price, at_s
+        elif price < st.low:
+            st.low, st.low_s = price, at_s
+        if st.pending is not None:
+            st.pending.append(
+                Trade(
+                    st.listing.code, at_s, price, qty, st.acml_vol, self._records.h0stcnt0(st, qty, buy, at_s)
+                )
+            )
+        moved = rng.random() < seg.move_prob
+        if moved or st.ask_rsqn1 == 0 or st.bid_rsqn1 == 0:
+            self._move_quote(st, seg, buy, moved)
+
+    def _move_quote(self, st: SymbolState, seg: Segment, buy: bool, moved: bool) -> None:
+        rng = st.rng
+        if moved:
+            deviation = st.bid / st.base - 1.0 - st.drift
+            p_up = 0.5 + (0.1 if buy else -0.1) - max(min(deviation * 3.0, 0.3), -0.3)
+            steps = 1 if seg.max_jump_ticks == 1 else rng.randint(1, seg.max_jump_ticks)
+            bid = st.bid
+            if rng.random() < p_up:
+                for _ in range(steps):
+                    bid = tick_up(bid)
+            else:
+                for _ in range(steps):
+                    bid = tick_down(bid)
+            st.bid = min(max(bid, st.lower), tick_down(st.upper))
+        elif st.ask_rsqn1 == 0:
+            st.bid = min(st.ask, tick_down(st.upper))
+        else:
+            st.bid = max(tick_down(st.bid), st.lower)
+        st.ask = st.bid + tick_size(st.bid)
+        scale = st.listing.qty_scale
+        st.ask_rsqn1 = int(scale * rng.uniform(3, 60)) + 1
+        st.bid_rsqn1 = int(scale * rng.uniform(3, 60)) + 1
+        st.total_ask = st.ask_rsqn1 * rng.randint(6, 14)
+        st.total_bid = st.bid_rsqn1 * rng.randint(6, 14)
+        st.quote_version += 1
