@@ -19,14 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import msgspec  # noqa: E402
-import zmq  # noqa: E402
+import msgspec
+import zmq
 
-from observer.bus import archive_decoder, context, encode, ingest_decoder  # noqa: E402
-from observer.clock import KST  # noqa: E402
-from observer.config import Config, decode_config  # noqa: E402
-from observer.reliable import ReliableReceiver, ReliableSender, hop_endpoints  # noqa: E402
-from observer.schema import ArchiveRecord, QuoteSnapshot  # noqa: E402
+from observer.bus import archive_decoder, context, encode, ingest_decoder
+from observer.clock import KST
+from observer.config import Config, decode_config
+from observer.reliable import ReliableReceiver, ReliableSender, hop_endpoints
+from observer.schema import ArchiveRecord, QuoteSnapshot
 
 AT = __import__("datetime").datetime(2026, 11, 26, 10, 0, tzinfo=KST)
 
