@@ -114,12 +114,15 @@ def datetime_to_ns(at: datetime) -> int:
 
 
 def parse_start_at(text: str, today: date) -> datetime:
-    """`HH:MM[:SS]` (KST, on `today`) or a full RFC 3339 timestamp."""
+    """`HH:MM[:SS]` (KST) on `today` — rolled forward to Monday when `today` is a weekend, so a
+    demo's virtual session is always a weekday — or a full RFC 3339 timestamp (taken as is)."""
     if "T" in text or " " in text.strip():
         at = datetime.fromisoformat(text)
         if at.tzinfo is None:
             raise ValueError(f"clock start_at {text!r} has no UTC offset")
         return at.astimezone(KST)
+    while today.weekday() >= 5:
+        today += timedelta(days=1)
     parts = [int(p) for p in text.split(":")]
     while len(parts) < 3:
         parts.append(0)
