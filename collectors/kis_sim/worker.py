@@ -1,0 +1,30 @@
+"""The simulator as a supervised worker (``observer worker sim``): `make run` uses it when no KIS
+credentials are set. With credentials present it serves nothing and says so once; it stays up
+(heartbeating) so the supervisor does not count it as failing."""
+
+from __future__ import annotations
+
+from collectors.kis_sim.server import Simulator, SimOptions
+from observer.worker import Worker
+
+
+class SimulatorWorker(Worker):
+    name = "sim"
+    tick_interval_s = 0.2
+
+    def on_start(self) -> None:
+        self.sim: Simulator | None = None
+        if self.secrets.has_kis_credentials:
+            self.log.info("KIS credentials present: the simulator stays idle; collectors use the real KIS servers")
+            return
+        self.sim = Simulator(SimOptions.from_config(self.cfg), self.clock).start()
+        self.log.info("KIS simulator serving", extra={"urls": self.sim.urls, "account": self.cfg.sim.account})
+
+    def on_stop(self) -> None:
+        if self.sim is not None:
+            self.sim.stop()
+
+    def stats(self) -> dict[str, float]:
+        if self.sim is None:
+            return {"serving": 0.0}
+        return {"serving": 1.0, "ws_sessions": float(len(self.sim.ws.sessions()))}
