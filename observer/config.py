@@ -127,6 +127,14 @@ class TrackBConfig(_Section, frozen=True):
     pause_after_failure_s: float = 300.0
     silent_symbol_s: float = 60.0
     session_margin_s: float = 0.0
+    # ws-collector
+    connect_timeout_s: float = 10.0
+    ack_timeout_s: float = 2.0  # an unanswered (un)subscribe is sent again after this
+    cap_backoff_s: float = 60.0  # a symbol refused with OPSP0008 / bad tr_key waits this long
+    session_in_use_backoff_s: float = 65.0  # OPSP8996: the old session may still be closing
+    frame_queue_max: int = 50_000  # frames between the socket reader and the loop thread
+    stats_interval_s: float = 5.0
+    rejection_event_interval_s: float = 10.0
 
 
 class CoreConfig(_Section, frozen=True):

@@ -1,0 +1,362 @@
+"""One KIS WebSocket session, read by its own thread.
+
+`WsSession` owns the socket. Its thread fetches the approval key, connects, then only receives:
+each frame is stamped with its receive time and handed to the worker's loop thread without ever
+waiting on it —
+
+* data frames go over an ``inproc`` PUSH socket (bounded by its HWM, sent non-blocking, which
+  also wakes the loop's poller); when the loop falls behind, frames are dropped, counted, and
+  every contiguous run of drops is reported as an `OverflowEpisode` (the worker turns it into a
+  gap marker);
+* JSON control frames (acks) go to a bounded deque, read by the loop on its next turn;
+* ``PINGPONG`` is echoed right here, so a busy loop can never get the session closed;
+* status changes (`SessionUp`, `SessionDown`) go to an unbounded but tiny queue (a few per session).
+
+The loop thread sends subscription requests with `send_text` (websocket-client serialises sends
+with its own lock) and ends the session with `close` + `join`: the socket is shut down, which
+wakes the reader at once. A session is never reused; the worker opens a new one (and only after
+the old thread has ended: exactly one session per app key).
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import websocket
+import zmq
+
+from collectors.kis.approval import ApprovalError, ApprovalKeyProvider
+from collectors.kis.ws_parser import is_pingpong
+from observer.calendar import TradingCalendar, session_bounds
+from observer.clock import kst_date
+
+_STAMP = struct.Struct("<q")
+STAMP_SIZE = _STAMP.size
+_RECV_POLL_S = 1.0  # the reader re-checks its stop flag at least this often
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUp:
+    session_id: int
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDown:
+    session_id: int
+    at_ns: int
+    reason: str  # approval_failed | connect_failed | closed_by_server | receive_error | closed
+    detail: str = ""
+    was_up: bool = False
+
+
+SessionStatus = SessionUp | SessionDown
+
+
+@dataclass(frozen=True, slots=True)
+class OverflowEpisode:
+    """Data frames dropped because the loop thread fell behind: receive times of the first and last."""
+
+    session_id: int
+    first_ns: int
+    last_ns: int
+    frames: int
+
+
+def pack_frame(at_ns: int, data: bytes) -> bytes:
+    return _STAMP.pack(at_ns) + data
+
+
+def unpack_frame(msg: bytes | memoryview) -> tuple[int, bytes]:
+    return _STAMP.unpack_from(msg)[0], bytes(msg[STAMP_SIZE:])
+
+
+class WsSession:
+    """A single WebSocket session and its reader thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        session_id: int,
+        url: str,
+        approval: ApprovalKeyProvider,
+        *,
+        ctx: zmq.Context[Any],
+        frames_endpoint: str,
+        frames_hwm: int,
+        now_ns: Callable[[], int],
+        status: queue.SimpleQueue[SessionStatus],
+        overflow: queue.SimpleQueue[OverflowEpisode],
+        connect_timeout_s: float,
+        control_max: int = 10_000,
+    ):
+        self.session_id = session_id
+        self.url = url
+        self._approval = approval
+        self._ctx = ctx
+        self._frames_endpoint = frames_endpoint
+        self._frames_hwm = frames_hwm
+        self._now_ns = now_ns
+        self._status = status
+        self._overflow = overflow
+        self._connect_timeout_s = connect_timeout_s
+        self.control: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._control_max = control_max
+        self._stop = threading.Event()
+        self._ws: websocket.WebSocket | None = None
+        self._thread = threading.Thread(target=self._run, name=f"ws-session-{session_id}", daemon=True)
+        # counters (written by the reader thread only)
+        self.frames = 0
+        self.data_frames = 0
+        self.dropped_frames = 0
+        self.control_dropped = 0
+        self.pingpongs = 0
+        self.up = False
+
+    # -- loop-thread API
+    def start(self) -> None:
+        self._thread.start()
+
+    def send_text(self, text: str) -> bool:
+        """Send one text frame; False when the session cannot take it (it is going down)."""
+        ws = self._ws
+        if ws is None or not self.up:
+            return False
+        try:
+            ws.send(text)
+        except (websocket.WebSocketException, OSError):
+            self._shutdown_socket()
+            return False
+        return True
+
+    def close(self) -> None:
+        """Ask the reader to stop and wake it (non-blocking)."""
+        self._stop.set()
+        self._shutdown_socket()
+
+    def join(self, timeout_s: float) -> bool:
+        """Wait for the reader thread; True when it has ended."""
+        if self._thread.ident is None:
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _shutdown_socket(self) -> None:
+        ws = self._ws
+        sock = ws.sock if ws is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    # -- reader thread
+    def _run(self) -> None:
+        push = self._ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.setsockopt(zmq.SNDHWM, self._frames_hwm)
+        push.connect(self._frames_endpoint)
+        down = SessionDown(self.session_id, self._now_ns(), "closed")
+        try:
+            down = self._session(push)
+        finally:
+            push.close(linger=0)
+            ws, self._ws = self._ws, None
+            self.up = False
+            if ws is not None:
+                try:
+                    ws.close(timeout=0)
+                except (websocket.WebSocketException, OSError):
+                    pass
+            self._status.put(down)
+
+    def _session(self, push: zmq.Socket[Any]) -> SessionDown:
+        sid = self.session_id
+        try:
+            self._approval.get()
+        except ApprovalError as e:
+            return SessionDown(sid, self._now_ns(), "approval_failed", str(e))
+        if self._stop.is_set():
+            return SessionDown(sid, self._now_ns(), "closed")
+        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
+        self._ws = ws
+        try:
+            ws.connect(self.url, timeout=self._connect_timeout_s, suppress_origin=True)
+            ws.settimeout(_RECV_POLL_S)
+        except (websocket.WebSocketException, OSError) as e:
+            return SessionDown(sid, self._now_ns(), "connect_failed", f"{type(e).__name__}: {e}"[:200])
+        if self._stop.is_set():
+            return SessionDown(sid, self._now_ns(), "closed")
+        self.up = True
+        self._status.put(SessionUp(sid, self._now_ns()))
+        return self._read(ws, push)
+
+    def _read(self, ws: websocket.WebSocket, push: zmq.Socket[Any]) -> SessionDown:
+        sid = self.session_id
+        now_ns = self._now_ns
+        control = self.control
+        episode: list[int] | None = None  # [first_ns, last_ns, frames] while dropping
+        try:
+            while not self._stop.is_set():
+                try:
+                    opcode, data = ws.recv_data()
+                except websocket.WebSocketTimeoutException:
+                    continue
+                at_ns = now_ns()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    return SessionDown(sid, at_ns, "closed_by_server", "close frame", was_up=True)
+                self.frames += 1
+                if data[:1] == b"{":
+                    if is_pingpong(data):
+                        self.pingpongs += 1
+                        ws.send(data.decode("utf-8", "replace"))
+                    if len(control) >= self._control_max:
+                        self.control_dropped += 1
+                    else:
+                        control.append((at_ns, data))
+                    continue
+                self.data_frames += 1
+                try:
+                    push.send(pack_frame(at_ns, data), flags=zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    self.dropped_frames += 1
+                    if episode is None:
+                        episode = [at_ns, at_ns, 1]
+                    else:
+                        episode[1] = at_ns
+                        episode[2] += 1
+                    continue
+                if episode is not None:
+                    self._overflow.put(OverflowEpisode(sid, episode[0], episode[1], episode[2]))
+                    episode = None
+        except (websocket.WebSocketConnectionClosedException, ConnectionError) as e:
+            if self._stop.is_set():
+                return SessionDown(sid, now_ns(), "closed", was_up=True)
+            return SessionDown(sid, now_ns(), "closed_by_server", type(e).__name__, was_up=True)
+        except (websocket.WebSocketException, OSError) as e:
+            if self._stop.is_set():
+                return SessionDown(sid, now_ns(), "closed", was_up=True)
+            return SessionDown(sid, now_ns(), "receive_error", f"{type(e).__name__}: {e}"[:200], was_up=True)
+        finally:
+            if episode is not None:
+                self._overflow.put(OverflowEpisode(sid, episode[0], episode[1], episode[2]))
+        return SessionDown(sid, now_ns(), "closed", was_up=True)
+
+
+# --------------------------------------------------------------------------- outages
+
+
+@dataclass(slots=True)
+class Outage:
+    """One stretch without data: from the last frame before it to the first frame after it."""
+
+    start_ns: int  # receive time of the last data frame before the outage (or when it began)
+    began_ns: int  # when the loss was noticed
+    began_mono: float  # when the loss was noticed (real monotonic seconds)
+    symbols: list[str]
+    reasons: list[str]
+    attempts: int = 0
+    escalated: bool = False
+
+
+class OutageTracker:
+    """Turns session losses and the first frame after them into exactly one outage each."""
+
+    def __init__(self) -> None:
+        self.last_frame_ns: int | None = None
+        self.current: Outage | None = None
+        self.count = 0
+
+    def frame(self, at_ns: int) -> Outage | None:
+        """A data frame arrived; returns the outage it ends, if any. A frame received before the
+        loss was noticed (still queued from the old session) moves the outage's start instead."""
+        self.last_frame_ns = at_ns
+        current = self.current
+        if current is None:
+            return None
+        if at_ns <= current.began_ns:
+            current.start_ns = max(current.start_ns, at_ns)
+            return None
+        self.current = None
+        return current
+
+    def lost(self, reason: str, symbols: list[str], now_ns: int, now_mono: float) -> Outage:
+        """The session is gone (or never came up): open an outage, or extend the open one."""
+        if self.current is None:
+            start = self.last_frame_ns if self.last_frame_ns is not None else now_ns
+            self.current = Outage(start, now_ns, now_mono, sorted(symbols), [reason])
+            self.count += 1
+        else:
+            if reason not in self.current.reasons:
+                self.current.reasons.append(reason)
+            known = set(self.current.symbols)
+            self.current.symbols.extend(sorted(s for s in symbols if s not in known))
+        self.current.attempts += 1
+        return self.current
+
+    def close(self) -> Outage | None:
+        """The session ends on purpose (end of day, shutdown): the open outage, if any, ends now."""
+        ended, self.current = self.current, None
+        self.last_frame_ns = None
+        return ended
+
+    def failing_for(self, now_mono: float) -> float:
+        return 0.0 if self.current is None else now_mono - self.current.began_mono
+
+
+# --------------------------------------------------------------------------- the trading session
+
+
+class SessionSchedule:
+    """When the WS session should be open: trading days, ``[start - margin, end + margin)`` KST.
+
+    The calendar is rebuilt once per KST day through `calendar_factory`, so broker holiday
+    answers another process cached on disk are picked up without a restart.
+    """
+
+    def __init__(
+        self,
+        start_hhmm: str,
+        end_hhmm: str,
+        calendar_factory: Callable[[], TradingCalendar],
+        margin_s: float = 0.0,
+    ):
+        self._start, self._end = start_hhmm, end_hhmm
+        self._factory = calendar_factory
+        self._margin = timedelta(seconds=margin_s)
+        self._calendar: TradingCalendar | None = None
+        self._calendar_day: date | None = None
+        self._bounds_day: date | None = None
+        self._bounds: tuple[datetime, datetime] | None = None
+
+    def _calendar_for(self, day: date) -> TradingCalendar:
+        if self._calendar is None or self._calendar_day != day:
+            self._calendar = self._factory()
+            self._calendar_day = day
+        return self._calendar
+
+    def bounds(self, day: date) -> tuple[datetime, datetime] | None:
+        """The session window of `day`, or None on a closed day."""
+        if self._bounds_day != day:
+            self._bounds_day = day
+            if self._calendar_for(day).is_trading_day(day):
+                start, end = session_bounds(day, self._start, self._end)
+                self._bounds = (start - self._margin, end + self._margin)
+            else:
+                self._bounds = None
+        return self._bounds
+
+    def in_session(self, now: datetime) -> bool:
+        bounds = self.bounds(kst_date(now))
+        return bounds is not None and bounds[0] <= now < bounds[1]
