@@ -1,0 +1,17 @@
+"""The partition writer: the only process that touches archive files.
+
+Data flow::
+
+    archive PULL (ReliableReceiver, in order, no duplicates)      mitigation SUB (scalp rotation)
+        -> WriterWorker.handle_archive: decode ArchiveRecord, reject bad input (system event, acked)
+        -> IntakeQueue (byte-bounded; when full the worker stops reading the socket)
+        -> Committer thread: startup repair (torn tails) + record-id index, then group commits:
+           dedup by record_id (RecordIndex) -> route (partitions.Partitioner) -> one write per file
+           (FileTable, O_APPEND, rolled back on error) -> fsync files + new dirs
+        -> acks (pipe wakeup) -> WriterWorker publishes cumulative Acks on archive_ack
+
+Modules: ``partitions`` (path rules, scalp rotation), ``files`` (file table, lock), ``repair``
+(torn-tail truncation), ``index`` (committed record ids), ``queue`` (intake queue), ``committer``
+(the writer thread), ``worker`` (the process), ``cli`` (``observer verify``; logic in
+``sinks.verify``).
+"""

@@ -1,0 +1,296 @@
+"""The ``writer`` worker process: receives the archive hop, hands lines to the committer thread,
+publishes acks for what is fsynced, turns seq holes into gap markers, publishes ``stats.writer``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from observer.bus import EventSubscriber, archive_decoder
+from observer.clock import kst_date, ns_to_datetime
+from observer.config import data_dir, ensure_private_dir, state_dir
+from observer.reliable import ReliableReceiver, SeqGap, hop_endpoints
+from observer.schema import ArchiveRecord, GapMarker, MitigationLevel, WorkerStats
+from observer.worker import Worker
+from sinks.writer.committer import Committer, event_item
+from sinks.writer.files import DataDirLock, WriterLocked
+from sinks.writer.partitions import PartitionError, check_route
+from sinks.writer.queue import IntakeQueue, Item
+
+EXIT_LOCKED = 3
+STATS_TOPIC = "stats.writer"
+EVENT_TOPIC = "event.writer"
+
+
+class _LineId(msgspec.Struct):
+    record_id: str
+
+
+_line_decoder = msgspec.json.Decoder(_LineId)
+
+
+def _p99(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+class WriterWorker(Worker):
+    """See the package docstring for the data flow."""
+
+    name = "writer"
+    stats_interval_s = 2.0
+    rejection_event_interval_s = 10.0
+
+    def on_start(self) -> None:
+        assert self.ctx is not None
+        self.root = Path(os.path.abspath(data_dir(self.cfg)))
+        ensure_private_dir(self.root)
+        self.lock = DataDirLock(ensure_private_dir(state_dir(self.cfg)) / "writer.lock")
+        try:
+            self.lock.acquire()
+        except WriterLocked as e:
+            self.log.error(str(e))
+            print(f"observer writer: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_LOCKED) from None
+        self.level = 0
+        self.queue = IntakeQueue()
+        self.paused = False
+        self.rejected = 0
+        self.gaps = 0
+        self.pauses = 0
+        self._rejections: dict[str, tuple[float, int]] = {}
+        self._last_sent_ns: dict[tuple[str, str], int] = {}
+        self._last_stats = 0.0
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.committer = Committer(
+            self.root,
+            self.cfg.writer,
+            self.queue,
+            provider=self.cfg.provider.name,
+            make_event=self.make_event,
+            today=lambda: kst_date(self.clock.now()),
+            wake_fd=self._wake_w,
+        )
+        self.committer.start()
+        data_ep, ack_ep = hop_endpoints(self.cfg, "archive")
+        self.receiver = ReliableReceiver(
+            self.ctx, self.cfg, self.name, data_ep, ack_ep, on_gap=self.handle_gap
+        )
+        self.register(self.receiver.pull, self.handle_archive)
+        self.mitigation = EventSubscriber(self.ctx, self.cfg, ["mitigation"])
+        self.register(self.mitigation.sock, self.handle_events)
+        self.register(self._wake_r, self.handle_commits)
+
+    # -- intake
+    def handle_archive(self) -> None:
+        bound = self.cfg.writer.queue_bytes
+        for env in self.receiver.receive(self.cfg.writer.max_batch_records):
+            key = (env.producer, env.run_id)
+            self._last_sent_ns[key] = env.sent_at_ns
+            ack = (env.producer, env.run_id, env.seq)
+            try:
+                rec = archive_decoder.decode(env.body)
+                problem = self._check(rec)
+            except msgspec.DecodeError as e:
+                rec, problem = None, f"undecodable archive message: {e}"
+            if problem is not None:
+                self._reject(problem, env.producer, rec.record_id if rec is not None else "")
+                self.queue.put(Item("", "", "", None, "", None, ack=ack))
+            else:
+                assert rec is not None
+                self.queue.put(
+                    Item(
+                        rec.track,
+                        rec.provider,
+                        rec.market,
+                        rec.partition_at,
+                        rec.record_id,
+                        rec.line,
+                        level=self.level,
+                        ack=ack,
+                    )
+                )
+            if self.queue.nbytes >= bound:
+                self._pause_intake()
+                return
+
+    @staticmethod
+    def _check(rec: ArchiveRecord) -> str | None:
+        if not rec.record_id:
+            return "empty record_id"
+        if b"\n" in rec.line:
+            return "line contains a newline"
+        try:
+            check_route(rec.track, rec.provider, rec.market, rec.partition_at)
+            line_id = _line_decoder.decode(rec.line).record_id
+        except PartitionError as e:
+            return str(e)
+        except msgspec.DecodeError as e:
+            return f"line is not a JSON object with a record_id: {e}"
+        if line_id != rec.record_id:
+            return "record_id of the line differs from the message's"
+        return None
+
+    def _reject(self, problem: str, producer: str, record_id: str) -> None:
+        """Counted always; a system event at most every ``rejection_event_interval_s`` per problem."""
+        self.rejected += 1
+        kind = problem.split(":")[0]
+        now = time.monotonic()
+        last, suppressed = self._rejections.get(kind, (0.0, 0))
+        if now - last < self.rejection_event_interval_s:
+            self._rejections[kind] = (last, suppressed + 1)
+            return
+        self._rejections[kind] = (now, 0)
+        ev = self.make_event(
+            "archive_rejected",
+            "ERROR",
+            f"archive message rejected: {problem}",
+            producer=producer,
+            record_id=record_id,
+            suppressed_since_last=suppressed,
+        )
+        self.log.error(ev.message, extra={"producer": producer, "record_id": record_id})
+        self.queue.put(event_item(ev, self.cfg.provider.name))
+
+    def _pause_intake(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.pauses += 1
+            self.unregister(self.receiver.pull)
+            self.log.warning(
+                "intake paused: queue over its byte bound", extra={"queue_bytes": self.queue.nbytes}
+            )
+
+    def _resume_intake(self) -> None:
+        if self.paused and self.queue.nbytes < self.cfg.writer.queue_bytes * 3 // 4:
+            self.paused = False
+            self.register(self.receiver.pull, self.handle_archive)
+            self.log.info("intake resumed", extra={"queue_bytes": self.queue.nbytes})
+
+    def handle_gap(self, gap: SeqGap) -> None:
+        """A seq hole on the archive hop: a gap marker with the producer, run and exact range."""
+        start_ns = self._last_sent_ns.get((gap.producer, gap.run_id), gap.at_ns)
+        marker = GapMarker(
+            record_id=f"gap-writer-{gap.producer}-{gap.run_id}-{gap.first}-{gap.last}",
+            track="bus",
+            provider=self.cfg.provider.name,
+            market="",
+            symbols=[],
+            start=ns_to_datetime(min(start_ns, gap.at_ns)),
+            end=ns_to_datetime(gap.at_ns),
+            reason=gap.reason,
+            detected_by=self.name,
+            details={
+                "producer": gap.producer,
+                "run_id": gap.run_id,
+                "first": gap.first,
+                "last": gap.last,
+                "count": gap.count,
+            },
+        )
+        self.gaps += 1
+        self.log.warning(
+            "archive hop gap",
+            extra={"producer": gap.producer, "run_id": gap.run_id, "first": gap.first, "last": gap.last},
+        )
+        self.queue.put(event_item(marker, self.cfg.provider.name))
+
+    # -- events and results
+    def handle_events(self) -> None:
+        while (got := self.mitigation.recv_nowait()) is not None:
+            match got[1]:
+                case MitigationLevel(level=level) if level != self.level:
+                    self.log.info("mitigation level", extra={"from": self.level, "to": level})
+                    self.level = level
+                case _:
+                    pass
+
+    def handle_commits(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        self._publish_acks()
+
+    def _publish_acks(self) -> None:
+        for (producer, run_id), seq in self.committer.take_acks().items():
+            self.receiver.ack(producer, run_id, seq)
+
+    def on_tick(self) -> None:
+        if self.committer.failure is not None:
+            raise RuntimeError("writer committer thread died") from self.committer.failure
+        self._resume_intake()
+        self.receiver.republish_acks()
+        assert self.events is not None
+        while self.committer.alerts:
+            self.events.publish(EVENT_TOPIC, self.committer.alerts.popleft())
+        now = time.monotonic()
+        if now - self._last_stats >= self.stats_interval_s:
+            self._last_stats = now
+            self.events.publish(STATS_TOPIC, self.worker_stats())
+
+    def worker_stats(self) -> WorkerStats:
+        c = self.committer
+        counters: dict[str, float] = {f"written_{t}": float(n) for t, n in c.written.items()}
+        counters |= {
+            "duplicates_skipped": float(c.duplicates),
+            "rejected": float(self.rejected),
+            "gaps": float(self.gaps),
+            "commits": float(c.commits),
+            "disk_errors": float(c.disk_errors),
+            "torn_lines_repaired": float(c.repairs),
+            "intake_pauses": float(self.pauses),
+            "malformed_envelopes": float(self.receiver.malformed),
+        }
+        commit_ms, lag_ms = list(c.commit_ms), list(c.lag_ms)
+        gauges = {
+            "fsync_last_ms": commit_ms[-1] if commit_ms else 0.0,
+            "fsync_p99_ms": _p99(commit_ms),
+            "lag_p99_ms": _p99(lag_ms),
+            "queue_bytes": float(self.queue.nbytes),
+            "queue_records": float(len(self.queue)),
+            "disk_error": 1.0 if c.disk_error else 0.0,
+            "intake_paused": 1.0 if self.paused else 0.0,
+            "mitigation_level": float(self.level),
+            "index_ready": 1.0 if c.ready.is_set() else 0.0,
+            "index_ids": float(c.index.size()),
+        }
+        return WorkerStats(worker=self.name, at=self.clock.now(), counters=counters, gauges=gauges)
+
+    def stats(self) -> dict[str, float]:
+        if not hasattr(self, "committer"):
+            return {}
+        return {
+            "queue_bytes": float(self.queue.nbytes),
+            "disk_error": 1.0 if self.committer.disk_error else 0.0,
+        }
+
+    # -- shutdown: stop intake, drain, fsync, ack, close
+    def on_stop(self) -> None:
+        if not hasattr(self, "committer"):
+            return
+        if hasattr(self, "receiver") and not self.paused:
+            self.unregister(self.receiver.pull)
+        self.committer.stop()
+        self.committer.join(max(1.0, self.cfg.supervisor.stop_timeout_s - 3.0))
+        if self.committer.is_alive():
+            self.log.error(
+                "shutdown: the disk did not take the queued records; they stay unacknowledged",
+                extra={"queue_records": len(self.queue)},
+            )
+        if hasattr(self, "receiver"):
+            self._publish_acks()
+            self.receiver.ack_pub.close(linger=200)
+            self.receiver.close()
+        if hasattr(self, "mitigation"):
+            self.mitigation.close()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        self.lock.release()

@@ -1,0 +1,261 @@
+"""Test support for the writer: archive records of every track, a writer subprocess, a producer
+thread playing the core on the archive hop, and archive readers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+
+from observer.clock import KST
+from observer.config import Config
+from observer.reliable import ReliableSender, SeqGap, hop_endpoints
+from observer.schema import (
+    ArchiveRecord,
+    ContractMeta,
+    GapMarker,
+    Instrument,
+    Interpretation,
+    MarketDataContract,
+    MetricsSnapshot,
+    OverflowEntry,
+    PatternRecord,
+    Quality,
+    RawFrameRecord,
+    SchemaInfo,
+    SystemEvent,
+)
+from tests.conftest import REPO
+
+_json = msgspec.json.Encoder()
+DAY = datetime(2026, 11, 26, 9, 30, tzinfo=KST)
+
+
+def pattern(record_id: str, at: datetime, track: str, market: str = "KOSPI") -> PatternRecord:
+    scalp = track == "scalp"
+    inst = Instrument(
+        symbol="005930",
+        timestamp=at,
+        received_at=at + timedelta(milliseconds=12),
+        price={"open": 70_000, "high": 70_100, "low": 69_900, "close": 70_000},
+        volume=1_234_567,
+        bid_price=69_900,
+        ask_price=70_000,
+        bid_size=100,
+        ask_size=200,
+        trade_count=3 if scalp else None,
+        window_start=at if scalp else None,
+        window_end=at + timedelta(milliseconds=500) if scalp else None,
+    )
+    return PatternRecord(
+        record_id=record_id,
+        session_id="20261126-kis",
+        generated_at=at + timedelta(milliseconds=600),
+        observation=MarketDataContract(
+            meta=ContractMeta(source="kis", market=market, captured_at=at), instruments=[inst]
+        ),
+        schema=SchemaInfo(version="1.0", field_count=7),
+        quality=Quality(validation_passed=True, guard_passed=True, quality_flag="normal"),
+        interpretation=Interpretation(mitigation_level=0, track="scalp" if scalp else "swing", slot_number=1),
+    )
+
+
+def line_for(track: str, record_id: str, at: datetime, market: str = "KOSPI") -> bytes:
+    body: msgspec.Struct
+    match track:
+        case "swing" | "scalp":
+            body = pattern(record_id, at, track, market)
+        case "raw":
+            body = RawFrameRecord(
+                record_id=record_id,
+                provider="kis",
+                market=market,
+                received_at=at,
+                tr_id="H0STCNT0",
+                frame="0|H0STCNT0|001|005930^093000^70000",
+            )
+        case "system":
+            body = SystemEvent(
+                record_id=record_id, type="test", severity="INFO", at=at, source="test", provider="kis"
+            )
+        case "overflow":
+            body = OverflowEntry(
+                record_id=record_id,
+                at=at,
+                provider="kis",
+                symbol="005930",
+                rule="volume_surge",
+                score=3.5,
+                priority=1,
+            )
+        case "metrics":
+            body = MetricsSnapshot(
+                record_id=record_id,
+                at=at,
+                track_a_collection_rate=1.0,
+                track_b_collection_rate=0.99,
+                ws_reconnect_count=0,
+                slot_utilization=1.0,
+                mitigation_level=0,
+                disk_usage_percent=10.0,
+                cpu_usage_percent=5.0,
+                memory_usage_percent=20.0,
+                latency_p50_ms=1.0,
+                latency_p95_ms=2.0,
+                latency_p99_ms=3.0,
+            )
+        case _:
+            raise ValueError(track)
+    return _json.encode(body)
+
+
+def record(track: str, record_id: str, at: datetime, market: str = "KOSPI") -> ArchiveRecord:
+    return ArchiveRecord(
+        track=track,
+        provider="kis",
+        market=market,
+        partition_at=at,  # type: ignore[arg-type]
+        record_id=record_id,
+        line=line_for(track, record_id, at, market),
+    )
+
+
+def start_writer(base: Path, config_path: Path, tag: str = "") -> subprocess.Popen[bytes]:
+    logs = base / "logs"
+    logs.mkdir(exist_ok=True)
+    out = open(logs / f"writer-proc{tag}.out", "ab")  # noqa: SIM115 - owned by the child
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen(
+        [sys.executable, "-m", "observer", "--config", str(config_path), "worker", "writer"],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=str(base),
+    )
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> int:
+    if proc.poll() is None:
+        proc.terminate()
+    return proc.wait(timeout_s)
+
+
+class Producer:
+    """Plays the core: a ReliableSender on the archive hop, sending from its own thread at `rate_per_s`
+    (0: only when `send` is called through `submit`). Records seq -> record_id, send-call durations,
+    the replay buffer high-water mark and the gaps the sender reports."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        cfg: Config,
+        *,
+        replay_buffer_bytes: int | None = None,
+        producer: str = "core",
+    ):
+        data_ep, ack_ep = hop_endpoints(cfg, "archive")
+        self.gaps: list[SeqGap] = []
+        self.sender = ReliableSender(
+            ctx,
+            cfg,
+            producer,
+            data_ep,
+            ack_ep,
+            on_gap=self.gaps.append,
+            replay_buffer_bytes=replay_buffer_bytes,
+        )
+        self.seq_ids: dict[int, tuple[str, str]] = {}
+        self.max_send_s = 0.0
+        self.max_unacked_bytes = 0
+        self.late_ticks = 0
+        self._outbox: list[ArchiveRecord] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, recs: list[ArchiveRecord]) -> None:
+        with self._lock:
+            self._outbox.extend(recs)
+
+    def start(self, make: Any = None, rate_per_s: float = 0.0, count: int = 0) -> None:
+        self._thread = threading.Thread(target=self._run, args=(make, rate_per_s, count), daemon=True)
+        self._thread.start()
+
+    def _send(self, rec: ArchiveRecord) -> None:
+        t0 = time.perf_counter()
+        seq = self.sender.send(rec)
+        self.max_send_s = max(self.max_send_s, time.perf_counter() - t0)
+        self.seq_ids[seq] = (rec.track, rec.record_id)
+        self.max_unacked_bytes = max(self.max_unacked_bytes, self.sender.unacked_bytes)
+
+    def _run(self, make: Any, rate_per_s: float, count: int) -> None:
+        poller = zmq.Poller()
+        poller.register(self.sender.ack_sub, zmq.POLLIN)
+        interval = 1.0 / rate_per_s if rate_per_s else 0.0
+        next_at = time.monotonic()
+        sent = 0
+        while not self._stop.is_set():
+            if make is not None and sent < count and time.monotonic() >= next_at:
+                if time.monotonic() - next_at > 0.05:
+                    self.late_ticks += 1
+                self._send(make(sent))
+                sent += 1
+                next_at += interval
+            with self._lock:
+                outbox, self._outbox = self._outbox, []
+            for rec in outbox:
+                self._send(rec)
+            wait_ms = 5 if make is None or sent >= count else max(0, int((next_at - time.monotonic()) * 1000))
+            poller.poll(min(wait_ms, 5))
+            self.sender.pump()
+        self.sent_count = sent
+
+    def all_acked(self) -> bool:
+        return self.sender.acked >= self.sender.last_seq > 0 and self.sender.unacked == 0
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.sender.close()
+
+
+def read_archive(root: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every archive line by track directory key (swing, scalp, raw, events, overflow, metrics)."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted(root.rglob("*.jsonl")):
+        rel = path.relative_to(root).parts
+        if rel[0] in ("logs", "state"):
+            continue
+        key = rel[1] if rel[0] == "system" else rel[0]
+        for line in path.read_bytes().splitlines():
+            doc = msgspec.json.decode(line)
+            doc["_file"] = str(path.relative_to(root))
+            out[key].append(doc)
+    return out
+
+
+def events_of(root: Path, type_: str) -> list[dict[str, Any]]:
+    return [e for e in read_archive(root).get("events", []) if e.get("type") == type_]
+
+
+__all__ = [
+    "DAY",
+    "GapMarker",
+    "Producer",
+    "events_of",
+    "line_for",
+    "read_archive",
+    "record",
+    "start_writer",
+    "stop",
+]
