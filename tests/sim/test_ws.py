@@ -1,0 +1,209 @@
+"""WebSocket conformance: acks and codes, limits, sessions, frames, PINGPONG, RFC 6455 framing."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import requests
+import websocket
+
+from collectors.kis_sim.ws import WsOptions
+from tests.sim.conftest import Feed, Kis, SimFactory, busy_codes, split_frame, wait_for
+
+
+def _feed(sim, path: str = "/tryitout", **kw) -> Feed:  # type: ignore[no-untyped-def]
+    return Feed(sim, Kis(sim).approval(), path, **kw)
+
+
+def _body(doc: dict) -> tuple[str, str]:  # type: ignore[type-arg]
+    return doc["body"]["rt_cd"], doc["body"]["msg_cd"]
+
+
+def test_subscribe_frames_unsubscribe(make_sim: SimFactory) -> None:
+    sim = make_sim()
+    code = busy_codes(sim)[0]
+    feed = _feed(sim, path="/any/path/at/all")
+    feed.send("1", "H0STCNT0", code)
+    ack = feed.next_json()
+    assert ack["header"] == {"tr_id": "H0STCNT0", "tr_key": code, "encrypt": "N"}
+    assert ack["body"]["msg1"] == "SUBSCRIBE SUCCESS" and _body(ack) == ("0", "OPSP0000")
+    assert set(ack["body"]["output"]) == {"iv", "key"}
+    frames = 0
+    while frames < 5:
+        text = feed.recv()
+        if text.startswith("{"):
+            continue
+        enc, tr_id, count, records = split_frame(text)
+        assert enc == "0" and tr_id == "H0STCNT0" and 1 <= count <= 20 and text[11:15] == f"{count:03d}|"
+        assert all(len(r) == 46 and r[0] == code for r in records)
+        frames += 1
+    feed.send("1", "H0STCNT0", code)
+    assert _body(feed.next_json()) == ("1", "OPSP0002")
+    feed.send("2", "H0STCNT0", "000000")
+    assert _body(feed.next_json()) == ("1", "OPSP0003")
+    feed.send("2", "H0STCNT0", code)
+    ack = feed.next_json()
+    assert _body(ack) == ("0", "OPSP0001") and ack["body"]["msg1"] == "UNSUBSCRIBE SUCCESS"
+    feed.close()
+
+
+def test_41_registrations_then_max_subscribe_over(make_sim: SimFactory) -> None:
+    sim = make_sim()
+    busy = busy_codes(sim, 1)[0]
+    others = [x.code for x in sim.market.listings if x.code != busy][:40]
+    feed = _feed(sim)
+    for code in [busy, *others]:
+        feed.send("1", "H0STCNT0", code)
+        assert _body(feed.next_json()) == ("0", "OPSP0000")
+    feed.send("1", "H0STCNT0", sim.market.listings[-1].code)
+    assert _body(feed.next_json()) == ("1", "OPSP0008")
+    feed.send("1", "H0STASP0", busy)  # counted per (tr_id, tr_key): also over
+    assert _body(feed.next_json()) == ("1", "OPSP0008")
+    seen = set()
+    while busy not in seen:
+        text = feed.recv()
+        if not text.startswith("{"):
+            seen.update(r[0] for r in split_frame(text)[3])
+    feed.send("2", "H0STCNT0", others[0])
+    assert _body(feed.next_json()) == ("0", "OPSP0001")
+    feed.send("1", "H0STASP0", busy)
+    assert _body(feed.next_json()) == ("0", "OPSP0000")
+    feed.close()
+
+
+def test_error_codes(make_sim: SimFactory) -> None:
+    sim = make_sim()
+    code = busy_codes(sim)[0]
+    feed = _feed(sim)
+    feed.send("1", "H0STCNT0", code, approval="00000000-0000-0000-0000-000000000000")
+    assert _body(feed.next_json()) == ("1", "OPSP0011")
+    feed.ws.send("this is not json")
+    rt_cd, msg_cd = _body(feed.next_json())
+    assert rt_cd == "9" and msg_cd.startswith("OPSP")
+    feed.ws.send(json.dumps({"header": {"approval_key": feed.approval}}))
+    assert _body(feed.next_json())[0] == "9"
+    feed.send("1", "H0XXXXX0", code)
+    assert _body(feed.next_json()) == ("9", "OPSP8991")
+    feed.send("1", "H0STCNT0", "")
+    assert _body(feed.next_json()) == ("9", "OPSP8992")
+    feed.send("0", "H0STCNT0", code)  # "0" is not unsubscribe, whatever some docstrings say
+    assert _body(feed.next_json())[0] == "9"
+    feed.close()
+
+
+def test_one_session_per_app_key(make_sim: SimFactory) -> None:
+    sim = make_sim()
+    code = busy_codes(sim)[0]
+    first = _feed(sim)
+    first.send("1", "H0STCNT0", code)
+    assert _body(first.next_json()) == ("0", "OPSP0000")
+    second = _feed(sim)
+    second.send("1", "H0STCNT0", code)
+    ack = second.next_json()
+    assert _body(ack) == ("1", "OPSP8996") and ack["body"]["msg1"] == "ALREADY IN USE appkey"
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        while True:
+            second.recv()
+    first.close()
+    wait_for(lambda: not sim.ws.sessions(), what="first session closed")
+    third = _feed(sim)
+    third.send("1", "H0STCNT0", code)
+    assert _body(third.next_json()) == ("0", "OPSP0000")
+    third.close()
+    reasons = {s.close_reason for s in sim.truth().sessions}
+    assert "appkey_in_use" in reasons
+
+
+def test_unknown_code_acked_then_silent_and_orderbook(make_sim: SimFactory) -> None:
+    sim = make_sim()
+    code = busy_codes(sim)[0]
+    halted = next(x.code for x in sim.market.listings if x.halted)
+    feed = _feed(sim)
+    for tr_id, key in (("H0STCNT0", "999999"), ("H0STCNT0", halted), ("H0STASP0", code), ("H0STCNT0", code)):
+        feed.send("1", tr_id, key)
+        assert _body(feed.next_json()) == ("0", "OPSP0000")
+    books, trades = 0, 0
+    while books < 3 or trades < 3:
+        text = feed.recv()
+        if text.startswith("{"):
+            continue
+        _, tr_id, count, records = split_frame(text)
+        for r in records:
+            assert r[0] == code
+        if tr_id == "H0STASP0":
+            assert count == 1 and len(records[0]) == 62
+            books += 1
+        else:
+            trades += 1
+    feed.close()
+
+
+def test_pingpong_answered_and_unanswered(make_sim: SimFactory) -> None:
+    sim = make_sim(ws=WsOptions(ping_idle_s=0.2, ping_max_unanswered=2))
+    kis = Kis(sim)
+    patient = Feed(sim, kis.approval())
+    patient.send("1", "H0STCNT0", "999999")  # acked, silent: the session is idle
+    patient.next_json()
+    while patient.pings < 4:
+        with pytest.raises(AssertionError):
+            patient.next_json(timeout_s=0.5)
+    assert len(sim.ws.sessions()) == 1
+    patient.close()
+    wait_for(lambda: not sim.ws.sessions(), what="session gone")
+    deaf = Feed(sim, kis.approval(), answer_ping=False)
+    deaf.send("1", "H0STCNT0", "999999")
+    deaf.next_json()
+    wait_for(lambda: any(s.close_reason == "pingpong_unanswered" for s in sim.truth().sessions), what="close")
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, AssertionError)):
+        while True:
+            deaf.next_json()
+
+
+def test_pong_frame_counts_as_answer(make_sim: SimFactory) -> None:
+    sim = make_sim(ws=WsOptions(ping_idle_s=0.2, ping_max_unanswered=2))
+    feed = Feed(sim, Kis(sim).approval(), answer_ping=False)
+    feed.send("1", "H0STCNT0", "999999")
+    feed.next_json()
+    for _ in range(5):
+        text = feed.recv()
+        assert json.loads(text)["header"]["tr_id"] == "PINGPONG"
+        feed.ws.pong(text)
+    assert len(sim.ws.sessions()) == 1
+    feed.close()
+
+
+def test_rfc6455_framing(make_sim: SimFactory) -> None:
+    sim = make_sim()
+    feed = _feed(sim)
+    msg = json.dumps({"header": {"approval_key": feed.approval, "custtype": "P", "tr_type": "1",
+                                 "content-type": "utf-8"}, "body": {"input": {"tr_id": "H0STCNT0", "tr_key": "999999"}}})
+    half = len(msg) // 2
+    feed.ws.send_frame(websocket.ABNF.create_frame(msg[:half], websocket.ABNF.OPCODE_TEXT, fin=0))
+    feed.ws.ping(b"hello")  # a control frame between fragments is allowed
+    feed.ws.send_frame(websocket.ABNF.create_frame(msg[half:], websocket.ABNF.OPCODE_CONT, fin=1))
+    opcode, data = feed.ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_PONG and data == b"hello"
+    assert _body(feed.next_json()) == ("0", "OPSP0000")
+    feed.close()
+    # an unmasked client frame is a protocol error: close 1002
+    host, port = sim.options.host, sim.ws_port
+    raw = socket.create_connection((host, port), timeout=5)
+    raw.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(1024)
+    assert b"101" in head.split(b"\r\n")[0] and b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+    raw.sendall(b"\x81\x02hi")
+    data = head.split(b"\r\n\r\n", 1)[1]
+    while len(data) < 4:
+        chunk = raw.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    assert data[0] == 0x88 and int.from_bytes(data[2:4], "big") == 1002
+    raw.close()
+    r = requests.get(f"http://{host}:{port}/", timeout=5)
+    assert r.status_code == 400
