@@ -195,3 +195,45 @@ class TradingCalendar:
                 os.close(lock_fd)
         except OSError as e:
             log.warning("calendar cache not written", extra={"path": str(path), "error": str(e)})
+
+
+# --------------------------------------------------------------------------- sweep schedule
+# Pure functions of the time given: the collectors call them with their injected clock, so a
+# ManualClock or a fast SessionClock drives the schedule exactly like wall time does.
+
+
+def sweep_marks(day: date, start_hhmm: str, end_hhmm: str, interval_min: int) -> list[datetime]:
+    """Every mark ``start + k * interval`` (KST) up to and including ``end``."""
+    if interval_min <= 0:
+        raise CalendarError(f"sweep interval must be > 0 minutes, got {interval_min}")
+    start, end = session_bounds(day, start_hhmm, end_hhmm)
+    step = timedelta(minutes=interval_min)
+    marks = []
+    at = start
+    while at <= end:
+        marks.append(at)
+        at += step
+    return marks
+
+
+def due_mark(now: datetime, start_hhmm: str, end_hhmm: str, interval_min: int) -> datetime | None:
+    """The mark whose slot ``[mark, mark + interval)`` contains `now`, or None outside the session.
+
+    Aligned to the marks, not to when the previous sweep ended, so a schedule never drifts."""
+    local = now.astimezone(KST)
+    start, end = session_bounds(local.date(), start_hhmm, end_hhmm)
+    if local < start:
+        return None
+    step_s = interval_min * 60
+    k = int((local - start).total_seconds() // step_s)
+    mark = start + timedelta(seconds=k * step_s)
+    return mark if mark <= end else None
+
+
+def next_mark(now: datetime, start_hhmm: str, end_hhmm: str, interval_min: int) -> datetime | None:
+    """The first mark strictly after `now` on `now`'s KST date, or None when the session is over."""
+    local = now.astimezone(KST)
+    for mark in sweep_marks(local.date(), start_hhmm, end_hhmm, interval_min):
+        if mark > local:
+            return mark
+    return None

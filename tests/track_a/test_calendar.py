@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -93,3 +93,20 @@ def test_session_bounds_are_kst_aware() -> None:
         session_bounds(FRI, "15:30", "09:00")
     with pytest.raises(CalendarError):
         session_bounds(FRI, "25:00", "26:00")
+
+
+def test_sweep_schedule_is_aligned_to_marks_and_bounded_by_the_session() -> None:
+    from observer.calendar import due_mark, next_mark, sweep_marks
+
+    marks = sweep_marks(FRI, "09:00", "15:30", 10)
+    assert len(marks) == 40 and marks[0].hour == 9 and marks[-1] == datetime(2026, 3, 13, 15, 30, tzinfo=KST)
+    at = datetime(2026, 3, 13, 10, 17, 59, tzinfo=KST)
+    assert due_mark(at, "09:00", "15:30", 10) == datetime(2026, 3, 13, 10, 10, tzinfo=KST)
+    assert next_mark(at, "09:00", "15:30", 10) == datetime(2026, 3, 13, 10, 20, tzinfo=KST)
+    assert due_mark(datetime(2026, 3, 13, 8, 59, 59, tzinfo=KST), "09:00", "15:30", 10) is None
+    assert due_mark(datetime(2026, 3, 13, 15, 39, tzinfo=KST), "09:00", "15:30", 10) == marks[-1]
+    assert due_mark(datetime(2026, 3, 13, 15, 40, tzinfo=KST), "09:00", "15:30", 10) is None
+    assert next_mark(datetime(2026, 3, 13, 15, 30, tzinfo=KST), "09:00", "15:30", 10) is None
+    # a UTC instant is placed on the KST grid
+    utc = datetime(2026, 3, 13, 1, 0, 1, tzinfo=timezone.utc)  # 10:00:01 KST
+    assert due_mark(utc, "09:00", "15:30", 10) == datetime(2026, 3, 13, 10, 0, tzinfo=KST)

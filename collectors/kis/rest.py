@@ -1,0 +1,359 @@
+"""The KIS REST client: one place that sends requests, reads answers and decides what to retry.
+
+Every call goes through `KisRestClient._call`:
+
+* waits for the shared per-app-key rate limiter (`ratelimit.SharedRateLimiter`);
+* sends with ``kis.request_timeout_s`` (2 s): a call answers in time or is retried;
+* parses the body **whatever the HTTP status** (KIS reports rate limits and token errors as 500);
+* ``EGW00201`` (rate limit) backs off with jitter and is *not* a failed try (bounded, though: a
+  call that meets only rate-limit answers for `max_rate_limited` rounds gives up);
+* ``EGW00123`` / ``EGW00121`` (expired / invalid token) re-issue the token (at most 1/min,
+  `token.TokenManager`) and retry once, not counted;
+* 5xx, ``EGW00300`` and timeouts / connection errors are failed tries, retried up to
+  ``kis.max_tries`` (3) with exponential backoff and jitter (`observer.retry.Backoff`); then
+  `observer.retry.RetriesExhausted` whose ``__cause__`` is a `KisError` naming the last code;
+* any other ``rt_cd != "0"`` answer is a `KisApiError` (not retried).
+
+No credential ever reaches a log line or an exception: requests' own exceptions (which carry URLs
+and, for some adapters, headers) are replaced by a `KisTransportError` naming only the endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import requests
+
+from collectors.kis.ratelimit import SharedRateLimiter
+from collectors.kis.settings import KisSettings
+from collectors.kis.token import TokenError, TokenManager, TokenRateLimited, parse_expiry
+from observer.retry import Backoff, RetriesExhausted
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = "EGW00201"
+TOKEN_CODES = frozenset({"EGW00123", "EGW00121"})
+TRANSIENT_CODES = frozenset({"EGW00300"})
+
+
+class KisError(Exception):
+    """A KIS call failed. ``code`` is the KIS msg_cd / error_code, or ours (timeout, http_404...)."""
+
+    def __init__(self, code: str, message: str = "", status: int = 0):
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.status = status
+
+
+class KisApiError(KisError):
+    """KIS answered with an error that a retry will not fix (bad code, unknown endpoint...)."""
+
+
+class KisTransportError(KisError):
+    """No usable answer: timeout, connection refused/reset, unparseable body from a 5xx."""
+
+
+class CallStats:
+    """Counters of one unit of work (a sweep, a build). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.rate_limited = 0
+        self.retries = 0
+        self.token_reissues = 0
+        self.errors: Counter[str] = Counter()
+
+    def count(self, field: str, code: str = "") -> None:
+        with self._lock:
+            setattr(self, field, getattr(self, field) + 1)
+            if code:
+                self.errors[code] += 1
+
+    def error(self, code: str) -> None:
+        with self._lock:
+            self.errors[code] += 1
+
+    def errors_by_code(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.errors)
+
+
+class KisRestClient:
+    """Synchronous, thread-safe KIS REST client (one `requests.Session` per thread)."""
+
+    PRICE = ("/uapi/domestic-stock/v1/quotations/inquire-price", "FHKST01010100")
+    MULTPRICE = ("/uapi/domestic-stock/v1/quotations/intstock-multprice", "FHKST11300006")
+    CHK_HOLIDAY = ("/uapi/domestic-stock/v1/quotations/chk-holiday", "CTCA0903R")
+    TOKEN_PATH = "/oauth2/tokenP"
+    MULTPRICE_MAX_SYMBOLS = 30
+    MARKET_CODE = "J"  # KRX
+    MASTER_TIMEOUT_S = 30.0
+
+    def __init__(
+        self,
+        settings: KisSettings,
+        limiter: SharedRateLimiter,
+        tokens: TokenManager | None = None,
+        *,
+        max_tries: int = 3,
+        max_rate_limited: int = 12,
+        backoff_base_s: float = 0.2,
+        backoff_cap_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.settings = settings
+        self.limiter = limiter
+        self.tokens = tokens
+        self.max_tries = max_tries
+        self.max_rate_limited = max_rate_limited
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self._sleep = sleep
+        self._local = threading.local()
+        self.stats = CallStats()  # lifetime counters of this client
+
+    def bind_tokens(self, tokens: TokenManager) -> None:
+        self.tokens = tokens
+
+    # -- sessions and auth
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+        return session
+
+    def issue_token(self) -> tuple[str, float]:
+        """POST /oauth2/tokenP. Returns (access_token, expires_in_s). Used by `TokenManager` only."""
+        self.limiter.acquire()
+        self.stats.count("calls")
+        payload = {
+            "grant_type": "client_credentials",
+            "appkey": self.settings.app_key.reveal(),
+            "appsecret": self.settings.app_secret.reveal(),
+        }
+        url = self.settings.rest_url + self.TOKEN_PATH
+        try:
+            resp = self._session().post(url, json=payload, timeout=self.settings.request_timeout_s)
+        except requests.RequestException as e:
+            # requests' message may carry the request; we keep only its kind
+            raise TokenError(f"tokenP: {type(e).__name__}") from None
+        body = _json_body(resp) or {}
+        token = str(body.get("access_token", ""))
+        if resp.status_code == 200 and token:
+            now = time.time()
+            return token, max(parse_expiry(body, now) - now, 0.0)
+        code = str(body.get("error_code") or body.get("msg_cd") or f"http_{resp.status_code}")
+        if code == "EGW00133":
+            raise TokenRateLimited("tokenP: EGW00133 (one issuance per minute)")
+        raise TokenError(f"tokenP refused: {code}")
+
+    def _headers(self, tr_id: str, token: str) -> dict[str, str]:
+        return {
+            "authorization": f"Bearer {token}",
+            "appkey": self.settings.app_key.reveal(),
+            "appsecret": self.settings.app_secret.reveal(),
+            "tr_id": tr_id,
+            "custtype": "P",
+            "content-type": "application/json; charset=utf-8",
+        }
+
+    # -- the one call path
+    def call(
+        self, path: str, tr_id: str, params: Mapping[str, str], stats: CallStats | None = None
+    ) -> dict[str, Any]:
+        """GET `path` and return the parsed body of a successful answer (``rt_cd == "0"``).
+
+        Raises `KisApiError` (not retryable) or `RetriesExhausted` (from the last `KisError`).
+        """
+        if self.tokens is None:
+            raise KisApiError("no_token_manager", "the client has no token manager")
+        backoff = Backoff(base_s=self._backoff_base_s, cap_s=self._backoff_cap_s, jitter=0.5)
+        rl_backoff = Backoff(base_s=0.1, cap_s=self._backoff_cap_s, jitter=0.5)
+        failures = 0
+        rate_limited = 0
+        token_retried = False
+        url = self.settings.rest_url + path
+        while True:
+            outcome = self._attempt(url, path, tr_id, params, stats)
+            if isinstance(outcome, dict):
+                return outcome
+            if isinstance(outcome, _TokenRejected):
+                self._record(stats, "token_reissues", outcome.code)
+                if not token_retried:
+                    token_retried = True
+                    self.tokens.invalidate(outcome.token)
+                    continue
+                error: KisError = KisTransportError(outcome.code, "token rejected again after re-issue")
+            else:
+                error = outcome
+            if error.code == RATE_LIMITED:
+                rate_limited += 1
+                self._record(stats, "rate_limited", RATE_LIMITED)
+                if rate_limited <= self.max_rate_limited:
+                    self._sleep(rl_backoff.next_delay())
+                    continue
+            else:
+                self._record_error(stats, error.code)
+            failures += 1
+            if failures >= self.max_tries or error.code == RATE_LIMITED:
+                raise RetriesExhausted(
+                    f"{tr_id} failed after {failures} tries: {error.code}", failures
+                ) from error
+            self._record(stats, "retries")
+            self._sleep(backoff.next_delay())
+
+    def _attempt(
+        self, url: str, path: str, tr_id: str, params: Mapping[str, str], stats: CallStats | None
+    ) -> dict[str, Any] | KisError | _TokenRejected:
+        """One request: the body of a success, a retryable error, or a rejected token; raises
+        `KisApiError` for what is not retryable."""
+        assert self.tokens is not None
+        try:
+            token = self.tokens.get()
+        except TokenError as e:
+            return KisTransportError("token_unavailable", str(e))
+        self.limiter.acquire()
+        self._record(stats, "calls")
+        try:
+            resp = self._session().get(
+                url,
+                params=dict(params),
+                headers=self._headers(tr_id, token),
+                timeout=self.settings.request_timeout_s,
+            )
+        except requests.Timeout:
+            return KisTransportError(
+                "timeout", f"{path} did not answer in {self.settings.request_timeout_s}s"
+            )
+        except requests.RequestException as e:
+            # requests' message carries the request line (and some adapters the headers): keep the kind only
+            return KisTransportError("connection", f"{path}: {type(e).__name__}")
+        body = _json_body(resp)
+        status = resp.status_code
+        if body is None:
+            if status >= 500:
+                return KisTransportError(f"http_{status}", f"{path}: no JSON body", status)
+            raise KisApiError(f"http_{status}", f"{path}: no JSON body", status)
+        rt_cd = str(body.get("rt_cd", "")).strip()
+        code = str(body.get("msg_cd") or body.get("error_code") or "").strip()
+        if rt_cd == "0" and status < 400:
+            return body
+        if code in TOKEN_CODES:
+            return _TokenRejected(code, token)
+        message = str(body.get("msg1") or body.get("error_description") or "").strip()
+        if code == RATE_LIMITED or code in TRANSIENT_CODES or status >= 500:
+            return KisTransportError(code or f"http_{status}", message, status)
+        raise KisApiError(code or f"http_{status}", message, status)
+
+    def _record(self, stats: CallStats | None, field: str, code: str = "") -> None:
+        self.stats.count(field, code)
+        if stats is not None:
+            stats.count(field, code)
+
+    def _record_error(self, stats: CallStats | None, code: str) -> None:
+        self.stats.error(code)
+        if stats is not None:
+            stats.error(code)
+
+    # -- endpoints
+    def inquire_price(self, symbol: str, stats: CallStats | None = None) -> dict[str, str]:
+        """``output`` of inquire-price (FHKST01010100) for one symbol."""
+        path, tr_id = self.PRICE
+        body = self.call(
+            path, tr_id, {"FID_COND_MRKT_DIV_CODE": self.MARKET_CODE, "FID_INPUT_ISCD": symbol}, stats
+        )
+        output = body.get("output")
+        if not isinstance(output, dict):
+            raise KisApiError("bad_output", f"inquire-price {symbol}: output is not an object")
+        return {str(k): str(v) for k, v in output.items()}
+
+    def multprice(self, symbols: Sequence[str], stats: CallStats | None = None) -> dict[str, dict[str, str]]:
+        """intstock-multprice (FHKST11300006): rows keyed by ``inter_shrn_iscd``, never by position.
+
+        Unknown codes come back as blank rows and are simply absent from the result."""
+        if not 0 < len(symbols) <= self.MULTPRICE_MAX_SYMBOLS:
+            raise ValueError(f"multprice takes 1..{self.MULTPRICE_MAX_SYMBOLS} symbols, got {len(symbols)}")
+        params: dict[str, str] = {}
+        for n, symbol in enumerate(symbols, start=1):
+            params[f"FID_COND_MRKT_DIV_CODE_{n}"] = self.MARKET_CODE
+            params[f"FID_INPUT_ISCD_{n}"] = symbol
+        path, tr_id = self.MULTPRICE
+        body = self.call(path, tr_id, params, stats)
+        output = body.get("output")
+        rows = output if isinstance(output, list) else [output] if isinstance(output, dict) else []
+        wanted = set(symbols)
+        out: dict[str, dict[str, str]] = {}
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            code = str(row.get("inter_shrn_iscd", "")).strip()
+            if code in wanted:
+                out[code] = {str(k): str(v) for k, v in row.items()}
+        return out
+
+    def chk_holiday(self, day: date, stats: CallStats | None = None) -> bool | None:
+        """Whether KRX opens on `day` (``opnd_yn``); None when KIS cannot say."""
+        path, tr_id = self.CHK_HOLIDAY
+        params = {"BASS_DT": f"{day:%Y%m%d}", "CTX_AREA_NK": "", "CTX_AREA_FK": ""}
+        try:
+            body = self.call(path, tr_id, params, stats)
+        except (KisError, RetriesExhausted) as e:
+            log.warning("chk-holiday failed", extra={"day": str(day), "error": str(e)})
+            return None
+        output = body.get("output")
+        rows = output if isinstance(output, list) else [output] if isinstance(output, dict) else []
+        for row in rows:
+            if isinstance(row, dict) and str(row.get("bass_dt", "")).strip() == f"{day:%Y%m%d}":
+                answer = str(row.get("opnd_yn", "")).strip().upper()
+                if answer in ("Y", "N"):
+                    return answer == "Y"
+        return None
+
+    def download_master(self, file_name: str) -> bytes:
+        """A KRX master file (``kospi_code.mst.zip``...) from ``master_url``; no auth, no quota."""
+        url = f"{self.settings.master_url}/{file_name}"
+        backoff = Backoff(base_s=0.5, cap_s=5.0, jitter=0.5)
+        last = ""
+        for attempt in range(1, self.max_tries + 1):
+            try:
+                resp = self._session().get(url, timeout=self.MASTER_TIMEOUT_S)
+                if resp.status_code == 200 and resp.content:
+                    return resp.content
+                last = f"http_{resp.status_code}"
+            except requests.RequestException as e:
+                last = type(e).__name__
+            if attempt < self.max_tries:
+                self._sleep(backoff.next_delay())
+        raise KisTransportError("master_download", f"{file_name}: {last}")
+
+    def close(self) -> None:
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+
+
+class _TokenRejected:
+    __slots__ = ("code", "token")
+
+    def __init__(self, code: str, token: str):
+        self.code = code
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"_TokenRejected({self.code})"  # never the token
+
+
+def _json_body(resp: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
