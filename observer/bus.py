@@ -211,6 +211,6 @@ class Forwarder:
         ctl = self._ctx.socket(zmq.PAIR)
         ctl.connect(self._ctl_addr)
         ctl.send(b"TERMINATE")
-        ctl.close(linger=0)
         self._thread.join(5)
+        ctl.close(linger=0)  # only after the join: closing the peer at once can lose TERMINATE
         self._thread = None
