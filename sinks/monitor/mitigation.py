@@ -83,7 +83,7 @@ class Thresholds:
 
 
 @dataclass(slots=True)
-class _Run:
+class ConditionRun:
     """A run of consecutive samples meeting a condition (or None when broken)."""
 
     since: datetime | None = None
@@ -114,8 +114,8 @@ class MitigationState:
     clear_s: float
     max_gap_s: float
     level: int = 0
-    _above: dict[tuple[str, int], _Run] = field(default_factory=dict)
-    _clear: dict[int, _Run] = field(default_factory=dict)
+    _above: dict[tuple[str, int], ConditionRun] = field(default_factory=dict)
+    _clear: dict[int, ConditionRun] = field(default_factory=dict)
     _latest: SignalSample | None = None
 
     @classmethod
@@ -137,19 +137,20 @@ class MitigationState:
                     continue
                 above = value >= self.thresholds.by_level[level][signal]
                 clear = clear and not above
-                self._above.setdefault((signal, level), _Run()).feed(sample.at, above, self.max_gap_s)
-            self._clear.setdefault(level, _Run()).feed(sample.at, clear, self.max_gap_s)
+                self._above.setdefault((signal, level), ConditionRun()).feed(sample.at, above, self.max_gap_s)
+            self._clear.setdefault(level, ConditionRun()).feed(sample.at, clear, self.max_gap_s)
         return self._decide(sample.at)
 
     def _sustained(self, level: int, now: datetime) -> list[str]:
         return [
             signal
             for signal in SIGNALS
-            if self._above.get((signal, level), _Run()).held_for(now, self.max_gap_s) >= self.sustain_s
+            if self._above.get((signal, level), ConditionRun()).held_for(now, self.max_gap_s)
+            >= self.sustain_s
         ]
 
     def _cleared(self, level: int, now: datetime) -> bool:
-        return self._clear.get(level, _Run()).held_for(now, self.max_gap_s) >= self.clear_s
+        return self._clear.get(level, ConditionRun()).held_for(now, self.max_gap_s) >= self.clear_s
 
     def _decide(self, now: datetime) -> LevelChange | None:
         for level in range(MAX_LEVEL, self.level, -1):

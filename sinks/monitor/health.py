@@ -1,0 +1,367 @@
+"""Health is about data, not processes: the status (green/amber/red), alert episodes and the
+"anomalous day" verdict, evaluated once per monitor sample from what the `StatsBook` knows.
+
+Pure apart from its inputs: time comes from ``Inputs.at`` (the injected clock), the calendar is
+passed in. Thresholds and windows are the DESIGN numbers, gathered in `Policy`.
+
+Data freshness (red + an alert, even while every process is alive), during a session:
+
+* ``scalp_stale``   a slot's latest scalp sample is older than ``scalp_stale_windows`` sampling
+                    windows (0.5 / 1 / 2 s at level 0 / 1 / 2);
+* ``swing_missing`` the latest swing sweep is older than the latest 10-minute mark that is at least
+                    ``swing_sweep_grace_s`` old;
+* ``symbols_silent`` acked-but-silent slot symbols reach ``silent_red_fraction`` of the slots in use;
+* ``ws_silent`` / ``ws_disconnected`` / ``scalp_paused`` the feed itself is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from observer.calendar import TradingCalendar, session_bounds
+from observer.clock import KST
+from observer.config import Config
+from observer.schema import Severity, SlotCommand
+from sinks.monitor import stats as S
+from sinks.monitor.mitigation import ConditionRun
+from sinks.monitor.stats import History, StatsBook
+
+GREEN, AMBER, RED = 0, 1, 2
+STATUS_NAMES = {GREEN: "green", AMBER: "amber", RED: "red"}
+SAMPLE_WINDOW_S = {0: 0.5, 1: 1.0, 2: 2.0}
+_Flag = Callable[[str, int, str], None]
+
+REASON_TEXT: dict[str, str] = {
+    "scalp_stale": "no scalp sample for a slot within the freshness window",
+    "swing_missing": "no swing sweep at its 10-minute mark",
+    "symbols_silent": "slot symbols acknowledged by the server but silent",
+    "ws_silent": "WebSocket connected but no frame within the receive watchdog",
+    "ws_disconnected": "WebSocket disconnected during the session",
+    "scalp_paused": "scalp recording paused",
+    "disk_error": "the writer reports a disk error",
+    "disk_high": "disk usage > 80 %",
+    "cpu_high": "CPU > 90 % for 10 min",
+    "track_a_rate_low": "Track A rate < 95 % (latest sweep)",
+    "track_b_rate_low": "Track B rate < 90 % (5 min)",
+    "ws_reconnects_high": "WS reconnects > 20 today",
+    "mitigation": "mitigation level raised",
+    "stats_missing": "no stats from a worker during the session",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    severity: Severity
+    telegram: bool
+
+
+ALERT_RULES: dict[str, AlertRule] = {
+    "track_a_rate_low": AlertRule("WARNING", telegram=False),
+    "track_b_rate_low": AlertRule("WARNING", telegram=True),
+    "ws_reconnects_high": AlertRule("WARNING", telegram=True),
+    "disk_high": AlertRule("CRITICAL", telegram=True),
+    "cpu_high": AlertRule("CRITICAL", telegram=True),
+    "disk_error": AlertRule("CRITICAL", telegram=True),
+    "scalp_stale": AlertRule("CRITICAL", telegram=True),
+    "swing_missing": AlertRule("CRITICAL", telegram=True),
+    "symbols_silent": AlertRule("CRITICAL", telegram=True),
+    "ws_silent": AlertRule("CRITICAL", telegram=True),
+    "scalp_paused": AlertRule("CRITICAL", telegram=True),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The DESIGN numbers (alerts and the anomalous-day criteria)."""
+
+    track_a_min_rate: float = 0.95
+    track_b_min_rate: float = 0.90
+    track_b_window_s: float = 300.0
+    reconnects_alert_over: int = 20
+    disk_max_pct: float = 80.0
+    cpu_alert_pct: float = 90.0
+    cpu_alert_s: float = 600.0
+    anomalous_reconnects: int = 20
+    anomalous_disconnected_s: float = 600.0
+    anomalous_silences: int = 2
+    anomalous_scalp_rate: float = 0.97
+    anomalous_cpu_pct: float = 85.0
+    anomalous_cpu_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    at: datetime
+    cpu_pct: float | None
+    memory_pct: float | None
+    disk_usage_pct: float | None
+    level: int
+    slots: SlotCommand | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    key: str
+    active: bool
+    severity: Severity
+    telegram: bool
+    text: str
+
+
+@dataclass(slots=True)
+class HealthReport:
+    status: int
+    reasons: dict[str, int]
+    details: dict[str, str]
+    values: dict[str, float]
+    alerts: list[AlertState]
+    anomalous: list[str] | None = None
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES[self.status]
+
+
+@dataclass(slots=True)
+class _Day:
+    day: date
+    reconnect_base: float | None = None
+    disconnected_s: float = 0.0
+    silences: int = 0
+    anomalous_reported: bool = False
+
+
+@dataclass(slots=True)
+class HealthRules:
+    cfg: Config
+    book: StatsBook
+    calendar: TradingCalendar
+    policy: Policy = field(default_factory=Policy)
+    _b_expected: History = field(init=False)
+    _b_written: History = field(init=False)
+    _cpu_alert: ConditionRun = field(default_factory=ConditionRun)
+    _cpu_anomalous: ConditionRun = field(default_factory=ConditionRun)
+    _day: _Day | None = None
+    _last_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        keep_s = self.policy.track_b_window_s * 2
+        self._b_expected = History(keep_s)
+        self._b_written = History(keep_s)
+
+    @property
+    def _max_gap_s(self) -> float:
+        return max(3 * self.cfg.monitor.sample_interval_s, self.cfg.monitor.stats_stale_s)
+
+    # -- inputs outside the sample
+    def note_silence(self, at: datetime) -> None:
+        """A worker's heartbeat stayed silent for ``heartbeat_silence_s`` (a "log silence")."""
+        self._roll_day(at).silences += 1
+
+    # -- sessions
+    def _open(self, gauge: str, start: str, end: str, at: datetime) -> bool:
+        told = self.book.gauge(S.CORE, gauge)
+        if told is not None:
+            return told >= 1
+        day = at.astimezone(KST).date()
+        if not self.calendar.is_trading_day(day):
+            return False
+        begin, finish = session_bounds(day, start, end)
+        return begin <= at < finish
+
+    def track_a_open(self, at: datetime) -> bool:
+        return self._open(S.A_OPEN, self.cfg.track_a.start, self.cfg.track_a.end, at)
+
+    def track_b_open(self, at: datetime) -> bool:
+        return self._open(S.B_OPEN, self.cfg.track_b.start, self.cfg.track_b.end, at)
+
+    def _roll_day(self, at: datetime) -> _Day:
+        day = at.astimezone(KST).date()
+        if self._day is None or self._day.day != day:
+            self._day = _Day(day)
+        return self._day
+
+    # -- rates
+    def track_a_rate(self) -> float | None:
+        recorded = self.book.gauge(S.CORE, S.A_RECORDED)
+        universe = self.book.gauge(S.CORE, S.A_UNIVERSE)
+        if recorded is None or not universe:
+            return None
+        return recorded / universe
+
+    def track_b_rate(self, at: datetime) -> float | None:
+        slack_s = self._max_gap_s
+        expected = self._b_expected.delta(at, self.policy.track_b_window_s, slack_s)
+        written = self._b_written.delta(at, self.policy.track_b_window_s, slack_s)
+        if expected is None or written is None or expected <= 0:
+            return None
+        return min(written / expected, 1.0)
+
+    def reconnects_today(self) -> int | None:
+        day = self._day
+        if day is None or day.reconnect_base is None:
+            return None
+        total = self.book.total(S.WS, S.WS_RECONNECTS)
+        return None if total is None else int(total - day.reconnect_base)
+
+    # -- the evaluation
+    def evaluate(self, inp: Inputs) -> HealthReport:
+        at = inp.at
+        day = self._roll_day(at)
+        elapsed_s = 0.0 if self._last_at is None else max((at - self._last_at).total_seconds(), 0.0)
+        self._last_at = at
+        book, pol, mon = self.book, self.policy, self.cfg.monitor
+        reasons: dict[str, int] = {}
+        details: dict[str, str] = {}
+
+        def flag(key: str, severity: int, text: str) -> None:
+            reasons[key] = max(severity, reasons.get(key, 0))
+            details[key] = text
+
+        for history, name in ((self._b_expected, S.B_EXPECTED), (self._b_written, S.B_WRITTEN)):
+            total = book.total(S.CORE, name)
+            if total is not None:
+                history.add(at, total)
+        reconnect_total = book.total(S.WS, S.WS_RECONNECTS)
+        if day.reconnect_base is None and reconnect_total is not None:
+            day.reconnect_base = reconnect_total
+        a_open, b_open = self.track_a_open(at), self.track_b_open(at)
+        a_rate, b_rate = self.track_a_rate(), self.track_b_rate(at)
+        reconnects = self.reconnects_today()
+        connected = book.gauge(S.WS, S.WS_CONNECTED)
+
+        # data freshness
+        if b_open:
+            window_s = SAMPLE_WINDOW_S.get(inp.level, 2.0) * mon.scalp_stale_windows
+            oldest = book.gauge(S.CORE, S.B_OLDEST_AGE)
+            if oldest is not None and oldest > window_s:
+                flag("scalp_stale", RED, f"oldest slot sample {oldest:.1f} s old (> {window_s:g} s)")
+            self._check_silent(inp, flag)
+            if inp.slots is not None and inp.slots.paused:
+                flag("scalp_paused", RED, "the slot table is paused (WS down too long)")
+            if connected is not None and connected < 1:
+                day.disconnected_s += elapsed_s
+                flag("ws_disconnected", RED, "WebSocket disconnected")
+            frame_age = book.gauge(S.WS, S.WS_FRAME_AGE)
+            if connected and frame_age is not None and frame_age > self.cfg.track_b.receive_watchdog_s:
+                flag("ws_silent", RED, f"no WebSocket frame for {frame_age:.0f} s")
+        if a_open:
+            self._check_swing(at, flag)
+        if a_open or b_open:
+            missing = [
+                w for w in (S.CORE, S.WRITER) + ((S.WS,) if b_open else ()) if not book.heard_within(w)
+            ]
+            if missing:
+                flag("stats_missing", AMBER, "no stats from " + ", ".join(missing))
+
+        # machine and alert rules
+        if book.gauge(S.WRITER, S.DISK_ERROR):
+            flag("disk_error", RED, "the writer cannot write to disk")
+        if inp.disk_usage_pct is not None and inp.disk_usage_pct > pol.disk_max_pct:
+            flag("disk_high", RED, f"disk {inp.disk_usage_pct:.1f} % used (> {pol.disk_max_pct:g} %)")
+        if inp.cpu_pct is not None:
+            self._cpu_alert.feed(at, inp.cpu_pct > pol.cpu_alert_pct, self._max_gap_s)
+            self._cpu_anomalous.feed(at, inp.cpu_pct >= pol.anomalous_cpu_pct, self._max_gap_s)
+        if self._cpu_alert.held_for(at, self._max_gap_s) >= pol.cpu_alert_s:
+            flag("cpu_high", RED, f"CPU > {pol.cpu_alert_pct:g} % for {pol.cpu_alert_s / 60:g} min")
+        if a_open and a_rate is not None and a_rate < pol.track_a_min_rate:
+            flag("track_a_rate_low", AMBER, f"Track A rate {a_rate:.1%} < {pol.track_a_min_rate:.0%}")
+        if b_open and b_rate is not None and b_rate < pol.track_b_min_rate:
+            flag("track_b_rate_low", AMBER, f"Track B rate {b_rate:.1%} < {pol.track_b_min_rate:.0%} (5 min)")
+        if reconnects is not None and reconnects > pol.reconnects_alert_over:
+            flag("ws_reconnects_high", AMBER, f"{reconnects} WS reconnects today")
+        if inp.level > 0:
+            flag("mitigation", AMBER, f"mitigation level {inp.level}")
+
+        values = self._values(inp, a_rate, b_rate, reconnects, connected)
+        alerts = [
+            AlertState(key, key in reasons, rule.severity, rule.telegram, details.get(key, REASON_TEXT[key]))
+            for key, rule in ALERT_RULES.items()
+        ]
+        report = HealthReport(max(reasons.values(), default=GREEN), reasons, details, values, alerts)
+        report.anomalous = self._anomalous(inp, day, b_open, b_rate, reconnects)
+        return report
+
+    def _check_silent(self, inp: Inputs, flag: _Flag) -> None:
+        silent = self.book.gauge(S.CORE, S.B_SILENT)
+        if not silent:
+            return
+        used = self.book.gauge(S.CORE, S.B_SLOTS_USED)
+        if used is None and inp.slots is not None:
+            used = float(len(inp.slots.slots))
+        if used:
+            threshold = max(1.0, self.cfg.monitor.silent_red_fraction * used)
+            severity = RED if silent >= threshold else AMBER
+            flag("symbols_silent", severity, f"{silent:.0f} of {used:.0f} slot symbols silent")
+        else:
+            flag("symbols_silent", RED, f"{silent:.0f} slot symbols silent")
+
+    def _check_swing(self, at: datetime, flag: _Flag) -> None:
+        sweep_at_s = self.book.gauge(S.CORE, S.A_SWEEP_AT)
+        if sweep_at_s is None:
+            return
+        day = at.astimezone(KST).date()
+        start, end = session_bounds(day, self.cfg.track_a.start, self.cfg.track_a.end)
+        interval = timedelta(minutes=self.cfg.track_a.sweep_interval_min)
+        due_before = at - timedelta(seconds=self.cfg.monitor.swing_sweep_grace_s)
+        if due_before < start:
+            return
+        marks = int((min(due_before, end - timedelta(microseconds=1)) - start) / interval)
+        mark = start + marks * interval
+        if sweep_at_s < mark.timestamp() - 1:
+            last = datetime.fromtimestamp(sweep_at_s, KST).strftime("%H:%M")
+            flag("swing_missing", RED, f"no sweep for the {mark.strftime('%H:%M')} mark (latest {last})")
+
+    def _values(
+        self,
+        inp: Inputs,
+        a_rate: float | None,
+        b_rate: float | None,
+        reconnects: int | None,
+        connected: float | None,
+    ) -> dict[str, float]:
+        slots_used = self.book.gauge(S.CORE, S.B_SLOTS_USED)
+        if slots_used is None and inp.slots is not None:
+            slots_used = float(len(inp.slots.slots))
+        candidates: dict[str, float | None] = {
+            "mitigation_level": float(inp.level),
+            "cpu_pct": inp.cpu_pct,
+            "memory_pct": inp.memory_pct,
+            "disk_usage_pct": inp.disk_usage_pct,
+            "disk_latency_ms": self.book.gauge(S.WRITER, S.FSYNC_MS),
+            "lag_s": self.book.gauge(S.CORE, S.EVENT_LAG),
+            "track_a_rate": a_rate,
+            "track_b_rate": b_rate,
+            "ws_reconnects_today": None if reconnects is None else float(reconnects),
+            "ws_connected": connected,
+            "slots_used": slots_used,
+        }
+        return {k: v for k, v in candidates.items() if v is not None}
+
+    def _anomalous(
+        self, inp: Inputs, day: _Day, b_open: bool, b_rate: float | None, reconnects: int | None
+    ) -> list[str] | None:
+        if day.anomalous_reported or not self.calendar.is_trading_day(day.day):
+            return None
+        pol = self.policy
+        found = []
+        if reconnects is not None and reconnects >= pol.anomalous_reconnects:
+            found.append(f"WS reconnects {reconnects} >= {pol.anomalous_reconnects}")
+        if day.disconnected_s >= pol.anomalous_disconnected_s:
+            found.append(
+                f"WS disconnected {day.disconnected_s / 60:.1f} min >= {pol.anomalous_disconnected_s / 60:g}"
+            )
+        if day.silences >= pol.anomalous_silences:
+            found.append(f"{day.silences} log silences >= {pol.anomalous_silences}")
+        if b_open and b_rate is not None and b_rate < pol.anomalous_scalp_rate:
+            found.append(f"scalp recording rate {b_rate:.1%} < {pol.anomalous_scalp_rate:.0%} for 5 min")
+        if self._cpu_anomalous.held_for(inp.at, self._max_gap_s) >= pol.anomalous_cpu_s:
+            found.append(f"CPU >= {pol.anomalous_cpu_pct:g} % for {pol.anomalous_cpu_s / 60:g} min")
+        if inp.disk_usage_pct is not None and inp.disk_usage_pct > pol.disk_max_pct:
+            found.append(f"disk usage {inp.disk_usage_pct:.1f} % > {pol.disk_max_pct:g} %")
+        if not found:
+            return None
+        day.anomalous_reported = True
+        return found

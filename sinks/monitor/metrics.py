@@ -1,0 +1,139 @@
+"""The 5-minute metrics line: one `MetricsSnapshot` per ``monitor.metrics_interval_s`` (in the
+injected clock's time, aligned to multiples of the interval), built from what the monitor saw
+during that interval.
+
+* rates: Track A = the latest sweep's recorded / universe; Track B = samples written / expected
+  during the interval (``None`` when nothing was expected);
+* CPU / memory: the mean of the interval's samples; disk usage: the latest sample;
+* latency p50/p95/p99: nearest-rank percentiles of the core's ``event_lag_s`` values received in
+  the interval (``None`` without any);
+* records / gaps: per track, counted during the interval (from the writer's ``records.<track>``
+  and the core's ``gaps.<track>`` counters).
+
+The record id is ``metrics-<provider>-<interval start>``: a monitor restarted within an interval
+cannot write the same interval twice (the writer skips committed ids).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from observer.clock import KST
+from observer.config import Config
+from observer.schema import MetricsSnapshot
+from sinks.monitor import stats as S
+from sinks.monitor.stats import StatsBook
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile (``pct`` in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def interval_start(at: datetime, interval_s: float) -> datetime:
+    epoch = at.timestamp()
+    return datetime.fromtimestamp(epoch - (epoch % interval_s), KST)
+
+
+@dataclass(slots=True)
+class MetricsWindow:
+    cfg: Config
+    book: StatsBook
+    started: datetime | None = None
+    cpu: list[float] = field(default_factory=list)
+    memory: list[float] = field(default_factory=list)
+    disk_usage_pct: float | None = None
+    lag_ms: list[float] = field(default_factory=list)
+    _base: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    @property
+    def interval_s(self) -> float:
+        return self.cfg.monitor.metrics_interval_s
+
+    def _counted(self) -> list[tuple[str, str]]:
+        keys = [(S.CORE, S.B_EXPECTED), (S.CORE, S.B_WRITTEN)]
+        keys += [(S.WRITER, f"records.{t}") for t in S.TRACKS]
+        keys += [(S.CORE, f"gaps.{t}") for t in S.TRACKS]
+        return keys
+
+    def begin(self, at: datetime) -> None:
+        self.started = interval_start(at, self.interval_s)
+        self.cpu.clear()
+        self.memory.clear()
+        self.lag_ms.clear()
+        self._base = {}
+        for key in self._counted():
+            total = self.book.total(*key)
+            if total is not None:
+                self._base[key] = total
+
+    def add_sample(
+        self, cpu_pct: float | None, memory_pct: float | None, disk_usage_pct: float | None
+    ) -> None:
+        if cpu_pct is not None:
+            self.cpu.append(cpu_pct)
+        if memory_pct is not None:
+            self.memory.append(memory_pct)
+        if disk_usage_pct is not None:
+            self.disk_usage_pct = disk_usage_pct
+
+    def add_lag(self, lag_s: float) -> None:
+        if len(self.lag_ms) < 100_000:  # bounded: ~1 value per core stats message
+            self.lag_ms.append(lag_s * 1000)
+
+    def due(self, at: datetime) -> bool:
+        return self.started is not None and at >= self.started + timedelta(seconds=self.interval_s)
+
+    def _delta(self, key: tuple[str, str]) -> float | None:
+        total = self.book.total(*key)
+        if total is None:
+            return None
+        return total - self._base.get(key, 0.0)
+
+    def build(
+        self,
+        at: datetime,
+        *,
+        track_a_rate: float | None,
+        reconnects_today: int | None,
+        slots_used: int,
+        level: int,
+    ) -> MetricsSnapshot:
+        """The snapshot of the interval that just ended (stamped with its end); a new one begins."""
+        assert self.started is not None
+        end = self.started + timedelta(seconds=self.interval_s)
+        expected = self._delta((S.CORE, S.B_EXPECTED))
+        written = self._delta((S.CORE, S.B_WRITTEN))
+        b_rate = None if not expected or written is None else min(written / expected, 1.0)
+        records = {t: int(d) for t in S.TRACKS if (d := self._delta((S.WRITER, f"records.{t}"))) is not None}
+        gaps = {t: int(d) for t in S.TRACKS if (d := self._delta((S.CORE, f"gaps.{t}"))) is not None}
+        provider = self.cfg.provider.name
+        snapshot = MetricsSnapshot(
+            record_id=f"metrics-{provider}-{self.started.strftime('%Y%m%dT%H%M%S')}",
+            at=end,
+            track_a_collection_rate=track_a_rate,
+            track_b_collection_rate=b_rate,
+            ws_reconnect_count=reconnects_today or 0,
+            slot_utilization=slots_used / self.cfg.track_b.max_slots if self.cfg.track_b.max_slots else 0.0,
+            mitigation_level=level,
+            disk_usage_percent=self.disk_usage_pct if self.disk_usage_pct is not None else 0.0,
+            cpu_usage_percent=_mean(self.cpu),
+            memory_usage_percent=_mean(self.memory),
+            latency_p50_ms=percentile(self.lag_ms, 50),
+            latency_p95_ms=percentile(self.lag_ms, 95),
+            latency_p99_ms=percentile(self.lag_ms, 99),
+            records=records,
+            gaps=gaps,
+        )
+        self.begin(at)
+        return snapshot
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 2) if values else 0.0
