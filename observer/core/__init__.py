@@ -1,0 +1,19 @@
+"""The observer core (worker ``observer``): where a collected message becomes archive records.
+
+Data flow, one module per step::
+
+    ingest hop (ReliableReceiver)           acks.py      ack upstream only when durable downstream
+      -> TradeFrame   -> records.raw                    (raw/ line, every frame)
+                      -> rules.check_tick   -> rejections.py (counted, rate-limited events)
+                      -> gaps.MissedTradeDetector         (missed trades -> GapMarker)
+                      -> triggers.on_tick -> slots.SlotTable (trade velocity)
+                      -> sampler.Sampler  -> records.scalp   (one sample per slot per window)
+      -> QuoteSnapshot -> rules.check_snapshot -> records.swing
+                       -> triggers.on_snapshot -> slots.SlotTable (surge, volatility)
+      -> SystemEvent / GapMarker / OverflowEntry / MetricsSnapshot -> records.line
+    -> archive hop (ReliableSender) -> writer;  slots -> SlotCommand on topic ``slots``
+
+`worker.CoreWorker` wires it; `state.py` keeps the sampler checkpoint and `slots.py` the slot
+table across restarts; `stats.py` publishes ``stats.observer``; `universe_day.py` is the day's
+universe.
+"""

@@ -1,0 +1,101 @@
+"""Gap detection in the core: what was lost becomes a GapMarker with its range and cause.
+
+* **bus** — a seq hole on either reliable hop (`SeqGap` from the ingest receiver, or from the
+  core's own archive sender when its replay buffer overflowed): track ``bus``, the producer, run
+  and seq range in ``details``. The time range is the detection time (seqs carry no time).
+* **missed trades** — KIS ACML_VOL grows by exactly CNTG_VOL per trade, so a tick whose cumulative
+  volume exceeds the previous tick's plus its own trade volume means trades never reached us:
+  track ``scalp``, reason ``missed_trades``, start/end = the two ticks' exchange times, details =
+  the missed volume and a trade-count estimate (missed volume / the symbol's mean trade size).
+  The record id is derived from the two cumulative volumes, so a replay after a core restart
+  yields the same marker (dropped by the writer as a duplicate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from observer.clock import ns_to_datetime
+from observer.reliable import SeqGap
+from observer.schema import GapMarker, Tick
+
+
+def bus_gap_marker(gap: SeqGap, provider: str, detected_by: str) -> GapMarker:
+    at = ns_to_datetime(gap.at_ns)
+    return GapMarker(
+        record_id=f"gap:bus:{gap.producer}:{gap.run_id}:{gap.first}-{gap.last}",
+        track="bus",
+        provider=provider,
+        market="",
+        symbols=[],
+        start=at,
+        end=at,
+        reason=gap.reason,
+        detected_by=detected_by,
+        details={
+            "producer": gap.producer,
+            "run_id": gap.run_id,
+            "first_seq": gap.first,
+            "last_seq": gap.last,
+            "count": gap.count,
+            "hop_receiver": gap.detected_by,
+        },
+    )
+
+
+@dataclass(slots=True)
+class _Last:
+    cumulative_volume: int
+    tick: Tick
+    trades: int
+    traded_volume: int
+
+
+class MissedTradeDetector:
+    """Per symbol: compare each tick's ACML_VOL with the previous tick's plus CNTG_VOL."""
+
+    def __init__(self, provider: str, detected_by: str = "observer"):
+        self._provider = provider
+        self._detected_by = detected_by
+        self._last: dict[str, _Last] = {}
+        self.missed_volume = 0
+
+    def seed(self, tick: Tick) -> None:
+        """Start from a known tick (the restored checkpoint after a restart)."""
+        self._last[tick.symbol] = _Last(tick.cumulative_volume, tick, 1, max(tick.trade_volume, 1))
+
+    def observe(self, tick: Tick, market: str) -> GapMarker | None:
+        last = self._last.get(tick.symbol)
+        if last is None:
+            self.seed(tick)
+            return None
+        if tick.cumulative_volume <= last.cumulative_volume:
+            return None  # a replay or a repeat; validation deals with decreases
+        expected = last.cumulative_volume + tick.trade_volume
+        marker = None
+        if tick.cumulative_volume > expected:
+            missed = tick.cumulative_volume - expected
+            mean_size = max(last.traded_volume / max(last.trades, 1), 1.0)
+            self.missed_volume += missed
+            marker = GapMarker(
+                record_id=f"gap:missed_trades:{tick.symbol}:{last.cumulative_volume}-{tick.cumulative_volume}",
+                track="scalp",
+                provider=self._provider,
+                market=market,
+                symbols=[tick.symbol],
+                start=last.tick.exchange_at,
+                end=tick.exchange_at,
+                reason="missed_trades",
+                detected_by=self._detected_by,
+                details={
+                    "missed_volume": missed,
+                    "estimated_trades": max(1, round(missed / mean_size)),
+                    "cumulative_before": last.cumulative_volume,
+                    "cumulative_after": tick.cumulative_volume,
+                },
+            )
+        last.cumulative_volume = tick.cumulative_volume
+        last.tick = tick
+        last.trades += 1
+        last.traded_volume += tick.trade_volume
+        return marker

@@ -1,0 +1,63 @@
+"""Durable core state between restarts (under ``state_dir(cfg)``).
+
+``sampler.json`` — per watched symbol, the last *durable* sample's end and carried trade state, and
+the mitigation level schedule. It is rewritten (write + rename, atomic) just before the core
+publishes ingest acks that depend on it, so a tick acknowledged upstream is always reflected in
+it: a restarted core resumes each symbol's windows exactly where the durable archive ends. No fsync:
+it protects against a process crash (kill -9); a machine crash also loses the producers' buffers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import msgspec
+
+from observer.schema import Tick
+
+
+class SymbolCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
+    next_start_ms: int
+    provider: str
+    market: str
+    last: Tick
+
+
+class SamplerCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
+    day: date
+    levels: list[tuple[int, int]]
+    symbols: dict[str, SymbolCheckpoint]
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(SamplerCheckpoint)
+
+
+def atomic_write(path: Path, data: bytes, *, fsync: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, checkpoint: SamplerCheckpoint) -> None:
+    atomic_write(path, _encoder.encode(checkpoint), fsync=False)
+
+
+def load_checkpoint(path: Path, day: date) -> SamplerCheckpoint | None:
+    try:
+        checkpoint = _decoder.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None
+    return checkpoint if checkpoint.day == day else None

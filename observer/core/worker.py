@@ -1,0 +1,444 @@
+"""`CoreWorker` (worker name ``observer``): ingest -> validate -> guard -> record -> route -> archive.
+
+Sockets: the ingest `ReliableReceiver` (binds ``ingest`` / ``ingest_ack``), the archive
+`ReliableSender` to the writer (connects ``archive`` / ``archive_ack``), an event SUB on
+``mitigation`` and ``ctl.observer``, and the worker base's event PUB (``slots``, ``stats.observer``).
+
+Upstream acks follow `observer.core.acks`: only when every archive record derived from a message,
+and every sample of the windows its ticks fed, is acknowledged by the writer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import date, datetime
+from typing import Any
+
+import msgspec
+
+from observer.bus import EventSubscriber, ingest_decoder
+from observer.clock import KST, Clock
+from observer.config import Config, Secrets, state_dir
+from observer.core.acks import AckLedger, Pending
+from observer.core.gaps import MissedTradeDetector, bus_gap_marker
+from observer.core.records import RecordFactory
+from observer.core.rejections import RejectionReporter
+from observer.core.rules import Finding, RuleBook, _hhmm
+from observer.core.sampler import Sample, Sampler, to_ms
+from observer.core.slots import Changes, SlotTable
+from observer.core.state import SamplerCheckpoint, SymbolCheckpoint, load_checkpoint, save_checkpoint
+from observer.core.stats import CoreStats
+from observer.core.triggers import TriggerRules
+from observer.core.universe_day import DayUniverse
+from observer.reliable import ReliableReceiver, ReliableSender, SeqGap, hop_endpoints
+from observer.schema import (
+    ArchiveRecord,
+    Command,
+    DetailValue,
+    GapMarker,
+    MetricsSnapshot,
+    MitigationLevel,
+    OverflowEntry,
+    QuoteSnapshot,
+    SystemEvent,
+    Tick,
+    TradeFrame,
+)
+from observer.worker import Worker
+
+_SAMPLER_FILE = "sampler.json"
+_SLOTS_FILE = "slots.json"
+
+
+class CoreWorker(Worker):
+    name = "observer"
+    tick_interval_s = 0.05
+
+    def __init__(self, cfg: Config, *, clock: Clock | None = None, secrets: Secrets | None = None):
+        super().__init__(cfg, clock=clock, secrets=secrets)
+        self.provider = cfg.provider.name
+        self.factory = RecordFactory(self.provider, self.clock, self.run_id)
+        self.ledger = AckLedger()
+        self.stats_ = CoreStats()
+        self.reporter = RejectionReporter(cfg.core.rejection_event_interval_s, self.clock, self.factory.event)
+        self.slots = SlotTable(
+            max_slots=cfg.track_b.max_slots,
+            min_dwell_s=cfg.track_b.min_dwell_s,
+            silent_s=cfg.track_b.silent_symbol_s,
+            candidate_ttl_s=cfg.core.candidate_ttl_s,
+            overflow_interval_s=cfg.core.overflow_interval_s,
+        )
+        self._tb_start = _hhmm(cfg.track_b.start)
+        self._tb_end = _hhmm(cfg.track_b.end)
+        self.sampler: Sampler[Pending] = Sampler(self._tb_start, self._tb_end, cfg.core.sample_grace_ms)
+        self._state_dir = state_dir(cfg)
+        self._current: Pending | None = None
+        self._gaps_waiting: list[SeqGap] = []
+        self._inflight_samples: deque[tuple[int, Sample[Pending]]] = deque()
+        self._inflight_lag: deque[tuple[int, datetime]] = deque()
+        self._durable: dict[str, SymbolCheckpoint] = {}
+        self._checkpoint_dirty = False
+        self._day: date | None = None
+        self._hold_before_ms: int | None = None
+        self._catchup_until = 0.0
+        self._next_rebalance = 0.0
+        self._next_publish = 0.0
+        self._next_stats = 0.0
+        self.universe = DayUniverse()
+        self.rules = RuleBook(cfg, self.universe)
+        self.triggers = TriggerRules(cfg.core)
+        self.gaps = MissedTradeDetector(self.provider)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_start(self) -> None:
+        assert self.ctx is not None
+        ingest, ingest_ack = hop_endpoints(self.cfg, "ingest")
+        archive, archive_ack = hop_endpoints(self.cfg, "archive")
+        self.receiver = ReliableReceiver(
+            self.ctx, self.cfg, self.name, ingest, ingest_ack, on_gap=self._gaps_waiting.append
+        )
+        self.sender = ReliableSender(
+            self.ctx,
+            self.cfg,
+            self.name,
+            archive,
+            archive_ack,
+            run_id=self.run_id,
+            on_gap=self._gaps_waiting.append,
+        )
+        self.subscriber = EventSubscriber(self.ctx, self.cfg, ["mitigation", "ctl.observer"])
+        self.register(self.receiver.pull, self.handle_ingest)
+        self.register(self.sender.ack_sub, self.handle_archive_acks)
+        self.register(self.subscriber.sock, self.handle_events)
+        now = self.clock.now()
+        self._hold_before_ms = to_ms(now)
+        self._catchup_until = self.clock.monotonic() + self.cfg.core.restart_catchup_ms / 1000
+        self._start_day(now.astimezone(KST).date(), resume=True)
+
+    def on_stop(self) -> None:
+        self._archive_pending_gaps()
+        self.sender.wait_all_acked(2.0)
+        self._release_acks()
+        self.slots.save(self._state_dir / _SLOTS_FILE)
+        self.receiver.close()
+        self.sender.close()
+        self.subscriber.close()
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "unacked_archive": float(self.sender.unacked) if hasattr(self, "sender") else 0.0,
+            "pending_ingest": float(self.ledger.pending),
+            "slots": float(len(self.slots.slots)),
+        }
+
+    def _start_day(self, day: date, *, resume: bool) -> None:
+        now = self.clock.now()
+        self._day = day
+        self.universe = DayUniverse.load(self.cfg, day)
+        for notice in self.universe.notices:
+            self._emit(notice.type, notice.severity, notice.message, market=notice.market)
+        self.rules = RuleBook(self.cfg, self.universe)
+        self.triggers = TriggerRules(self.cfg.core)
+        self.gaps = MissedTradeDetector(self.provider)
+        for symbol in self.sampler.symbols():
+            self.sampler.unwatch(symbol, now)
+        slots_path = self._state_dir / _SLOTS_FILE
+        if resume and self.slots.load(slots_path, day):
+            self._emit(
+                "slots_resumed",
+                "INFO",
+                f"resumed {len(self.slots.slots)} slots from {slots_path}",
+                version=self.slots.version,
+            )
+        else:
+            self.slots.reset(day)
+            self.slots.seed(self.universe.order[: self.slots.max_slots], now)
+        checkpoint = load_checkpoint(self._state_dir / _SAMPLER_FILE, day) if resume else None
+        if checkpoint is not None:
+            self.sampler.restore_levels(checkpoint.levels)
+            self._durable = dict(checkpoint.symbols)
+        for symbol in self.slots.symbols():
+            saved = checkpoint.symbols.get(symbol) if checkpoint is not None else None
+            if saved is not None:
+                self.sampler.restore(symbol, saved.next_start_ms, saved.last, saved.provider, saved.market)
+                self.gaps.seed(saved.last)
+            else:
+                self.sampler.watch(symbol, now, self.provider, self._market_of(symbol))
+        self.slots.save(slots_path)
+        self._publish_slots(now)
+
+    # ------------------------------------------------------------------ ingest
+    def handle_ingest(self) -> None:
+        for env in self.receiver.receive(1_000):
+            self._current = self.ledger.open(env.producer, env.run_id, env.seq)
+            try:
+                body = ingest_decoder.decode(env.body)
+            except msgspec.DecodeError as e:
+                self._reject(Finding("decode", f"undecodable ingest body from {env.producer}: {e}"[:200], ""))
+                self._current = None
+                continue
+            match body:
+                case TradeFrame():
+                    self.handle_trade_frame(body, env.producer, env.run_id, env.seq)
+                case QuoteSnapshot():
+                    self.handle_quote_snapshot(body)
+                case SystemEvent() | GapMarker() | OverflowEntry() | MetricsSnapshot():
+                    self._archive(self.factory.line(body))
+            self._current = None
+
+    def handle_trade_frame(self, frame: TradeFrame, producer: str, run_id: str, seq: int) -> None:
+        self._archive(self.factory.raw(frame, producer, run_id, seq), lag_from=frame.received_at)
+        if frame.parse_error:
+            self.stats_.counters["frames_parse_error"] += 1
+            return
+        for tick in frame.ticks:
+            self._handle_tick(tick, frame)
+
+    def _handle_tick(self, tick: Tick, frame: TradeFrame) -> None:
+        verdict = self.rules.check_tick(tick)
+        if verdict.rejected is not None:
+            self._reject(verdict.rejected)
+            return
+        for finding in verdict.guards:
+            self._note_guard(finding)
+        market = self.universe.market_of(tick.symbol, frame.market)
+        marker = self.gaps.observe(tick, market)
+        if marker is not None:
+            self._archive(self.factory.line(marker))
+        self.slots.note_tick(tick.symbol, tick.received_at)
+        cand = self.triggers.on_tick(tick)
+        if cand is not None:
+            self.slots.offer(cand)
+        if self.sampler.add_tick(
+            tick,
+            guard_passed=verdict.guard_passed,
+            hold=self._current,
+            provider=frame.provider,
+            market=market,
+        ):
+            assert self._current is not None
+            self._current.hold()
+
+    def handle_quote_snapshot(self, snap: QuoteSnapshot) -> None:
+        verdict = self.rules.check_snapshot(snap)
+        if verdict.rejected is not None:
+            self._reject(verdict.rejected)
+            return
+        for finding in verdict.guards:
+            self._note_guard(finding)
+        self._archive(self.factory.swing(snap, verdict, self.sampler.level), lag_from=snap.received_at)
+        self.stats_.sweep_symbol(snap.sweep_id, snap.symbol, len(self.universe))
+        cand = self.triggers.on_snapshot(snap)
+        if cand is not None:
+            self.slots.offer(cand)
+        elif not self.universe.available and self.slots.symbols().get(snap.symbol) is None:
+            self._apply(self.slots.seed([snap.symbol], self.clock.now()), self.clock.now())
+
+    # ------------------------------------------------------------------ archive side
+    def handle_archive_acks(self) -> None:
+        self.sender.handle_acks()
+        self._release_acks()
+
+    def _archive(self, record: ArchiveRecord, lag_from: datetime | None = None) -> int:
+        seq = self.sender.send(record)
+        self.stats_.record(record.track)
+        if self._current is not None and seq > self._current.need:
+            self._current.need = seq
+        if lag_from is not None:
+            self._inflight_lag.append((seq, lag_from))
+        return seq
+
+    def _release_acks(self) -> None:
+        acked = self.sender.acked
+        now = self.clock.now()
+        while self._inflight_lag and self._inflight_lag[0][0] <= acked:
+            self.stats_.lag((now - self._inflight_lag.popleft()[1]).total_seconds())
+        while self._inflight_samples and self._inflight_samples[0][0] <= acked:
+            _, sample = self._inflight_samples.popleft()
+            self.stats_.samples_written[sample.symbol] += 1
+            self._durable[sample.symbol] = SymbolCheckpoint(
+                next_start_ms=to_ms(sample.end),
+                provider=sample.provider,
+                market=sample.market,
+                last=sample.last,
+            )
+            self._checkpoint_dirty = True
+        releasable = self.ledger.releasable(acked)
+        if not releasable:
+            return
+        if self._checkpoint_dirty and self._day is not None:
+            save_checkpoint(
+                self._state_dir / _SAMPLER_FILE,
+                SamplerCheckpoint(day=self._day, levels=self.sampler.level_schedule(), symbols=self._durable),
+            )
+            self._checkpoint_dirty = False
+        for producer, run_id, seq in releasable:
+            self.receiver.ack(producer, run_id, seq)
+
+    def _archive_pending_gaps(self) -> None:
+        while self._gaps_waiting:
+            gap = self._gaps_waiting.pop(0)
+            self.stats_.counters["gaps.bus"] += 1
+            self._archive(self.factory.line(bus_gap_marker(gap, self.provider, self.name)))
+
+    # ------------------------------------------------------------------ events
+    def handle_events(self) -> None:
+        while (item := self.subscriber.recv_nowait()) is not None:
+            _topic, body = item
+            match body:
+                case MitigationLevel():
+                    self._set_level(body.level)
+                case Command(action="pin", target=symbol):
+                    ok, message, changes = self.slots.pin(symbol.strip().upper(), self.clock.now())
+                    self._emit("slot_pin", "INFO" if ok else "WARNING", message, symbol=symbol, ok=ok)
+                    self._apply(changes, self.clock.now(), force=True)
+                case Command(action="unpin", target=symbol):
+                    ok, message = self.slots.unpin(symbol.strip().upper())
+                    self._emit("slot_unpin", "INFO" if ok else "WARNING", message, symbol=symbol, ok=ok)
+                    self._apply(Changes(), self.clock.now(), force=ok)
+                case _:
+                    pass
+
+    def _set_level(self, level: int) -> None:
+        if level == self.sampler.level:
+            return
+        before = self.sampler.level
+        effective_ms = self.sampler.set_level(level, self.clock.now())
+        self._checkpoint_dirty = True
+        self._emit(
+            "sampling_level",
+            "INFO",
+            f"mitigation level {before} -> {level}: sampling window changes",
+            level=level,
+            effective_at_ms=effective_ms,
+        )
+
+    # ------------------------------------------------------------------ periodic work
+    def on_tick(self) -> None:
+        now = self.clock.now()
+        mono = self.clock.monotonic()
+        if self._day is not None and now.astimezone(KST).date() != self._day:
+            self._start_day(now.astimezone(KST).date(), resume=False)
+        self._archive_pending_gaps()
+        self._close_windows(now, mono)
+        if mono >= self._next_rebalance:
+            self._next_rebalance = mono + self.cfg.core.slot_rebalance_s
+            self._apply(self.slots.rebalance(now), now)
+            self._check_silent(now)
+        for event in self.reporter.due():
+            self._archive(self.factory.line(event))
+        self.sender.pump()
+        self._release_acks()
+        self.receiver.republish_acks()
+        if mono >= self._next_publish:
+            self._publish_slots(now)
+        if mono >= self._next_stats:
+            self._next_stats = mono + self.cfg.core.stats_interval_s
+            self._publish_stats(now)
+
+    def _close_windows(self, now: datetime, mono: float) -> None:
+        hold_before = self._hold_before_ms if mono < self._catchup_until else None
+        for sample in self.sampler.due(now, hold_before):
+            seq = self._archive(self.factory.scalp(sample, sample.level, self.slots.slot_of(sample.symbol)))
+            self._inflight_samples.append((seq, sample))
+            for hold in sample.holds:
+                hold.settle(seq)
+            sample.holds = []
+        for hold in self.sampler.released:
+            hold.settle(None)
+        self.sampler.released.clear()
+
+    def _check_silent(self, now: datetime) -> None:
+        kst = now.astimezone(KST)
+        if not self._tb_start <= kst.time() < self._tb_end:
+            return
+        session_start = datetime.combine(kst.date(), self._tb_start, KST)
+        for a in self.slots.check_silent(now, session_start):
+            self._emit(
+                "slot_silent",
+                "WARNING",
+                f"{a.symbol} (slot {a.slot_number}) sent no tick for {self.cfg.track_b.silent_symbol_s:.0f}s",
+                symbol=a.symbol,
+                slot_number=a.slot_number,
+            )
+
+    def _apply(self, changes: Changes, now: datetime, *, force: bool = False) -> None:
+        for cand in changes.overflow:
+            self._archive(self.factory.line(self.slots.overflow_entry(cand, self.provider, now)))
+        if not changes and not force:
+            return
+        for a in changes.removed:
+            self.sampler.unwatch(a.symbol, now)
+        for a in changes.added:
+            self.sampler.watch(a.symbol, now, self.provider, self._market_of(a.symbol))
+        if changes:
+            self._emit(
+                "slot_change",
+                "INFO",
+                f"slots: +{[a.symbol for a in changes.added]} -{[a.symbol for a in changes.removed]}",
+                added=[f"{a.slot_number}:{a.symbol}:{a.rule}" for a in changes.added],
+                removed=[f"{a.slot_number}:{a.symbol}" for a in changes.removed],
+                version=self.slots.version,
+            )
+        self.slots.save(self._state_dir / _SLOTS_FILE)
+        self._publish_slots(now)
+
+    def _publish_slots(self, now: datetime) -> None:
+        self._next_publish = self.clock.monotonic() + self.cfg.core.slot_publish_interval_s
+        if self.events is not None:
+            self.events.publish("slots", self.slots.command(now))
+
+    def _publish_stats(self, now: datetime) -> None:
+        if self.events is None:
+            return
+        extra = dict(self.reporter.counts)
+        extra.update(
+            ingest_accepted=self.receiver.accepted,
+            ingest_duplicates=self.receiver.duplicates,
+            ingest_malformed=self.receiver.malformed,
+            late_ticks=self.sampler.late_ticks,
+            archive_resent=self.sender.resent,
+            archive_abandoned=self.sender.abandoned,
+            missed_trade_volume=self.gaps.missed_volume,
+        )
+        gauges = {
+            "mitigation_level": float(self.sampler.level),
+            "slots_used": float(len(self.slots.slots)),
+            "archive_unacked": float(self.sender.unacked),
+            "ingest_pending": float(self.ledger.pending),
+            "ingest_held_by_windows": float(self.ledger.held),
+            "universe_size": float(len(self.universe)),
+        }
+        self.events.publish(
+            "stats.observer",
+            self.stats_.snapshot(
+                now,
+                expected=self.sampler.expected,
+                slot_of=self.slots.symbols(),
+                extra_counters=extra,
+                gauges=gauges,
+            ),
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _reject(self, finding: Finding) -> None:
+        event = self.reporter.report("rejection", finding)
+        if event is not None:
+            self._archive(self.factory.line(event))
+
+    def _note_guard(self, finding: Finding) -> None:
+        event = self.reporter.report("guard", finding)
+        if event is not None:
+            self._archive(self.factory.line(event))
+
+    def _emit(self, type_: str, severity: str, message: str, **details: Any) -> None:
+        clean: dict[str, DetailValue] = dict(details)
+        self.log.info(message, extra={"event": type_})
+        self._archive(self.factory.line(self.factory.event(type_, severity, message, clean)))
+
+    def _market_of(self, symbol: str) -> str:
+        default = self.cfg.provider.markets[0] if self.cfg.provider.markets else ""
+        return self.universe.market_of(symbol, default)
+
+
+__all__ = ["CoreWorker"]
