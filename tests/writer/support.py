@@ -120,10 +120,10 @@ def line_for(track: str, record_id: str, at: datetime, market: str = "KOSPI") ->
 
 def record(track: str, record_id: str, at: datetime, market: str = "KOSPI") -> ArchiveRecord:
     return ArchiveRecord(
-        track=track,
+        track=track,  # type: ignore[arg-type]
         provider="kis",
         market=market,
-        partition_at=at,  # type: ignore[arg-type]
+        partition_at=at,
         record_id=record_id,
         line=line_for(track, record_id, at, market),
     )
@@ -182,7 +182,7 @@ class Producer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def submit(self, recs: list[ArchiveRecord]) -> None:
+    def submit(self, recs: list[Any]) -> None:
         with self._lock:
             self._outbox.extend(recs)
 
@@ -190,11 +190,11 @@ class Producer:
         self._thread = threading.Thread(target=self._run, args=(make, rate_per_s, count), daemon=True)
         self._thread.start()
 
-    def _send(self, rec: ArchiveRecord) -> None:
+    def _send(self, rec: Any) -> None:
         t0 = time.perf_counter()
         seq = self.sender.send(rec)
         self.max_send_s = max(self.max_send_s, time.perf_counter() - t0)
-        self.seq_ids[seq] = (rec.track, rec.record_id)
+        self.seq_ids[seq] = (getattr(rec, "track", ""), rec.record_id)
         self.max_unacked_bytes = max(self.max_unacked_bytes, self.sender.unacked_bytes)
 
     def _run(self, make: Any, rate_per_s: float, count: int) -> None:
@@ -245,7 +245,15 @@ def read_archive(root: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def events_of(root: Path, type_: str) -> list[dict[str, Any]]:
-    return [e for e in read_archive(root).get("events", []) if e.get("type") == type_]
+    """The system events of one type (complete lines only: safe to poll while the writer runs)."""
+    out = []
+    for path in sorted((root / "system" / "events").glob("*/*.jsonl")):
+        data = path.read_bytes()
+        for line in data[: data.rfind(b"\n") + 1].splitlines():
+            doc = msgspec.json.decode(line)
+            if doc.get("type") == type_:
+                out.append(doc)
+    return out
 
 
 __all__ = [
