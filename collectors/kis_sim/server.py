@@ -59,8 +59,8 @@ class SimOptions:
 
     @classmethod
     def from_config(cls, cfg: Config, **overrides: object) -> SimOptions:
-        """The config's ``[sim]`` section; weekends count as open days when the clock is a session
-        clock, so a demo on a Saturday still sees a market (holidays from ``[calendar]`` apply)."""
+        """The config's ``[sim]`` section, holidays from ``[calendar]``; weekends are closed (a
+        time-only session start already rolls a weekend forward to Monday, see `parse_start_at`)."""
         sim = cfg.sim
         base = cls(
             host=sim.host,
@@ -73,7 +73,7 @@ class SimOptions:
             app_key=sim.app_key,
             app_secret=sim.app_secret,
             holidays=tuple(date.fromisoformat(d) for d in cfg.calendar.holidays),
-            weekends_closed=cfg.clock.mode == "real",
+            weekends_closed=True,
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 

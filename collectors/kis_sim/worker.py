@@ -4,7 +4,7 @@ credentials are set. With credentials present it serves nothing and says so once
 
 from __future__ import annotations
 
-from collectors.kis_sim.server import Simulator, SimOptions
+from collectors.kis_sim.server import SimOptions, Simulator
 from observer.worker import Worker
 
 
@@ -15,7 +15,9 @@ class SimulatorWorker(Worker):
     def on_start(self) -> None:
         self.sim: Simulator | None = None
         if self.secrets.has_kis_credentials:
-            self.log.info("KIS credentials present: the simulator stays idle; collectors use the real KIS servers")
+            self.log.info(
+                "KIS credentials present: the simulator stays idle; collectors use the real KIS servers"
+            )
             return
         self.sim = Simulator(SimOptions.from_config(self.cfg), self.clock).start()
         self.log.info("KIS simulator serving", extra={"urls": self.sim.urls, "account": self.cfg.sim.account})

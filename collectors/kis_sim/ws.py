@@ -368,7 +368,9 @@ class KisWsService:
             book_codes = {k for s in sessions for (t, k) in s.subs if t == BOOK_TR}
             quotes = self.market.quotes(book_codes) if book_codes else {}
             for session in sessions:
-                for tr_id, code in session.subs:
+                for tr_id, code in list(session.subs):
+                    if session.close_reason is not None:
+                        break
                     if tr_id == TRADE_TR:
                         for frame in frames_by_code.get(code, ()):
                             if not session.enqueue(OutFrame(frame.text, frame.kind, frame.trades)):

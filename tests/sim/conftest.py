@@ -76,30 +76,43 @@ class Kis:
         return self.http.post(self.base + path, json=body, timeout=5)
 
     def get_token(self) -> str:
-        r = self.post("/oauth2/tokenP", {"grant_type": "client_credentials", "appkey": self.app_key,
-                                         "appsecret": self.app_secret})
+        r = self.post(
+            "/oauth2/tokenP",
+            {"grant_type": "client_credentials", "appkey": self.app_key, "appsecret": self.app_secret},
+        )
         assert r.status_code == 200, r.text
         self.token = r.json()["access_token"]
         return self.token
 
     def approval(self) -> str:
-        r = self.post("/oauth2/Approval", {"grant_type": "client_credentials", "appkey": self.app_key,
-                                           "secretkey": self.app_secret})
+        r = self.post(
+            "/oauth2/Approval",
+            {"grant_type": "client_credentials", "appkey": self.app_key, "secretkey": self.app_secret},
+        )
         assert r.status_code == 200, r.text
         return str(r.json()["approval_key"])
 
     def headers(self, tr_id: str, **extra: str) -> dict[str, str]:
-        h = {"authorization": f"Bearer {self.token}", "appkey": self.app_key, "appsecret": self.app_secret,
-             "tr_id": tr_id, "custtype": "P", "content-type": "application/json; charset=utf-8"}
+        h = {
+            "authorization": f"Bearer {self.token}",
+            "appkey": self.app_key,
+            "appsecret": self.app_secret,
+            "tr_id": tr_id,
+            "custtype": "P",
+            "content-type": "application/json; charset=utf-8",
+        }
         h.update(extra)
         return h
 
     def get(self, name: str, tr_id: str, params: dict[str, str], **headers: str) -> requests.Response:
-        return self.http.get(self.base + QUOT + name, headers=self.headers(tr_id, **headers), params=params,
-                             timeout=5)
+        return self.http.get(
+            self.base + QUOT + name, headers=self.headers(tr_id, **headers), params=params, timeout=5
+        )
 
     def price(self, code: str) -> requests.Response:
-        return self.get("inquire-price", "FHKST01010100", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code})
+        return self.get(
+            "inquire-price", "FHKST01010100", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code}
+        )
 
 
 class Feed:
@@ -112,11 +125,19 @@ class Feed:
         self.pings = 0
 
     def send(self, tr_type: str, tr_id: str, tr_key: str, approval: str | None = None) -> None:
-        self.ws.send(json.dumps({
-            "header": {"approval_key": approval or self.approval, "custtype": "P", "tr_type": tr_type,
-                       "content-type": "utf-8"},
-            "body": {"input": {"tr_id": tr_id, "tr_key": tr_key}},
-        }))
+        self.ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "approval_key": approval or self.approval,
+                        "custtype": "P",
+                        "tr_type": tr_type,
+                        "content-type": "utf-8",
+                    },
+                    "body": {"input": {"tr_id": tr_id, "tr_key": tr_key}},
+                }
+            )
+        )
 
     def recv(self) -> str:
         text = self.ws.recv()

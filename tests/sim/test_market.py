@@ -35,7 +35,14 @@ def listings() -> list:  # type: ignore[type-arg]
 
 def test_tick_sizes_and_limits() -> None:
     assert [tick_size(p) for p in (1_999, 2_000, 4_995, 5_000, 19_990, 20_000, 49_950, 50_000)] == [
-        1, 5, 5, 10, 10, 50, 50, 100,
+        1,
+        5,
+        5,
+        10,
+        10,
+        50,
+        50,
+        100,
     ]
     assert [tick_size(p) for p in (199_900, 200_000, 499_500, 500_000)] == [100, 500, 500, 1_000]
     assert tick_up(1_999) == 2_000 and tick_down(2_000) == 1_999 and tick_down(5_000) == 4_995
@@ -66,7 +73,9 @@ def test_master_files_fixed_width(listings: list) -> None:  # type: ignore[type-
     bases = {x.code: x.ref_close_krw for x in listings}
     for market, tail_len in (("KOSPI", KOSPI_TAIL), ("KOSDAQ", KOSDAQ_TAIL)):
         name = "kospi_code.mst" if market == "KOSPI" else "kosdaq_code.mst"
-        text = zipfile.ZipFile(io.BytesIO(master_zip(listings, market, bases, day))).read(name).decode("cp949")
+        text = (
+            zipfile.ZipFile(io.BytesIO(master_zip(listings, market, bases, day))).read(name).decode("cp949")
+        )
         offsets = tail_offsets(market)
         rows = text.splitlines(keepends=True)
         assert len(rows) == sum(x.market == market for x in listings)
@@ -128,7 +137,11 @@ def test_trade_invariants(listings: list) -> None:  # type: ignore[type-arg]
         assert int(f[4]) == price - base and f[45] == str(base)
         assert f[21] == ("1" if price == int(f[10]) else "5")
         assert price in (int(f[10]), int(f[11]))
-        assert int(f[26]) == price - int(f[7]) and int(f[29]) == price - int(f[8]) and int(f[32]) == price - int(f[9])
+        assert (
+            int(f[26]) == price - int(f[7])
+            and int(f[29]) == price - int(f[8])
+            and int(f[32]) == price - int(f[9])
+        )
         assert price == floor_to_tick(price) and lower_limit(base) <= price <= upper_limit(base)
         assert f[33] == "20260105" and f[34] == "20" and f[35] == "N" and f[43] == "0"
         assert "090000" <= f[1] <= "091000"
@@ -155,8 +168,9 @@ def test_closed_day_has_no_trades(listings: list) -> None:  # type: ignore[type-
     m, _ = _market(listings, saturday)
     code = next(x.code for x in listings if x.activity == "busy")
     assert m.quote(code).trades == 0  # type: ignore[union-attr]
-    holiday = Market(listings, SEED, ManualClock(datetime(2026, 1, 5, 11, tzinfo=KST)),
-                     SimCalendar([date(2026, 1, 5)]))
+    holiday = Market(
+        listings, SEED, ManualClock(datetime(2026, 1, 5, 11, tzinfo=KST)), SimCalendar([date(2026, 1, 5)])
+    )
     assert holiday.quote(code).trades == 0  # type: ignore[union-attr]
 
 
@@ -168,7 +182,9 @@ def test_orderbook_record(listings: list) -> None:  # type: ignore[type-arg]
     assert q is not None
     f = h0stasp0(q, q.at_s)
     assert len(f) == H0STASP0_FIELDS
-    assert int(f[3]) == q.ask and int(f[13]) == q.bid and int(f[23]) == q.ask_rsqn1 and int(f[33]) == q.bid_rsqn1
+    assert (
+        int(f[3]) == q.ask and int(f[13]) == q.bid and int(f[23]) == q.ask_rsqn1 and int(f[33]) == q.bid_rsqn1
+    )
     asks = [int(x) for x in f[3:13] if x != "0"]
     assert asks == sorted(asks) and int(f[53]) == q.acml_vol
 

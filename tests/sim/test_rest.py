@@ -28,12 +28,16 @@ def _all_strings(doc: Any) -> bool:
 def test_token_rules(make_sim: SimFactory, wall: ManualClock) -> None:
     sim = make_sim(wall=wall)
     kis = Kis(sim)
-    r = kis.post("/oauth2/tokenP", {"grant_type": "client_credentials", "appkey": APP_KEY, "appsecret": APP_SECRET})
+    r = kis.post(
+        "/oauth2/tokenP", {"grant_type": "client_credentials", "appkey": APP_KEY, "appsecret": APP_SECRET}
+    )
     body = r.json()
     assert r.status_code == 200 and body["token_type"] == "Bearer" and body["expires_in"] == 86_400
     assert body["access_token_token_expired"] == "2026-01-06 08:00:00"
     first = body["access_token"]
-    again = kis.post("/oauth2/tokenP", {"grant_type": "client_credentials", "appkey": APP_KEY, "appsecret": APP_SECRET})
+    again = kis.post(
+        "/oauth2/tokenP", {"grant_type": "client_credentials", "appkey": APP_KEY, "appsecret": APP_SECRET}
+    )
     assert again.status_code == 403 and again.json()["error_code"] == "EGW00133"
     wall.advance(61)
     assert kis.get_token() == first  # within 6 h: the same token
@@ -41,7 +45,9 @@ def test_token_rules(make_sim: SimFactory, wall: ManualClock) -> None:
     assert kis.get_token() != first
     bad = kis.post("/oauth2/tokenP", {"grant_type": "client_credentials", "appkey": "nope", "appsecret": "x"})
     assert bad.status_code == 403 and bad.json()["error_code"] == "EGW00103"
-    bad = kis.post("/oauth2/tokenP", {"grant_type": "client_credentials", "appkey": APP_KEY, "appsecret": "x"})
+    bad = kis.post(
+        "/oauth2/tokenP", {"grant_type": "client_credentials", "appkey": APP_KEY, "appsecret": "x"}
+    )
     assert bad.status_code == 403 and bad.json()["error_code"] == "EGW00105"
 
 
@@ -189,21 +195,34 @@ def test_daily_volume_rank_holiday(make_sim: SimFactory) -> None:
     code = busy_codes(sim)[0]
     wait_sec = sim.market.quote(code)
     assert wait_sec is not None
-    doc = kis.get("inquire-daily-price", "FHKST01010400",
-                  {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code, "FID_PERIOD_DIV_CODE": "D",
-                   "FID_ORG_ADJ_PRC": "0"}).json()
+    doc = kis.get(
+        "inquire-daily-price",
+        "FHKST01010400",
+        {
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": code,
+            "FID_PERIOD_DIV_CODE": "D",
+            "FID_ORG_ADJ_PRC": "0",
+        },
+    ).json()
     rows = doc["output"]
     assert doc["rt_cd"] == "0" and 1 <= len(rows) <= 30 and _all_strings(rows)
     dates = [r["stck_bsop_date"] for r in rows]
     assert dates == sorted(dates, reverse=True) and "20260103" not in dates and "20260104" not in dates
     history = [r for r in rows if r["stck_bsop_date"] < "20260105"]
     assert history[0]["stck_clpr"] == str(wait_sec.base)  # yesterday's close is today's base price
-    doc = kis.get("volume-rank", "FHPST01710000", {"FID_COND_MRKT_DIV_CODE": "J", "FID_COND_SCR_DIV_CODE": "20171",
-                                                   "FID_INPUT_ISCD": "0000"}).json()
+    doc = kis.get(
+        "volume-rank",
+        "FHPST01710000",
+        {"FID_COND_MRKT_DIV_CODE": "J", "FID_COND_SCR_DIV_CODE": "20171", "FID_INPUT_ISCD": "0000"},
+    ).json()
     ranks = doc["output"]
     assert len(ranks) == 30 and [int(r["acml_vol"]) for r in ranks] == sorted(
-        (int(r["acml_vol"]) for r in ranks), reverse=True)
-    doc = kis.get("chk-holiday", "CTCA0903R", {"BASS_DT": "20260102", "CTX_AREA_NK": "", "CTX_AREA_FK": ""}).json()
+        (int(r["acml_vol"]) for r in ranks), reverse=True
+    )
+    doc = kis.get(
+        "chk-holiday", "CTCA0903R", {"BASS_DT": "20260102", "CTX_AREA_NK": "", "CTX_AREA_FK": ""}
+    ).json()
     flags = {r["bass_dt"]: r["opnd_yn"] for r in doc["output"]}
     assert flags["20260102"] == "Y" and flags["20260103"] == "N" and flags["20260104"] == "N"
     assert flags["20260105"] == "Y" and flags["20260106"] == "N"
@@ -211,7 +230,10 @@ def test_daily_volume_rank_holiday(make_sim: SimFactory) -> None:
 
 def test_master_downloads(make_sim: SimFactory) -> None:
     sim = make_sim()
-    for name, member in (("kospi_code.mst.zip", "kospi_code.mst"), ("kosdaq_code.mst.zip", "kosdaq_code.mst")):
+    for name, member in (
+        ("kospi_code.mst.zip", "kospi_code.mst"),
+        ("kosdaq_code.mst.zip", "kosdaq_code.mst"),
+    ):
         r = requests.get(f"{sim.urls['master']}/{name}", timeout=5)
         assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
         text = zipfile.ZipFile(io.BytesIO(r.content)).read(member).decode("cp949")

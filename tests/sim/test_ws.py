@@ -177,8 +177,17 @@ def test_pong_frame_counts_as_answer(make_sim: SimFactory) -> None:
 def test_rfc6455_framing(make_sim: SimFactory) -> None:
     sim = make_sim()
     feed = _feed(sim)
-    msg = json.dumps({"header": {"approval_key": feed.approval, "custtype": "P", "tr_type": "1",
-                                 "content-type": "utf-8"}, "body": {"input": {"tr_id": "H0STCNT0", "tr_key": "999999"}}})
+    msg = json.dumps(
+        {
+            "header": {
+                "approval_key": feed.approval,
+                "custtype": "P",
+                "tr_type": "1",
+                "content-type": "utf-8",
+            },
+            "body": {"input": {"tr_id": "H0STCNT0", "tr_key": "999999"}},
+        }
+    )
     half = len(msg) // 2
     feed.ws.send_frame(websocket.ABNF.create_frame(msg[:half], websocket.ABNF.OPCODE_TEXT, fin=0))
     feed.ws.ping(b"hello")  # a control frame between fragments is allowed
@@ -190,8 +199,10 @@ def test_rfc6455_framing(make_sim: SimFactory) -> None:
     # an unmasked client frame is a protocol error: close 1002
     host, port = sim.options.host, sim.ws_port
     raw = socket.create_connection((host, port), timeout=5)
-    raw.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    raw.sendall(
+        b"GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         head += raw.recv(1024)
