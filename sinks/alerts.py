@@ -43,6 +43,30 @@ class Alert:
         return f"[{self.severity}] KRX observer: {self.text}"
 
 
+class _ScrubToken(logging.Filter):
+    """urllib3 logs request lines (``POST /bot<token>/sendMessage``) at DEBUG: scrub them at the
+    source, so that not even a handler without the masker can leak the token."""
+
+    def __init__(self, secret: str):
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        if isinstance(record.msg, str) and self.secret in record.msg:
+            record.msg = record.msg.replace(self.secret, "***")
+        return True
+
+
+def _guard_http_logs(secret: str) -> None:
+    for name in ("urllib3.connectionpool", "urllib3.connection", "requests"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ScrubToken) and f.secret == secret for f in logger.filters):
+            logger.addFilter(_ScrubToken(secret))
+
+
 class AlertSender:
     """Episode bookkeeping (caller's thread) + delivery (one background thread)."""
 
@@ -53,6 +77,8 @@ class AlertSender:
         for value in (self._token, self._chat_id):
             if value:
                 MASKER.add(value)
+        if self._token:
+            _guard_http_logs(self._token)
         self.source = source
         self.telegram_enabled = bool(self._token and self._chat_id)
         self._url = f"{self._cfg.telegram_base_url.rstrip('/')}/bot{self._token}/sendMessage"

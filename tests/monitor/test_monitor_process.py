@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from observer.schema import MitigationLevel, SystemEvent
-from tests.conftest import wait_for
+from observer.clock import KST
+from observer.schema import MetricsSnapshot, MitigationLevel, SystemEvent, WorkerStats
+from tests.conftest import free_port, wait_for
+from tests.monitor.conftest import CHAT_ID, TOKEN, FakeTelegram
 
 FAST_LEVELS = """
 sample_interval_s = 0.1
@@ -51,4 +56,119 @@ def test_sustained_disk_latency_raises_level_1_then_2_and_back_down(monitor_env:
     assert "disk_latency_ms" in events[0].details["reasons"][0]  # type: ignore[index]
     assert [e.severity for e in events] == ["WARNING", "WARNING", "INFO"]
     assert len({e.record_id for e in events}) == 3
+    assert proc.stop() == 0
+
+
+def _health(bus: Any) -> dict[str, float]:
+    stats = [b for t, b in bus.events if t == "stats.monitor" and isinstance(b, WorkerStats)]
+    return dict(stats[-1].gauges) if stats else {}
+
+
+def test_silent_symbols_turn_status_red_with_one_alert_per_episode(monitor_env: Any, short_tmp: Path) -> None:
+    """Every process alive, data silent: red + exactly one Telegram message per episode."""
+    telegram = FakeTelegram(free_port())
+    telegram.up()
+    extra = (
+        f'[alerts]\ntelegram_base_url = "{telegram.base_url}"\nretry_initial_s = 0.05\nretry_max_s = 0.2\n'
+    )
+    _, bus, proc = monitor_env(FAST_LEVELS, extra, {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": CHAT_ID})
+    try:
+        silent = {"value": 41.0}
+
+        def feed() -> dict[str, float]:
+            bus.stats(
+                "observer",
+                gauges={
+                    "session.track_a_open": 0,
+                    "session.track_b_open": 1,
+                    "track_b.slots_used": 41,
+                    "track_b.silent_symbols": silent["value"],
+                    "track_b.oldest_sample_age_s": 0.3,
+                },
+            )
+            bus.stats("writer", gauges={"fsync_latency_ms": 3.0, "disk_error": 0})
+            bus.stats(
+                "ws-collector", gauges={"ws.connected": 1, "ws.last_frame_age_s": 0.1, "ws.subscribed": 41}
+            )
+            bus.drain()
+            return _health(bus)
+
+        red = wait_for(lambda: feed().get("health") == 2 and _health(bus), 15, 0.05, "status red")
+        assert red["reason.symbols_silent"] == 2
+        wait_for(lambda: (feed(), len(telegram.texts()) == 1)[1], 10, 0.05, "one Telegram alert")
+        assert "41 of 41 slot symbols silent" in telegram.texts()[0]
+        # the condition stays true for many more samples: still one message
+        samples_then = _health_samples(bus)
+        wait_for(lambda: (feed(), _health_samples(bus) >= samples_then + 10)[1], 10, 0.05, "ten more samples")
+        assert len(telegram.texts()) == 1
+        # the symbols trade again: green; silent again: a new episode, a second message
+        silent["value"] = 0.0
+        wait_for(lambda: feed().get("health") == 0, 10, 0.05, "status green again")
+        silent["value"] = 30.0
+        wait_for(lambda: (feed(), len(telegram.texts()) == 2)[1], 10, 0.05, "the second episode's alert")
+        assert "30 of 41 slot symbols silent" in telegram.texts()[1]
+        health_events = [e for e in bus.ingested if isinstance(e, SystemEvent) and e.type == "health_change"]
+        assert [e.details["new"] for e in health_events][-3:] == ["red", "green", "red"]
+    finally:
+        assert proc.stop() == 0
+        telegram.down()
+    assert TOKEN not in proc.stderr()
+    for log_file in (short_tmp / "logs").glob("*"):
+        assert TOKEN not in log_file.read_text()
+    assert "Telegram alerts enabled" in proc.stderr()
+
+
+def _health_samples(bus: Any) -> float:
+    stats = [b for t, b in bus.events if t == "stats.monitor" and isinstance(b, WorkerStats)]
+    return stats[-1].counters.get("samples", 0.0) if stats else 0.0
+
+
+FAST_CLOCK = """
+[clock]
+mode = "session"
+start_at = "10:02:00"
+speed = 300.0
+"""
+
+
+def test_metrics_line_every_five_simulated_minutes(monitor_env: Any) -> None:
+    """speed 300: five virtual minutes pass in one real second."""
+    _, bus, proc = monitor_env("sample_interval_s = 30.0\nlevel_republish_s = 0.3\n", FAST_CLOCK)
+    expected = written = records = 0.0
+
+    def feed() -> list[MetricsSnapshot]:
+        nonlocal expected, written, records
+        expected += 82
+        written += 80  # 97.6 %
+        records += 100
+        bus.stats(
+            "observer",
+            gauges={"event_lag_s": 0.004, "track_a.sweep_recorded": 3990, "track_a.sweep_universe": 4000},
+            counters={
+                "track_b.samples_expected": expected,
+                "track_b.samples_written": written,
+                "gaps.scalp": 1,
+            },
+        )
+        bus.stats("writer", counters={"records.scalp": records, "records.swing": 0.0})
+        bus.drain()
+        return [b for b in bus.ingested if isinstance(b, MetricsSnapshot)]
+
+    snaps = wait_for(lambda: len(feed()) >= 3 and feed(), 20, 0.05, "three metrics lines")
+    ats = [s.at for s in snaps]
+    assert all((b - a).total_seconds() == 300 for a, b in itertools.pairwise(ats))
+    assert all(at.minute % 5 == 0 and at.second == 0 for at in ats)
+    for snap in snaps[1:]:  # the first interval is partial (the monitor started within it)
+        assert (
+            snap.record_id
+            == f"metrics-kis-{(snap.at - timedelta(minutes=5)).astimezone(KST).strftime('%Y%m%dT%H%M%S')}"
+        )
+        assert snap.track_a_collection_rate == 3990 / 4000
+        assert snap.track_b_collection_rate is not None and 0.96 < snap.track_b_collection_rate < 0.99
+        assert snap.latency_p50_ms == snap.latency_p99_ms == 4.0
+        assert snap.records["scalp"] > 0 and snap.records["swing"] == 0
+        assert snap.gaps == {"scalp": 0}
+        assert snap.mitigation_level == 0 and snap.slot_utilization == 0.0
+        assert 0 <= snap.cpu_usage_percent <= 100 and 0 < snap.memory_usage_percent <= 100
+        assert snap.disk_usage_percent > 0
     assert proc.stop() == 0

@@ -1,0 +1,293 @@
+"""The operator's status document and its terminal rendering.
+
+Sources, each optional (what cannot be read is said, never guessed):
+
+* the supervisor's control socket (``Command(action="status")``): workers, the latest slot table,
+  mitigation level and every worker's `WorkerStats` — including the monitor's own ``stats.monitor``
+  (health, rates, lag, reasons);
+* files under the data dir: today's gap markers (tail of ``system/events/*/YYYYMMDD.jsonl``) and the
+  latest metrics line (``metrics/YYYYMMDD.jsonl``), the fallback for rates when the bus is away;
+* psutil: disk usage of the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from observer.clock import KST, Clock
+from observer.config import Config, data_dir
+from observer.schema import Command
+from sinks.monitor.health import REASON_TEXT, STATUS_NAMES
+from sinks.monitor.worker import disk_usage_pct
+from supervisor.control import ControlClient, NoSupervisor, reply_data
+
+TAIL_BYTES = 256 * 1024
+MAX_GAPS = 10
+_json_line = msgspec.json.Decoder()
+
+
+def tail_lines(path: Path, max_bytes: int = TAIL_BYTES) -> list[bytes]:
+    """The complete lines in the last `max_bytes` of `path` (a partial first line is dropped)."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            start = max(0, size - max_bytes)
+            fh.seek(start)
+            data = fh.read()
+    except OSError:
+        return []
+    lines = data.split(b"\n")
+    if start > 0:
+        lines = lines[1:]
+    return [line for line in lines if line.strip()]
+
+
+def _decode(line: bytes) -> dict[str, Any] | None:
+    try:
+        doc = _json_line.decode(line)
+    except msgspec.DecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _day_file(directory: Path, day: date, pattern: str) -> Path | None:
+    """``directory/<day>.jsonl`` or, when today has none yet, the most recent one there."""
+    today = directory / pattern.format(day=day.strftime("%Y%m%d"))
+    if today.exists():
+        return today
+    found = sorted(directory.glob(pattern.format(day="[0-9]" * 8)))
+    return found[-1] if found else None
+
+
+def recent_gaps(root: Path, day: date, limit: int = MAX_GAPS) -> list[dict[str, Any]]:
+    gaps: list[dict[str, Any]] = []
+    for provider_dir in sorted((root / "system" / "events").glob("*")):
+        path = _day_file(provider_dir, day, "{day}.jsonl")
+        if path is None:
+            continue
+        for line in tail_lines(path):
+            doc = _decode(line)
+            if doc is None or doc.get("type") != "gap_marker":
+                continue
+            symbols = doc.get("symbols") or []
+            gaps.append(
+                {
+                    "track": doc.get("track"),
+                    "start": doc.get("start"),
+                    "end": doc.get("end"),
+                    "reason": doc.get("reason"),
+                    "detected_by": doc.get("detected_by"),
+                    "symbols": len(symbols) if isinstance(symbols, list) else 0,
+                    "provider": provider_dir.name,
+                }
+            )
+    gaps.sort(key=lambda g: str(g.get("end") or ""))
+    return gaps[-limit:]
+
+
+def latest_metrics(root: Path, day: date) -> dict[str, Any] | None:
+    path = _day_file(root / "metrics", day, "{day}.jsonl")
+    if path is None:
+        return None
+    for line in reversed(tail_lines(path, 64 * 1024)):
+        doc = _decode(line)
+        if doc is not None:
+            return doc
+    return None
+
+
+def _supervisor(cfg: Config, timeout_s: float) -> tuple[dict[str, Any] | None, str]:
+    try:
+        reply = ControlClient(cfg, timeout_s=timeout_s, tries=1).request(Command(action="status"))
+    except NoSupervisor as e:
+        return None, str(e)
+    if not reply.ok:
+        return None, f"supervisor answered: {reply.message}"
+    try:
+        return reply_data(reply), ""
+    except msgspec.DecodeError:
+        return None, "supervisor reply could not be decoded"
+
+
+def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, Any]:
+    """One status document (JSON-able). Never raises for an unreachable source."""
+    now = clock.now().astimezone(KST)
+    root = data_dir(cfg)
+    sup, error = _supervisor(cfg, timeout_s)
+    data = sup or {}
+    stats = data.get("stats") or {}
+    monitor = (stats.get("monitor") or {}).get("gauges") or {}
+    metrics = latest_metrics(root, now.date())
+    slots_doc = data.get("slots") or {}
+    table = [
+        {k: s.get(k) for k in ("slot_number", "symbol", "rule", "since", "pinned")}
+        for s in slots_doc.get("slots") or []
+        if isinstance(s, dict)
+    ]
+    mitigation = data.get("mitigation") or {}
+    level = mitigation.get("level", monitor.get("mitigation_level"))
+    if level is None and metrics is not None:
+        level = metrics.get("mitigation_level")
+    usage = disk_usage_pct(root)
+    return {
+        "at": now.isoformat(),
+        "supervisor": {
+            "reachable": sup is not None,
+            "error": error,
+            **(
+                {"pid": data["supervisor"].get("pid"), "uptime_s": data["supervisor"].get("uptime_s")}
+                if isinstance(data.get("supervisor"), dict)
+                else {}
+            ),
+        },
+        "workers": [
+            {k: w.get(k) for k in ("name", "state", "pid", "restarts", "uptime_s", "heartbeat_age_s")}
+            for w in data.get("workers") or []
+            if isinstance(w, dict)
+        ],
+        "slots": {
+            "used": len(table) if slots_doc else None,
+            "max": cfg.track_b.max_slots,
+            "paused": bool(slots_doc.get("paused", False)),
+            "table": table,
+        },
+        "rates": _rates(monitor, metrics),
+        "lag": {
+            "event_lag_s": monitor.get("lag_s"),
+            "disk_write_latency_ms": monitor.get("disk_latency_ms"),
+            "p50_ms": metrics.get("latency_p50_ms") if metrics else None,
+            "p95_ms": metrics.get("latency_p95_ms") if metrics else None,
+            "p99_ms": metrics.get("latency_p99_ms") if metrics else None,
+        },
+        "mitigation": {"level": level, "reasons": mitigation.get("reasons", [])},
+        "gaps": recent_gaps(root, now.date()),
+        "disk": {"path": str(root), "used_pct": usage},
+        "health": _health(monitor),
+        "metrics_at": metrics.get("at") if metrics else None,
+    }
+
+
+def _rates(monitor: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
+    a, b = monitor.get("track_a_rate"), monitor.get("track_b_rate")
+    source = "monitor"
+    if a is None and b is None and metrics is not None:
+        a, b = metrics.get("track_a_collection_rate"), metrics.get("track_b_collection_rate")
+        source = "metrics file"
+    return {
+        "track_a": a,
+        "track_b": b,
+        "ws_reconnects_today": monitor.get("ws_reconnects_today"),
+        "source": source,
+    }
+
+
+def _health(monitor: dict[str, Any]) -> dict[str, Any]:
+    code = monitor.get("health")
+    if code is None:
+        return {
+            "status": "unknown",
+            "reasons": [
+                {"key": "monitor", "severity": "unknown", "text": "no health summary from the monitor"}
+            ],
+        }
+    reasons = [
+        {
+            "key": key[len("reason.") :],
+            "severity": STATUS_NAMES.get(int(value), "?"),
+            "text": REASON_TEXT.get(key[len("reason.") :], key),
+        }
+        for key, value in sorted(monitor.items())
+        if key.startswith("reason.")
+    ]
+    return {"status": STATUS_NAMES.get(int(code), "unknown"), "reasons": reasons}
+
+
+# --------------------------------------------------------------------------- rendering
+
+_COLOURS = {"green": "\x1b[32m", "amber": "\x1b[33m", "red": "\x1b[31m", "unknown": "\x1b[35m"}
+_BOLD, _RESET = "\x1b[1m", "\x1b[0m"
+
+
+def _pct(value: Any) -> str:
+    return "?" if value is None else f"{float(value) * 100:.1f} %"
+
+
+def _num(value: Any, unit: str, digits: int = 2) -> str:
+    return "?" if value is None else f"{float(value):.{digits}f}{unit}"
+
+
+def _duration(seconds: Any) -> str:
+    if seconds is None:
+        return "-"
+    s = int(float(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _hhmmss(text: Any) -> str:
+    try:
+        return datetime.fromisoformat(str(text)).astimezone(KST).strftime("%H:%M:%S")
+    except ValueError:
+        return str(text)
+
+
+def render(doc: dict[str, Any], colour: bool = True) -> str:
+    def paint(status: str) -> str:
+        return f"{_COLOURS.get(status, '')}{_BOLD}{status.upper()}{_RESET}" if colour else status.upper()
+
+    health = doc["health"]
+    lines = [
+        f"KRX observer   {_hhmmss(doc['at'])} KST   health {paint(health['status'])}   "
+        f"mitigation level {doc['mitigation']['level'] if doc['mitigation']['level'] is not None else '?'}",
+    ]
+    sup = doc["supervisor"]
+    if sup["reachable"]:
+        lines.append(f"supervisor     pid {sup.get('pid')}  up {_duration(sup.get('uptime_s'))}")
+    else:
+        lines.append(f"supervisor not reachable: {sup['error']}")
+    for reason in health["reasons"]:
+        lines.append(f"  ! {reason['severity']:<7} {reason['text']} ({reason['key']})")
+    lines.append("")
+    lines.append(f"{'WORKER':<16}{'STATE':<10}{'PID':>8}{'RESTARTS':>10}{'UPTIME':>10}{'HB AGE':>9}")
+    for w in doc["workers"]:
+        hb = w.get("heartbeat_age_s")
+        lines.append(
+            f"{w.get('name') or '?':<16}{w.get('state') or '?':<10}{w.get('pid') or '-':>8}"
+            f"{w.get('restarts') or 0:>10}{_duration(w.get('uptime_s')):>10}"
+            f"{'-' if hb is None else f'{float(hb):.1f}s':>9}"
+        )
+    rates, lag = doc["rates"], doc["lag"]
+    lines += [
+        "",
+        f"rates          Track A {_pct(rates['track_a'])} (latest sweep)   Track B {_pct(rates['track_b'])} (5 min)"
+        f"   WS reconnects today {rates['ws_reconnects_today'] if rates['ws_reconnects_today'] is not None else '?'}",
+        f"lag            event {_num(lag['event_lag_s'], ' s')}   p50/p95/p99 {_num(lag['p50_ms'], '', 1)}/"
+        f"{_num(lag['p95_ms'], '', 1)}/{_num(lag['p99_ms'], ' ms', 1)}   disk write "
+        f"{_num(lag['disk_write_latency_ms'], ' ms', 1)}",
+        f"disk           {doc['disk']['path']}  {_num(doc['disk']['used_pct'], ' % used', 1)}",
+    ]
+    slots = doc["slots"]
+    used = "?" if slots["used"] is None else slots["used"]
+    lines += ["", f"slots          {used}/{slots['max']}{'   PAUSED' if slots['paused'] else ''}"]
+    row: list[str] = []
+    for s in sorted(slots["table"], key=lambda s: s.get("slot_number") or 0):
+        pin = "*" if s.get("pinned") else ""
+        row.append(
+            f"{s.get('slot_number') or 0:>2} {s.get('symbol')}{pin} {str(s.get('rule') or '')[:10]:<10}"
+        )
+        if len(row) == 4:
+            lines.append("  " + "  ".join(row))
+            row = []
+    if row:
+        lines.append("  " + "  ".join(row))
+    lines += ["", f"last gaps ({len(doc['gaps'])})"]
+    for g in doc["gaps"]:
+        lines.append(
+            f"  {_hhmmss(g['start'])}-{_hhmmss(g['end'])} {g['track'] or '?':<6} {g['symbols']:>3} sym  "
+            f"{g['reason']}  (by {g['detected_by']})"
+        )
+    return "\n".join(lines) + "\n"
