@@ -86,6 +86,7 @@ class TokenManager:
         issue: IssueFn,
         *,
         refresh_margin_s: float = 3_600.0,
+        issue_interval_s: float = ISSUE_INTERVAL_S,
         sleep: Callable[[float], None] = time.sleep,
         wall_time: Callable[[], float] = time.time,
     ):
@@ -93,6 +94,7 @@ class TokenManager:
         self._fp = app_key_fingerprint
         self._issue = issue
         self._margin_s = refresh_margin_s
+        self._issue_interval_s = issue_interval_s
         self._sleep = sleep
         self._time = wall_time
         self._thread_lock = threading.Lock()
@@ -142,7 +144,7 @@ class TokenManager:
 
     def _issue_respecting_interval(self, cached: CachedToken | None) -> CachedToken:
         if cached is not None and cached.key_fingerprint == self._fp:
-            wait_s = cached.issued_at_epoch_s + ISSUE_INTERVAL_S - self._time()
+            wait_s = cached.issued_at_epoch_s + self._issue_interval_s - self._time()
             if wait_s > 0:
                 if not cached.invalidated and cached.expires_at_epoch_s > self._time() + 1:
                     return cached  # inside the refresh margin but still valid: use it for now

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -108,5 +108,5 @@ def test_sweep_schedule_is_aligned_to_marks_and_bounded_by_the_session() -> None
     assert due_mark(datetime(2026, 3, 13, 15, 40, tzinfo=KST), "09:00", "15:30", 10) is None
     assert next_mark(datetime(2026, 3, 13, 15, 30, tzinfo=KST), "09:00", "15:30", 10) is None
     # a UTC instant is placed on the KST grid
-    utc = datetime(2026, 3, 13, 1, 0, 1, tzinfo=timezone.utc)  # 10:00:01 KST
+    utc = datetime(2026, 3, 13, 1, 0, 1, tzinfo=UTC)  # 10:00:01 KST
     assert due_mark(utc, "09:00", "15:30", 10) == datetime(2026, 3, 13, 10, 0, tzinfo=KST)
