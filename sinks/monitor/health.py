@@ -192,7 +192,7 @@ class HealthRules:
         return recorded / universe
 
     def track_b_rate(self, at: datetime) -> float | None:
-        slack_s = self._max_gap_s
+        slack_s = self.cfg.monitor.sample_interval_s  # sample granularity, not more
         expected = self._b_expected.delta(at, self.policy.track_b_window_s, slack_s)
         written = self._b_written.delta(at, self.policy.track_b_window_s, slack_s)
         if expected is None or written is None or expected <= 0:
