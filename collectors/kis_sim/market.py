@@ -329,8 +329,9 @@ class Market:
     def watch(self, code: str) -> None:
         """Start retaining the trades of `code` for `pump` (reference-counted)."""
         with self._lock:
+            # catch up first: trades before the subscription are not published
+            state = self._advance(code, self.now()) if code not in self._watch else None
             self._watch[code] = self._watch.get(code, 0) + 1
-            state = self._advance(code, self.now())
             if state is not None and state.pending is None:
                 state.pending = []
 

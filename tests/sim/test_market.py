@@ -199,3 +199,16 @@ def test_bursts_make_surges(listings: list) -> None:  # type: ignore[type-arg]
     rates = [s.rate_per_s for s in state.segments]
     assert max(rates) >= 3 * min(rates)
     assert any(s.max_jump_ticks > 1 for st in [state] for s in st.segments) or len(rates) >= 5
+
+
+def test_watch_mid_session_publishes_only_later_trades(listings: list) -> None:  # type: ignore[type-arg]
+    m, clock = _market(listings)
+    code = next(x.code for x in listings if x.activity == "busy")
+    clock.advance(600)
+    m.watch(code)
+    before = m.quote(code)
+    assert before is not None and before.acml_vol > 0
+    clock.advance(5)
+    trades = m.pump()[code]
+    assert trades[0].acml_vol - trades[0].volume == before.acml_vol
+    assert trades[0].at_s > before.at_s

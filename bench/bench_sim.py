@@ -1,0 +1,241 @@
+"""Simulator benchmark: does it keep up with its clock while serving 41 busy symbols over WS and a
+4,000-symbol intstock-multprice sweep at 20 req/s?
+
+Prints: WS frames/s and records/s, lag of the feed behind virtual time (p50/p99/max, virtual seconds,
+1 s resolution of STCK_CNTG_HOUR), whether the client received exactly what the ground truth says was
+published, and for each sweep its duration, calls, per-call latency and the gateway's max requests/s.
+
+    .venv/bin/python bench/bench_sim.py [--speed 1.0] [--seconds 20] [--symbols 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import requests
+import websocket
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from collectors.kis_sim.auth import key_id
+from collectors.kis_sim.server import SimOptions, Simulator
+from observer.clock import KST, SessionClock
+
+QUOT = "/uapi/domestic-stock/v1/quotations/"
+
+
+def _feed(
+    sim: Simulator, approval: str, codes: list[str], stop: threading.Event, out: dict[str, object]
+) -> None:
+    ws = websocket.create_connection(sim.urls["ws"], timeout=5)
+    for code in codes:
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "approval_key": approval,
+                        "custtype": "P",
+                        "tr_type": "1",
+                        "content-type": "utf-8",
+                    },
+                    "body": {"input": {"tr_id": "H0STCNT0", "tr_key": code}},
+                }
+            )
+        )
+    frames = records = 0
+    lags: list[float] = []
+    per_symbol: dict[str, int] = {}
+    first_at = 0.0
+    while not stop.is_set():
+        text = ws.recv()
+        if text.startswith("{"):
+            if '"PINGPONG"' in text:
+                ws.send(text)
+            continue
+        now_virtual = sim.market.now()
+        if not first_at:
+            first_at = time.monotonic()
+        _, _, count, payload = text.split("|", 3)
+        fields = payload.split("^")
+        per = len(fields) // int(count)
+        frames += 1
+        records += int(count)
+        for i in range(int(count)):
+            per_symbol[fields[i * per]] = per_symbol.get(fields[i * per], 0) + 1
+        hhmmss = fields[(int(count) - 1) * per + 1]
+        rec_s = int(hhmmss[:2]) * 3600 + int(hhmmss[2:4]) * 60 + int(hhmmss[4:6])
+        now_s = (
+            now_virtual.hour * 3600
+            + now_virtual.minute * 60
+            + now_virtual.second
+            + now_virtual.microsecond / 1e6
+        )
+        lags.append(max(now_s - rec_s - 1.0, 0.0))  # the record time is truncated to the second
+    for code in codes:
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "approval_key": approval,
+                        "custtype": "P",
+                        "tr_type": "2",
+                        "content-type": "utf-8",
+                    },
+                    "body": {"input": {"tr_id": "H0STCNT0", "tr_key": code}},
+                }
+            )
+        )
+    acks = 0
+    while acks < len(codes):
+        text = ws.recv()
+        if text.startswith("{"):
+            acks += '"OPSP0001"' in text
+            continue
+        _, _, count, payload = text.split("|", 3)
+        fields = payload.split("^")
+        per = len(fields) // int(count)
+        records += int(count)
+        for i in range(int(count)):
+            per_symbol[fields[i * per]] = per_symbol.get(fields[i * per], 0) + 1
+    ws.close()
+    out.update(
+        frames=frames,
+        records=records,
+        lags=lags,
+        per_symbol=per_symbol,
+        elapsed_s=time.monotonic() - first_at,
+    )
+
+
+def _sweep(sim: Simulator, token: str, opts: SimOptions, rate_per_s: float) -> dict[str, float]:
+    http = requests.Session()
+    headers = {
+        "authorization": f"Bearer {token}",
+        "appkey": opts.app_key,
+        "appsecret": opts.app_secret,
+        "tr_id": "FHKST11300006",
+        "custtype": "P",
+    }
+    codes = [x.code for x in sim.market.listings]
+    latencies: list[float] = []
+    rows = limited = 0
+    start = time.monotonic()
+    for n, i in enumerate(range(0, len(codes), 30)):
+        due = start + n / rate_per_s
+        while (wait := due - time.monotonic()) > 0:
+            time.sleep(wait)
+        params = {}
+        for k, code in enumerate(codes[i : i + 30], start=1):
+            params[f"FID_COND_MRKT_DIV_CODE_{k}"] = "J"
+            params[f"FID_INPUT_ISCD_{k}"] = code
+        t0 = time.monotonic()
+        r = http.get(
+            sim.urls["rest"] + QUOT + "intstock-multprice", headers=headers, params=params, timeout=10
+        )
+        latencies.append(time.monotonic() - t0)
+        doc = r.json()
+        if doc.get("msg_cd") == "EGW00201":
+            limited += 1
+        else:
+            rows += len(doc["output"])
+    latencies.sort()
+    return {
+        "duration_s": time.monotonic() - start,
+        "calls": len(latencies),
+        "rows": rows,
+        "rate_limited": limited,
+        "p50_ms": 1e3 * latencies[len(latencies) // 2],
+        "p99_ms": 1e3 * latencies[int(len(latencies) * 0.99)],
+        "max_ms": 1e3 * latencies[-1],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--speed", type=float, default=1.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--symbols", type=int, default=4_000)
+    ap.add_argument("--start-at", default="2026-01-05T09:29:40+09:00")
+    ap.add_argument("--sweep-rate", type=float, default=19.5, help="multprice calls per second")
+    ap.add_argument("--no-sweep", action="store_true", help="WS feed only")
+    args = ap.parse_args()
+    opts = SimOptions(symbol_count=args.symbols)
+    clock = SessionClock(datetime.fromisoformat(args.start_at).astimezone(KST), args.speed)
+    sim = Simulator(opts, clock).start()
+    try:
+        rest = sim.urls["rest"]
+        token = requests.post(
+            rest + "/oauth2/tokenP",
+            json={"grant_type": "client_credentials", "appkey": opts.app_key, "appsecret": opts.app_secret},
+            timeout=5,
+        ).json()["access_token"]
+        approval = requests.post(
+            rest + "/oauth2/Approval",
+            json={"grant_type": "client_credentials", "appkey": opts.app_key, "secretkey": opts.app_secret},
+            timeout=5,
+        ).json()["approval_key"]
+        busy = sorted(
+            (x for x in sim.market.listings if x.activity == "busy"), key=lambda x: -x.base_rate_per_s
+        )
+        codes = [x.code for x in busy[:41]]
+        stop = threading.Event()
+        feed_out: dict[str, object] = {}
+        feed = threading.Thread(target=_feed, args=(sim, approval, codes, stop, feed_out))
+        feed.start()
+        sweeps = []
+        t_end = time.monotonic() + args.seconds
+        while not args.no_sweep and (time.monotonic() < t_end - 1 or not sweeps):
+            sweeps.append(_sweep(sim, token, opts, args.sweep_rate))
+            if time.monotonic() + sweeps[-1]["duration_s"] > t_end:
+                break
+        while time.monotonic() < t_end:
+            time.sleep(0.05)
+        stop.set()
+        feed.join(30)
+        truth = sim.truth()
+        session = truth.sessions[0]
+        if "lags" not in feed_out:
+            raise SystemExit(f"feed failed; session closed: {session.close_reason}")
+        lags = sorted(feed_out["lags"])  # type: ignore[arg-type]
+        elapsed = float(feed_out["elapsed_s"])  # type: ignore[arg-type]
+        per_symbol = feed_out["per_symbol"]  # type: ignore[assignment]
+        exact = all(per_symbol.get(c, 0) == s.published_records for c, s in session.symbols.items())  # type: ignore[attr-defined]
+        print(
+            f"simulator: {len(sim.market.listings)} symbols, speed {args.speed}x, virtual start {args.start_at}"
+        )
+        print(
+            f"ws: 41 busy symbols for {elapsed:.1f} s real: {feed_out['frames']} frames "
+            f"({int(feed_out['frames']) / elapsed:.0f}/s), {feed_out['records']} records "  # type: ignore[call-overload]
+            f"({int(feed_out['records']) / elapsed:.0f}/s)"
+        )  # type: ignore[call-overload]
+        print(
+            f"ws lag behind virtual time (virtual s): p50 {statistics.median(lags):.2f}  "
+            f"p99 {lags[int(len(lags) * 0.99)]:.2f}  max {lags[-1]:.2f}"
+        )
+        print(f"ws received == ground truth published: {exact} ({session.records} records published)")
+        for i, s in enumerate(sweeps):
+            label = "cold" if i == 0 else "warm"
+            print(
+                f"multprice sweep {i + 1} ({label}): {s['rows']:.0f} rows in {s['calls']:.0f} calls, "
+                f"{s['duration_s']:.2f} s; latency p50 {s['p50_ms']:.1f} ms p99 {s['p99_ms']:.1f} ms "
+                f"max {s['max_ms']:.1f} ms; rate-limited {s['rate_limited']:.0f}"
+            )
+        rest_truth = truth.rest.get(key_id(opts.app_key))
+        if rest_truth is not None:
+            print(
+                f"gateway: {rest_truth.requests} /uapi requests, max {rest_truth.max_per_s}/s, "
+                f"rate-limited {rest_truth.rate_limited}"
+            )
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()
