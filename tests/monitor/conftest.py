@@ -105,7 +105,7 @@ class TestBus:
         self.forwarder.start()
         self.receiver = ReliableReceiver(self.ctx, cfg, "observer", *hop_endpoints(cfg, "ingest"))
         self.pub = EventPublisher(self.ctx, cfg)
-        self.sub = EventSubscriber(self.ctx, cfg, ["mitigation", "stats.monitor"])
+        self.sub = EventSubscriber(self.ctx, cfg, ["mitigation", "stats.monitor", "slots"])
         self.ingested: list[IngestBody] = []
         self.events: list[tuple[str, EventBody]] = []
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from observer.clock import KST
-from observer.schema import MetricsSnapshot, MitigationLevel, SystemEvent, WorkerStats
+from observer.schema import MetricsSnapshot, MitigationLevel, SlotCommand, SystemEvent, WorkerStats
 from tests.conftest import free_port, wait_for
 from tests.monitor.conftest import CHAT_ID, TOKEN, FakeTelegram
 
@@ -56,6 +58,10 @@ def test_sustained_disk_latency_raises_level_1_then_2_and_back_down(monitor_env:
     assert "disk_latency_ms" in events[0].details["reasons"][0]  # type: ignore[index]
     assert [e.severity for e in events] == ["WARNING", "WARNING", "INFO"]
     assert len({e.record_id for e in events}) == 3
+    # the level is re-published between changes (late joiners), and coverage is never touched:
+    # the monitor publishes no slot table, the level only changes the sampling frequency
+    assert len(_levels(bus)) > 3 + 3
+    assert not [b for t, b in bus.events if t == "slots" or isinstance(b, SlotCommand)]
     assert proc.stop() == 0
 
 
@@ -107,6 +113,25 @@ def test_silent_symbols_turn_status_red_with_one_alert_per_episode(monitor_env: 
         silent["value"] = 30.0
         wait_for(lambda: (feed(), len(telegram.texts()) == 2)[1], 10, 0.05, "the second episode's alert")
         assert "30 of 41 slot symbols silent" in telegram.texts()[1]
+        # another worker's alert event (e.g. the housekeeper's backup failure): one message per event
+        failed = SystemEvent(
+            record_id="evt-housekeeper-1",
+            type="backup_failed",
+            severity="CRITICAL",
+            at=datetime.now(KST),
+            source="housekeeper",
+            message="backup 20261126 failed: checksum mismatch",
+        )
+        for _ in range(3):
+            bus.pub.publish("alert.housekeeper", failed)
+        wait_for(lambda: (feed(), len(telegram.texts()) == 3)[1], 10, 0.05, "the backup failure alert")
+        sentinel = msgspec.structs.replace(failed, record_id="evt-housekeeper-2", message="sentinel")
+        bus.pub.publish("alert.housekeeper", sentinel)
+        wait_for(lambda: (feed(), len(telegram.texts()) == 4)[1], 10, 0.05, "the sentinel alert")
+        assert telegram.texts()[2:] == [
+            "[CRITICAL] KRX observer: housekeeper: backup 20261126 failed: checksum mismatch",
+            "[CRITICAL] KRX observer: housekeeper: sentinel",
+        ]
         health_events = [e for e in bus.ingested if isinstance(e, SystemEvent) and e.type == "health_change"]
         assert [e.details["new"] for e in health_events][-3:] == ["red", "green", "red"]
     finally:
