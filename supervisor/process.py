@@ -7,6 +7,7 @@ child (no zombies) and sweeps the group afterwards so no grandchild outlives its
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -21,6 +22,25 @@ from observer.clock import ANCHOR_ENV
 log = logging.getLogger("observer.supervisor.process")
 
 StopPath = Literal["exited", "sigterm", "sigkill"]
+
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child must not load anything
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _die_with_supervisor(parent_pid: int) -> None:
+    """Runs in the child between fork and exec: SIGKILL when the supervisor dies (kept across exec).
+
+    This covers the window before the worker base installs its own (SIGTERM) death signal; if the
+    supervisor is already gone, the child exits at once instead of running as an orphan.
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 class SpawnError(Exception):
@@ -41,10 +61,15 @@ def worker_env(base: Mapping[str, str], anchor_epoch_s: float, config_path: str 
 
 
 class WorkerProcess:
-    """A started worker process. Call `poll` every loop turn until it returns an exit code."""
+    """A started worker process. Call `poll` every loop turn until it returns an exit code.
+
+    Create it from the supervisor's main thread: the kernel's parent-death signal fires when the
+    *thread* that forked the child ends.
+    """
 
     def __init__(self, name: str, env: Mapping[str, str], *, cwd: str | None = None):
         self.name = name
+        parent_pid = os.getpid()
         try:
             self._popen = subprocess.Popen(
                 worker_command(name),
@@ -53,6 +78,7 @@ class WorkerProcess:
                 start_new_session=True,  # own process group: signals reach the whole worker
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
+                preexec_fn=lambda: _die_with_supervisor(parent_pid),  # prctl + getppid only: no locks
             )
         except OSError as e:
             raise SpawnError(f"cannot start worker {name}: {e.strerror}") from e
