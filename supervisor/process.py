@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from observer.clock import ANCHOR_ENV
 
@@ -25,6 +25,7 @@ StopPath = Literal["exited", "sigterm", "sigkill"]
 
 
 _PR_SET_PDEATHSIG = 1
+_prctl: Any
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child must not load anything
 except (OSError, AttributeError):  # not Linux

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,21 +103,29 @@ class SupervisorRun:
 
         wait_for(answers, timeout_s, what="the supervisor's control socket")
 
-    def wait_state(self, name: str, state: str, timeout_s: float = 15.0) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            w = self.worker(name)
-            return w if w["state"] == state else None
+    def wait_worker(
+        self, name: str, cond: Callable[[dict[str, Any]], bool], timeout_s: float = 15.0, what: str = ""
+    ) -> dict[str, Any]:
+        """Poll `status` until worker `name` satisfies `cond`; returns its status row."""
+        found: list[dict[str, Any]] = []
 
-        return wait_for(reached, timeout_s, what=f"{name} {state}")
+        def reached() -> bool:
+            w = self.worker(name)
+            if cond(w):
+                found.append(w)
+            return bool(found)
+
+        wait_for(reached, timeout_s, what=what or f"{name} to reach a condition")
+        return found[0]
+
+    def wait_state(self, name: str, state: str, timeout_s: float = 15.0) -> dict[str, Any]:
+        return self.wait_worker(name, lambda w: w["state"] == state, timeout_s, f"{name} {state}")
 
     def wait_heartbeating(self, name: str, timeout_s: float = 15.0) -> dict[str, Any]:
         """RUNNING and heartbeating: the worker's loop (and its signal handlers) are set up."""
-
-        def beating() -> dict[str, Any] | None:
-            w = self.worker(name)
-            return w if w["state"] == "RUNNING" and w["heartbeats"] > 0 else None
-
-        return wait_for(beating, timeout_s, what=f"{name} heartbeating")
+        return self.wait_worker(
+            name, lambda w: w["state"] == "RUNNING" and w["heartbeats"] > 0, timeout_s, f"{name} heartbeating"
+        )
 
     def output(self) -> str:
         return self.out_path.read_text(errors="replace")

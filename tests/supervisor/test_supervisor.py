@@ -21,11 +21,9 @@ from tests.supervisor.conftest import observer_cmd, worker_alive
 def test_hung_worker_is_killed_and_restarted(start_supervisor: Any) -> None:
     run = start_supervisor(["fake-silent", "fake-ok"])
     run.wait_ready()
-    first = wait_for(lambda: (w := run.worker("fake-silent"))["pid"] and w["heartbeats"] > 0 and w, 15)
-    restarted = wait_for(
-        lambda: (w := run.worker("fake-silent"))["pid"] not in (None, first["pid"]) and w,
-        20,
-        what="a new fake-silent process",
+    first = run.wait_worker("fake-silent", lambda w: bool(w["pid"]) and w["heartbeats"] > 0)
+    restarted = run.wait_worker(
+        "fake-silent", lambda w: w["pid"] not in (None, first["pid"]), 20, "a new fake-silent process"
     )
     assert restarted["restarts"] >= 1
     assert not worker_alive(first["pid"])
@@ -100,7 +98,7 @@ def test_crash_at_start_goes_fatal_with_a_critical_event(start_supervisor: Any) 
 def test_sigkill_while_workers_are_still_starting_leaves_none_alive(start_supervisor: Any) -> None:
     run = start_supervisor(["fake-ok", "fake-stubborn"])
     run.wait_ready()
-    pids = [wait_for(lambda n=n: run.worker(n)["pid"], 10) for n in ("fake-ok", "fake-stubborn")]
+    pids = [run.wait_worker(n, lambda w: bool(w["pid"]))["pid"] for n in ("fake-ok", "fake-stubborn")]
     run.proc.kill()  # probably before the workers' own death signal is installed
     run.proc.wait(5)
     wait_for(lambda: not any(worker_alive(p) for p in pids), 5, what="every worker to exit with its parent")
