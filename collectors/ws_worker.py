@@ -302,6 +302,9 @@ class WsCollectorWorker(Worker):
                 case SessionUp():
                     self._session_up(now_mono)
                 case SessionDown(reason=reason, detail=detail):
+                    self._drain_control(now_mono)  # acks read before the close (OPSP8996)
+                    if self.session is not current:
+                        continue  # an ack already ended it
                     self.session = None
                     self._closing.append(current)
                     self._session_lost(reason, detail, now_mono)

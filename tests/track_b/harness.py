@@ -27,8 +27,9 @@ from observer.reliable import ReliableReceiver, hop_endpoints
 from observer.schema import GapMarker, SlotAssignment, SlotCommand, SystemEvent, TradeFrame, WorkerStats
 from tests.conftest import make_config
 
-# A Thursday mid-session: the simulator's market is open, Track B's window too.
-SESSION_START = datetime(2026, 11, 26, 10, 0, 0, tzinfo=KST)
+# A Thursday just after the simulator's open. The tests open Track B's window at 09:00 (it is
+# configuration) so the simulator has little of the day to catch up on when a symbol is primed.
+SESSION_START = datetime(2026, 11, 26, 9, 0, 5, tzinfo=KST)
 _truth_decoder = msgspec.json.Decoder(Truth)
 _window_decoder = msgspec.json.Decoder(FaultWindow)
 
@@ -52,7 +53,7 @@ def prime(sim: Simulator, codes: list[str]) -> None:
 
 
 def config_for(base: Path, sim: Simulator, **track_b: Any) -> Config:
-    values: dict[str, Any] = {"start": "09:30", "end": "15:00", "stats_interval_s": 0.2} | track_b
+    values: dict[str, Any] = {"start": "09:00", "end": "15:00", "stats_interval_s": 0.2} | track_b
     return make_config(base, sim={"rest_port": sim.rest_port, "ws_port": sim.ws_port}, track_b=values)
 
 
@@ -233,3 +234,35 @@ def running(
             bus.stop()
     finally:
         sim.stop()
+
+
+class SessionMonitor:
+    """Samples the simulator every few ms: the most sessions live at once, the most registrations
+    any one session held."""
+
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+        self.max_sessions = 0
+        self.max_registrations = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="session-monitor", daemon=True)
+
+    def __enter__(self) -> SessionMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            sessions = self.sim.ws.sessions()
+            bound = [s for s in sessions if s.app_key is not None]
+            self.max_sessions = max(self.max_sessions, len(bound))
+            for s in sessions:
+                self.max_registrations = max(self.max_registrations, len(s.subs))
+
+
+def stamp_at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
