@@ -83,8 +83,8 @@ def show_cmd(ctx: click.Context, day_text: str | None, market: str | None, symbo
             f"created {snap.created_at.isoformat()} from {snap.source}{note}\n  {lu.path}"
         )
         if symbols:
-            for e in snap.symbols:
-                click.echo(f"  {e.symbol} {e.prev_close:>9} {e.name}")
+            for entry in snap.symbols:
+                click.echo(f"  {entry.symbol} {entry.prev_close:>9} {entry.name}")
     sys.exit(status)
 
 

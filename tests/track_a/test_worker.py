@@ -35,6 +35,18 @@ def events(tap: IngestTap, type_: str) -> list[SystemEvent]:
     return [e for e in tap.of(SystemEvent) if e.type == type_]
 
 
+def count_is(tap: IngestTap, type_: str, n: int) -> Callable[[], bool]:
+    return lambda: len(events(tap, type_)) == n
+
+
+def polled(tap: IngestTap, pred: Callable[[], bool]) -> Callable[[], bool]:
+    def check() -> bool:
+        tap.poll()
+        return pred()
+
+    return check
+
+
 def test_injected_clock_friday_weekend_holiday_then_a_new_day_without_restart(
     start_sim: Callable[..., Simulator], tap_factory: Callable[..., IngestTap], short_tmp: Path
 ) -> None:
@@ -72,13 +84,10 @@ def test_injected_clock_friday_weekend_holiday_then_a_new_day_without_restart(
         clock.set(at(FRI, 9, 17, 30))  # a late look still runs the 09:10 slot, named by its mark
         tick_until(lambda: summaries() == ["20260313T0900", "20260313T0910"], "the 09:10 sweep")
         before = len(tap.of(QuoteSnapshot))
-        for day in (SAT, SUN, MON):
+        for n_closed, day in enumerate((SAT, SUN, MON), start=1):
             for hh, mm in ((8, 40), (9, 0), (9, 10), (15, 30)):
                 clock.set(at(day, hh, mm))
-                tick_until(
-                    lambda d=day: len(events(tap, "market_closed")) == [SAT, SUN, MON].index(d) + 1,
-                    f"market_closed on the {day}th",
-                )
+                tick_until(count_is(tap, "market_closed", n_closed), f"market_closed on the {day}th")
                 for _ in range(20):
                     worker.on_tick()
         tap.poll()
@@ -94,7 +103,7 @@ def test_injected_clock_friday_weekend_holiday_then_a_new_day_without_restart(
         clock.set(at(TUE, 9, 0, 1))
         tick_until(lambda: "20260317T0900" in summaries(), "Tuesday's 09:00 sweep")
         tue = [q for q in tap.of(QuoteSnapshot) if q.sweep_id == "20260317T0900"]
-        assert len(tue) == len(worker.plan.symbols or {})
+        assert worker.plan is not None and len(tue) == len(worker.plan.symbols or {})
         assert all(q.received_at.date() == at(TUE, 9, 0).date() for q in tue)
     finally:
         worker.on_stop()
@@ -160,7 +169,7 @@ def test_three_restarts_issue_one_token_and_the_universe_file_never_changes(
         proc = _start_worker(config, env, short_tmp / "worker.log")
         try:
             wait_for(
-                lambda r=run: (tap.poll(), len(events(tap, "sweep_summary")) == r + 1)[1],
+                polled(tap, count_is(tap, "sweep_summary", run + 1)),
                 timeout_s=30,
                 what=f"sweep of run {run}",
             )
@@ -224,3 +233,56 @@ def test_full_universe_sweep_reaches_the_ingest_hop(
     truth = rest_truth(sim)
     assert truth.max_per_s <= 20 and truth.rate_limited == 0
     assert float(summary.details["duration_s"]) < 12  # type: ignore[arg-type]
+
+
+def test_an_overrun_skips_the_next_slot_with_an_event_and_a_gap_marker(
+    start_sim: Callable[..., Simulator], tap_factory: Callable[..., IngestTap], short_tmp: Path
+) -> None:
+    from collectors.kis_sim.schema import RestTimeout
+
+    clock = ManualClock(at(FRI, 8, 59))
+    sim = start_sim(clock, symbol_count=100)
+    cfg = make_config(short_tmp, sim_toml(sim))
+    tap = tap_factory(cfg)
+    provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
+    worker = RestCollectorWorker(cfg, provider=provider, clock=clock, secrets=Secrets({}))
+    worker.ctx = zmq.Context()
+    worker.events = EventPublisher(worker.ctx, cfg)
+    worker.on_start()
+
+    def tick_until(pred: Callable[[], Any], what: str) -> Any:
+        def step() -> Any:
+            worker.on_tick()
+            tap.poll()
+            return pred()
+
+        return wait_for(step, timeout_s=30, interval_s=0.01, what=what)
+
+    try:
+        tick_until(lambda: worker.plan and worker.plan.symbols, "the universe")
+        symbols = sorted(worker.plan.symbols or {})  # type: ignore[union-attr]
+        sim.faults.add(RestTimeout(sleep_s=2.5))  # every call now times out: the sweep drags on
+        clock.set(at(FRI, 9, 0))
+        tick_until(lambda: worker._sweep_running(), "the 09:00 sweep to start")
+        clock.set(at(FRI, 9, 10))
+        tick_until(lambda: events(tap, "sweep_overrun"), "the overrun event")
+        sim.faults.clear()
+        tick_until(lambda: events(tap, "sweep_summary"), "the 09:00 sweep to end")
+        missed = [g for g in tap.of(GapMarker) if g.reason == "sweep_overrun"]
+        assert len(missed) == 1 and missed[0].symbols == symbols
+        assert (missed[0].start, missed[0].end) == (at(FRI, 9, 10), at(FRI, 9, 20))
+        summary = events(tap, "sweep_summary")[0]
+        assert summary.details["sweep_id"] == "20260313T0900"
+        recorded = {q.symbol for q in tap.of(QuoteSnapshot)}
+        failed = [g for g in tap.of(GapMarker) if g.reason == "rest_failed_after_retries"]
+        listed = set(failed[0].symbols) if failed else set()
+        assert recorded | listed == set(symbols) and not recorded & listed  # every symbol accounted for
+        assert summary.details["recorded"] == len(recorded)
+        clock.set(at(FRI, 9, 20))  # the schedule is back on its marks
+        tick_until(lambda: len(events(tap, "sweep_summary")) == 2, "the 09:20 sweep")
+        assert events(tap, "sweep_summary")[1].details["sweep_id"] == "20260313T0920"
+        assert events(tap, "sweep_summary")[1].details["collection_rate"] == 1.0
+    finally:
+        worker.on_stop()
+        worker.events.close()
+        worker.ctx.destroy(linger=0)
