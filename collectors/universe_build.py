@@ -176,5 +176,3 @@ class UniverseBuilder:
 def symbols_of(universes: dict[str, LoadedUniverse]) -> dict[str, str]:
     """symbol -> market over every market's universe."""
     return {e.symbol: market for market, lu in universes.items() for e in lu.snapshot.symbols}
-
-
