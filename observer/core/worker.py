@@ -152,7 +152,13 @@ class CoreWorker(Worker):
             )
         else:
             self.slots.reset(day)
-            self.slots.seed(self.universe.order[: self.slots.max_slots], now)
+            seeded = self.slots.seed(self.universe.order[: self.slots.max_slots], now)
+            self._emit(
+                "slots_seeded",
+                "INFO",
+                f"new trading day {day}: {len(seeded.added)} slots seeded",
+                symbols=[a.symbol for a in seeded.added],
+            )
         checkpoint = load_checkpoint(self._state_dir / _SAMPLER_FILE, day) if resume else None
         if checkpoint is not None:
             self.sampler.restore_levels(checkpoint.levels)

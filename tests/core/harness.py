@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import zmq
@@ -31,7 +32,9 @@ from observer.schema import (
     TradeFrame,
 )
 from observer.universe import UniverseEntry, UniverseSnapshot, write_snapshot_once
-from tests.conftest import REPO, write_config
+from tests.conftest import REPO, wait_for, write_config
+
+T = TypeVar("T")
 
 BASE_TOML = """
 [provider]
@@ -164,6 +167,15 @@ class CoreHarness:
         if self.subscriber is not None:
             while (item := self.subscriber.recv_nowait()) is not None:
                 self.events_seen.append(item)
+
+    def until(self, predicate: Callable[[], T], timeout_s: float = 15.0, what: str = "") -> T:
+        """Poll the test-side sockets while waiting for `predicate` (with a deadline)."""
+
+        def check() -> T:
+            self.poll()
+            return predicate()
+
+        return wait_for(check, timeout_s, what=what)
 
     def subscribe(self, topics: list[str]) -> None:
         from observer.bus import EventSubscriber

@@ -67,6 +67,11 @@ def test_bad_inputs_never_reach_swing_or_scalp_and_each_has_its_event(core: Core
     assert len(h.writer.lines("raw")) == 2  # both frames kept verbatim, the broken one too
 
 
+def _count(event: SystemEvent) -> int:
+    value = event.details.get("count")
+    return value if isinstance(value, int) else 0
+
+
 @pytest.mark.timeout(60)
 def test_rejections_are_rate_limited_with_a_summary_count(core: CoreHarness) -> None:
     h = core
@@ -75,7 +80,7 @@ def test_rejections_are_rate_limited_with_a_summary_count(core: CoreHarness) -> 
         h.send(h.frame([h.tick("000002", price=0, low=0)]))
     _until(
         h,
-        lambda: sum(int(e.details.get("count") or 0) for e in h.writer.events("rejection")) >= 30,
+        lambda: sum(_count(e) for e in h.writer.events("rejection")) >= 30,
         what="first event plus a summary adding up to 30",
     )
     assert 2 <= len(h.writer.events("rejection")) <= 4

@@ -1,0 +1,147 @@
+"""Slot change sequences with an injected clock: surge on a new symbol, dwell time, manual pin,
+a 42nd candidate, silent symbols, persistence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from observer.clock import KST, ManualClock
+from observer.config import CoreConfig
+from observer.core.slots import SlotTable
+from observer.core.triggers import Candidate, TriggerRules
+from observer.schema import QuoteSnapshot
+
+T0 = datetime(2026, 11, 26, 9, 30, tzinfo=KST)
+
+
+def table(max_slots: int = 41, dwell_s: float = 120.0) -> SlotTable:
+    t = SlotTable(
+        max_slots=max_slots,
+        min_dwell_s=dwell_s,
+        silent_s=60.0,
+        candidate_ttl_s=1_200.0,
+        overflow_interval_s=60.0,
+    )
+    t.reset(T0.date())
+    return t
+
+
+def snap(symbol: str, sweep: str, volume: int, price: int = 10_000) -> QuoteSnapshot:
+    return QuoteSnapshot(
+        provider="kis",
+        market="KOSPI",
+        symbol=symbol,
+        sweep_id=sweep,
+        exchange_at=None,
+        received_at=T0,
+        price=price,
+        open=10_000,
+        high=max(price, 10_000),
+        low=min(price, 10_000),
+        volume=volume,
+    )
+
+
+def test_triggers_in_priority_order() -> None:
+    rules = TriggerRules(CoreConfig())
+    assert rules.on_snapshot(snap("A", "s1", 100_000)) is None
+    surge = rules.on_snapshot(snap("A", "s2", 500_000))  # +400k vs 100k at the first sweep
+    assert surge is not None and surge.rule == "volume_surge" and surge.score == 4.0
+    assert rules.on_snapshot(snap("A", "s3", 600_000)) is None  # +100k vs +400k
+    rules.on_snapshot(snap("B", "s1", 100_000))
+    spike = rules.on_snapshot(snap("B", "s2", 110_000, price=10_400))
+    assert spike is not None and spike.rule == "volatility_spike" and spike.score == 4.0
+    assert surge.rank < spike.rank < Candidate("C", "manual", 1.0, T0).rank
+
+
+def test_surge_on_a_new_symbol_replaces_a_seed_at_once() -> None:
+    t = table(max_slots=3)
+    t.seed(["S1", "S2", "S3"], T0)
+    t.offer(Candidate("NEW", "volume_surge", 5.0, T0 + timedelta(seconds=5)))
+    changes = t.rebalance(T0 + timedelta(seconds=5))
+    assert [a.symbol for a in changes.added] == ["NEW"] and len(changes.removed) == 1
+    assert "NEW" in t.symbols() and len(t.slots) == 3
+
+
+def test_dwell_time_is_respected_then_the_stronger_candidate_wins() -> None:
+    clock = ManualClock(T0)
+    t = table(max_slots=2, dwell_s=120.0)
+    for sym, score in (("A", 3.0), ("B", 4.0)):
+        t.offer(Candidate(sym, "volatility_spike", score, clock.now()))
+    t.rebalance(clock.now())
+    assert set(t.symbols()) == {"A", "B"}
+    clock.advance(60)
+    t.offer(Candidate("C", "volume_surge", 9.0, clock.now()))
+    changes = t.rebalance(clock.now())
+    assert not changes and [c.symbol for c in changes.overflow] == ["C"]  # both within dwell
+    clock.advance(61)
+    changes = t.rebalance(clock.now())
+    assert [a.symbol for a in changes.removed] == ["A"]  # the weakest goes first
+    assert set(t.symbols()) == {"B", "C"}
+
+
+def test_manual_pin_takes_a_slot_and_is_never_evicted() -> None:
+    clock = ManualClock(T0)
+    t = table(max_slots=2, dwell_s=0.0)
+    t.seed(["A", "B"], clock.now())
+    ok, _, changes = t.pin("P", clock.now())
+    assert ok and [a.symbol for a in changes.added] == ["P"] and t.slots[t.symbols()["P"]].pinned
+    for i in range(5):
+        clock.advance(10)
+        t.offer(Candidate(f"X{i}", "volume_surge", 10.0 + i, clock.now()))
+        t.rebalance(clock.now())
+        assert "P" in t.symbols()
+    ok, _ = t.unpin("P")
+    assert ok
+    clock.advance(10)
+    t.offer(Candidate("Z", "volume_surge", 99.0, clock.now()))
+    t.rebalance(clock.now())
+    assert "P" not in t.symbols()  # unpinned, past dwell, weakest
+
+
+def test_a_42nd_candidate_ends_with_the_right_41_and_the_rest_in_overflow() -> None:
+    t = table(max_slots=41, dwell_s=3_600.0)
+    ok, _, _ = t.pin("PIN", T0)
+    assert ok
+    for i in range(41):  # 41 surges + 1 pin = 42 wanting a slot
+        t.offer(Candidate(f"{i:06d}", "volume_surge", 3.0 + i, T0))
+    changes = t.rebalance(T0)
+    held = set(t.symbols())
+    assert len(held) == 41 and "PIN" in held
+    assert "000000" not in held  # the weakest surge found no slot
+    assert [(c.symbol, c.rule, c.score) for c in changes.overflow] == [("000000", "volume_surge", 3.0)]
+    assert t.rebalance(T0 + timedelta(seconds=1)).overflow == []  # rate-limited per symbol
+    entry = t.overflow_entry(changes.overflow[0], "kis", T0)
+    assert entry.priority == 1 and entry.score == 3.0
+
+
+def test_a_silent_symbol_is_reported_once_and_replaced_first() -> None:
+    clock = ManualClock(T0)
+    t = table(max_slots=2, dwell_s=3_600.0)
+    for sym in ("A", "B"):
+        t.offer(Candidate(sym, "volume_surge", 5.0, clock.now()))
+    t.rebalance(clock.now())
+    clock.advance(30)
+    t.note_tick("A", clock.now())
+    clock.advance(40)
+    silent = t.check_silent(clock.now(), T0)
+    assert [a.symbol for a in silent] == ["B"]
+    assert t.check_silent(clock.now(), T0) == []
+    t.offer(Candidate("C", "volatility_spike", 3.0, clock.now()))
+    changes = t.rebalance(clock.now())
+    assert [a.symbol for a in changes.removed] == ["B"] and "C" in t.symbols()
+
+
+def test_table_persists_and_resumes_only_the_same_day(short_tmp: Path) -> None:
+    t = table()
+    t.seed(["A", "B"], T0)
+    t.pin("C", T0)
+    path = short_tmp / "state" / "slots.json"
+    t.save(path)
+    assert oct(path.stat().st_mode & 0o777) == "0o600" or path.stat().st_mode & 0o077 == 0
+    again = table()
+    assert again.load(path, T0.date())
+    assert again.symbols() == t.symbols() and again.version == t.version
+    assert again.slots[again.symbols()["C"]].pinned
+    assert not table().load(path, T0.date() + timedelta(days=1))
