@@ -9,6 +9,7 @@ from typing import Any
 import click
 import msgspec
 
+from observer.bus import BusError
 from observer.cli import config_of
 from observer.config import ConfigError, Secrets, log_dir, resolve_config_path
 from observer.logs import setup_logging
@@ -44,7 +45,7 @@ def run(ctx: click.Context, workers: str | None) -> None:
     setup_logging("supervisor", cfg.logging.level, log_dir(cfg), secrets.values())
     try:
         code = Supervisor(cfg, names, config_path=_config_path(ctx)).run()
-    except AlreadyRunning as e:
+    except (AlreadyRunning, BusError) as e:
         click.echo(f"observer run: {e}", err=True)
         sys.exit(1)
     sys.exit(code)
