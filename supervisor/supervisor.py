@@ -43,6 +43,15 @@ SHUTDOWN_ORDER = ("rest-collector", "ws-collector", "monitor", "housekeeper", "o
 _LOOP_TIMEOUT_MS = 50
 
 
+def _anchor(env: Mapping[str, str]) -> float:
+    """The shared SessionClock anchor: the one already exported, else the supervisor's start."""
+    try:
+        return float(env.get(ANCHOR_ENV) or time.time())
+    except ValueError:
+        log.warning("ignoring a malformed clock anchor", extra={"env": ANCHOR_ENV})
+        return time.time()
+
+
 def shutdown_order(names: list[str]) -> list[str]:
     unknown = [n for n in reversed(names) if n not in SHUTDOWN_ORDER]
     return unknown + [n for n in SHUTDOWN_ORDER if n in names]
@@ -64,7 +73,8 @@ class Supervisor:
         self._names = list(dict.fromkeys(workers))
         self._config_path = config_path
         base_env = dict(os.environ if env is None else env)
-        self.anchor_epoch_s = float(base_env.get(ANCHOR_ENV) or time.time())
+        self.anchor_epoch_s = _anchor(base_env)
+        base_env[ANCHOR_ENV] = repr(self.anchor_epoch_s)
         self._env = worker_env(base_env, self.anchor_epoch_s, config_path)
         self._lock = RuntimeLock(runtime_dir(cfg))
         self.watchers: dict[str, Watcher] = {}
@@ -82,7 +92,7 @@ class Supervisor:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT and every worker has stopped. Raises `AlreadyRunning`."""
         self._lock.acquire()
-        os.environ.setdefault(ANCHOR_ENV, repr(self.anchor_epoch_s))  # our own clock shares the anchor
+        os.environ[ANCHOR_ENV] = repr(self.anchor_epoch_s)  # our own clock shares the anchor
         self.clock = clock_from_config(self.cfg)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)

@@ -141,6 +141,7 @@ class Watcher:
 
     def _launch(self, reason: str) -> None:
         self.last_heartbeat = None
+        self.next_start_at = None
         self._intent = None
         try:
             self.proc = self._spawn(self.name)
