@@ -22,7 +22,7 @@ from observer.config import Secrets
 from observer.schema import GapMarker, QuoteSnapshot, SystemEvent
 from tests.conftest import REPO, make_config, wait_for, write_config
 from tests.track_a.conftest import IngestTap, sim_toml
-from tests.track_a.test_rest_sim import count_token_issues, rest_truth
+from tests.track_a.test_rest_sim import count_token_issues
 
 FRI, SAT, SUN, MON, TUE = 13, 14, 15, 16, 17
 
@@ -205,34 +205,6 @@ def test_three_restarts_issue_one_token_and_the_universe_file_never_changes(
     assert {s.details["sweep_id"] for s in summaries} == {"20260313T1000"}  # a restart resumes the slot
     assert all(s.details["collection_rate"] == 1.0 for s in summaries)
     assert "SIMULATOR-APP-SECRET" not in (short_tmp / "worker.log").read_text()
-
-
-def test_full_universe_sweep_reaches_the_ingest_hop(
-    start_sim: Callable[..., Simulator], tap_factory: Callable[..., IngestTap], short_tmp: Path
-) -> None:
-    anchor, clock = _session(at(FRI, 9, 50, 5))
-    sim = start_sim(clock, symbol_count=4_000)
-    toml = sim_toml(sim, f'[clock]\nmode = "session"\nstart_at = "{at(FRI, 9, 50, 5).isoformat()}"\n')
-    config = write_config(short_tmp, toml)
-    cfg = make_config(short_tmp, toml)
-    tap = tap_factory(cfg)
-    proc = _start_worker(config, _worker_env(float(anchor)), short_tmp / "worker.log")
-    try:
-        wait_for(lambda: (tap.poll(), events(tap, "sweep_summary"))[1], timeout_s=60, what="the full sweep")
-    finally:
-        _stop(proc)
-    summary = events(tap, "sweep_summary")[0]
-    # started inside the 09:50 slot: the worker runs that slot at once (a restart resumes the session)
-    assert summary.details["sweep_id"] == "20260313T0950"
-    quotes = [q for q in tap.of(QuoteSnapshot) if q.sweep_id == "20260313T0950"]
-    universe_size = int(summary.details["universe"])  # type: ignore[arg-type]
-    assert universe_size > 2_000, summary
-    assert len({q.symbol for q in quotes}) >= 0.995 * universe_size
-    gaps = [g for g in tap.of(GapMarker) if g.track == "swing"]
-    assert len({q.symbol for q in quotes}) + sum(len(g.symbols) for g in gaps) == universe_size
-    truth = rest_truth(sim)
-    assert truth.max_per_s <= 20 and truth.rate_limited == 0
-    assert float(summary.details["duration_s"]) < 12  # type: ignore[arg-type]
 
 
 def test_an_overrun_skips_the_next_slot_with_an_event_and_a_gap_marker(
