@@ -56,12 +56,13 @@ def encode_snapshot(snap: UniverseSnapshot) -> bytes:
 
 def write_snapshot_once(directory: Path, snap: UniverseSnapshot) -> tuple[Path, bool]:
     """Write the snapshot atomically unless one exists for that day. Returns (path, written)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = snapshot_path(directory, snap.date, snap.market)
     if path.exists():
         return path, False
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(encode_snapshot(snap))
             fh.flush()
