@@ -568,6 +568,10 @@ class WsCollectorWorker(Worker):
         counters = {k: float(v) for k, v in self.c.items()}
         if session is not None:
             counters["session_dropped_frames"] = float(session.dropped_frames)
+        if self.sender is not None:
+            counters["ingest_resent"] = float(self.sender.resent)
+            counters["ingest_resend_rounds"] = float(self.sender.resend_rounds)
+            counters["ingest_abandoned"] = float(self.sender.abandoned)
         self.events.publish(
             f"stats.{self.name}",
             WorkerStats(worker=self.name, at=self.clock.now(), counters=counters, gauges=self._gauges()),
