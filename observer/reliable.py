@@ -31,8 +31,8 @@ from observer.bus import Endpoints, bind, encode, make_socket
 from observer.config import Config
 from observer.schema import Ack, Envelope
 
-_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
-_ack_decoder = msgspec.msgpack.Decoder(Ack)
+_envelope_decoder = msgspec.json.Decoder(Envelope)
+_ack_decoder = msgspec.json.Decoder(Ack)
 _ENTRY_OVERHEAD_BYTES = 64
 
 

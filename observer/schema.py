@@ -331,7 +331,7 @@ class Command(_Msg, frozen=True, tag="command"):
 
 
 class CommandReply(_Msg, frozen=True, tag="reply"):
-    """Answer on the control socket. ``data`` values are msgpack-encoded (``msgspec.Raw(encode(x))``)."""
+    """Answer on the control socket. ``data`` values are encoded with ``observer.bus.encode`` (``msgspec.Raw(encode(x))``)."""
 
     ok: bool
     message: str = ""

@@ -3,7 +3,7 @@
 Server side (`ControlServer`) lives in the supervisor's loop: it is read only when poll says it is
 readable and always answers at once, so it never blocks the loop. Client side (`ControlClient`) is
 the lazy-pirate REQ pattern: a timeout per try, and a fresh REQ socket after a timeout.
-``CommandReply.data`` values are msgpack-encoded JSON-able builtins (`make_reply` / `reply_data`).
+``CommandReply.data`` values are JSON-encoded builtins (``observer.bus.encode``) (`make_reply` / `reply_data`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def make_reply(ok: bool, message: str = "", **data: Any) -> CommandReply:
 
 
 def reply_data(reply: CommandReply) -> dict[str, Any]:
-    return {k: msgspec.msgpack.decode(v) for k, v in reply.data.items()}
+    return {k: msgspec.json.decode(v) for k, v in reply.data.items()}
 
 
 class ControlServer:
