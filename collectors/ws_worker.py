@@ -27,13 +27,13 @@ import time
 from datetime import date
 from typing import Any
 
+import msgspec
 import zmq
 
 from collectors.kis.approval import ApprovalKeyProvider
 from collectors.kis.settings import KisSettings, resolve_kis_settings
 from collectors.kis.subscriptions import SubscriptionManager, request_text
 from collectors.kis.ws import (
-    OutageTracker,
     OverflowEpisode,
     SessionDown,
     SessionSchedule,
@@ -43,13 +43,14 @@ from collectors.kis.ws import (
     unpack_frame,
 )
 from collectors.kis.ws_parser import parse_control_frame, parse_data_frame
+from collectors.kis.ws_report import COUNTERS, Outage, OutageTracker, WsReporter
 from observer.bus import EventSubscriber
 from observer.calendar import TradingCalendar
 from observer.clock import Clock, SystemClock, datetime_to_ns, kst_date, ns_to_datetime
 from observer.config import Config, Secrets
-from observer.reliable import ReliableSender, SeqGap, hop_endpoints
+from observer.reliable import ReliableSender, hop_endpoints
 from observer.retry import Backoff
-from observer.schema import GapMarker, SlotCommand, SystemEvent, TradeFrame, WorkerStats
+from observer.schema import SlotCommand, SystemEvent, TradeFrame, WorkerStats
 from observer.worker import Worker
 
 MARKET = "KRX"
@@ -91,6 +92,17 @@ class WsCollectorWorker(Worker):
         )
         self.backoff = Backoff(schedule_s=tb.reconnect_backoff_s)
         self.outages = OutageTracker()
+        self.report = WsReporter(
+            self.name,
+            self.run_id,
+            cfg.provider.name,
+            MARKET,
+            make_event=self.make_event,
+            send=self._send,
+            publish=self._publish,
+            log=self.log,
+            rejection_interval_s=tb.rejection_event_interval_s,
+        )
         self._now_ns = time.time_ns if isinstance(self.clock, SystemClock) else self._clock_ns
         self._status: queue.SimpleQueue[SessionStatus] = queue.SimpleQueue()
         self._overflow: queue.SimpleQueue[OverflowEpisode] = queue.SimpleQueue()
@@ -106,40 +118,24 @@ class WsCollectorWorker(Worker):
         self._anomalous_day: date | None = None
         self._last_stats_mono = 0.0
         self._last_silent_check = 0.0
-        self._rejections_pending = 0
-        self._last_rejection = ""
-        self._last_rejection_event_mono = 0.0
-        self._gap_seq = 0
         self.approval: ApprovalKeyProvider | None = None
         self.sender: ReliableSender | None = None
         self.slot_events: EventSubscriber | None = None
         self._frames_sock: zmq.Socket[Any] | None = None
         self._frames_endpoint = f"inproc://ws-frames-{self.run_id}"
         # counters
-        self.c: dict[str, int] = dict.fromkeys(
-            (
-                "frames",
-                "ticks",
-                "rejected",
-                "reconnects",
-                "sessions_opened",
-                "session_failures",
-                "dropped_frames",
-                "overflow_gaps",
-                "outage_gaps",
-                "acks",
-                "ack_events",
-                "pingpongs",
-                "invalid_control",
-                "slot_commands",
-                "silent_reports",
-                "session_in_use",
-            ),
-            0,
-        )
+        self.c: dict[str, int] = dict.fromkeys(COUNTERS, 0)
 
     def _clock_ns(self) -> int:
         return datetime_to_ns(self.clock.now())
+
+    def _send(self, msg: msgspec.Struct) -> None:
+        if self.sender is not None:
+            self.sender.send(msg)
+
+    def _publish(self, topic: str, event: SystemEvent) -> None:
+        if self.events is not None:
+            self.events.publish(topic, event)
 
     # ------------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -152,7 +148,7 @@ class WsCollectorWorker(Worker):
         self.register(self._frames_sock, self.handle_frames)
         data_ep, ack_ep = hop_endpoints(self.cfg, "ingest")
         self.sender = ReliableSender(
-            self.ctx, self.cfg, self.name, data_ep, ack_ep, run_id=self.run_id, on_gap=self._on_seq_gap
+            self.ctx, self.cfg, self.name, data_ep, ack_ep, run_id=self.run_id, on_gap=self.report.seq_gap
         )
         self.register(self.sender.ack_sub, self.sender.handle_acks)
         self.slot_events = EventSubscriber(self.ctx, self.cfg, ["slots"])
@@ -172,7 +168,7 @@ class WsCollectorWorker(Worker):
         if self._in_session:
             self._escalate(now_mono)
         self._drain_overflow()
-        self._report_rejections(now_mono)
+        self.report.flush_rejections(now_mono)
         if self.sender is not None:
             self.sender.pump()
         if now_mono - self._last_stats_mono >= self.tb.stats_interval_s:
@@ -221,8 +217,7 @@ class WsCollectorWorker(Worker):
             self._outage_gap(ended, at_ns)
         if parsed.error:
             self.c["rejected"] += 1
-            self._rejections_pending += 1
-            self._last_rejection = parsed.error
+            self.report.rejected(parsed.error)
         else:
             self.c["ticks"] += len(parsed.ticks)
             for tick in parsed.ticks:
@@ -260,7 +255,7 @@ class WsCollectorWorker(Worker):
             self._had_session_today = False
             self.backoff.reset()
             self._next_connect_mono = now_mono
-            self._event("ws_session_window", "INFO", "trading session window opened")
+            self.report.event("ws_session_window", "INFO", "trading session window opened")
         elif not want and self._in_session:
             self._in_session = False
             if self.session is not None:
@@ -268,7 +263,7 @@ class WsCollectorWorker(Worker):
             ended = self.outages.close()
             if ended is not None:
                 self._outage_gap(ended, self._now_ns(), extra_reason="session_window_closed")
-            self._event("ws_session_window", "INFO", "trading session window closed")
+            self.report.event("ws_session_window", "INFO", "trading session window closed")
 
     def _maybe_connect(self, now_mono: float) -> None:
         if self.session is not None or self._closing or now_mono < self._next_connect_mono:
@@ -335,7 +330,7 @@ class WsCollectorWorker(Worker):
         if delay_s is not None:
             delay = max(delay, delay_s)
         self._next_connect_mono = now_mono + delay
-        self._event(
+        self.report.event(
             "ws_disconnected",
             "WARNING",
             f"websocket session lost ({reason}); retry in {delay:.0f} s",
@@ -380,8 +375,7 @@ class WsCollectorWorker(Worker):
                 self.c["pingpongs"] += 1
             elif ctl.kind == "invalid":
                 self.c["invalid_control"] += 1
-                self._rejections_pending += 1
-                self._last_rejection = ctl.error
+                self.report.rejected(ctl.error)
             else:
                 self.c["acks"] += 1
                 self._handle_ack_outcome(self.subs.handle_ack(ctl, now_mono), now_mono)
@@ -392,15 +386,15 @@ class WsCollectorWorker(Worker):
         self.c["ack_events"] += 1
         details = {"symbol": outcome.symbol, "code": outcome.code}
         if outcome.action == "event":
-            self._event("ws_subscription", outcome.severity, outcome.message, **details)
+            self.report.event("ws_subscription", outcome.severity, outcome.message, **details)
         elif outcome.action == "session_in_use":
             self.c["session_in_use"] += 1
-            self._event("ws_session_in_use", "WARNING", outcome.message, **details)
+            self.report.event("ws_session_in_use", "WARNING", outcome.message, **details)
             self._drop_session("session_in_use", now_mono, delay_s=self.tb.session_in_use_backoff_s)
         elif outcome.action == "invalid_key":
             assert self.approval is not None
             self.approval.invalidate()
-            self._event("ws_approval_invalid", "WARNING", outcome.message, **details)
+            self.report.event("ws_approval_invalid", "WARNING", outcome.message, **details)
             self._drop_session("approval_key_invalid", now_mono)
 
     def _send_requests(self, now_mono: float) -> None:
@@ -428,7 +422,7 @@ class WsCollectorWorker(Worker):
             self._last_silent_check = now_mono
             for symbol in self.subs.silent_symbols(now_mono):
                 self.c["silent_reports"] += 1
-                self._event(
+                self.report.event(
                     "symbol_silent",
                     "WARNING",
                     f"{symbol} subscribed and acknowledged but silent",
@@ -443,35 +437,16 @@ class WsCollectorWorker(Worker):
         if self.outages.failing_for(now_mono) < self.tb.pause_after_failure_s:
             return
         outage.escalated = True
-        self._event(
-            "ws_failure",
-            "CRITICAL",
-            f"websocket down for {self.tb.pause_after_failure_s:.0f} s; scalp recording paused, still retrying",
-            reasons=list(outage.reasons),
-            attempts=outage.attempts,
-        )
         day = kst_date(self.clock.now())
-        if self._anomalous_day != day:
-            self._anomalous_day = day
-            self._event(
-                "day_anomalous",
-                "CRITICAL",
-                "websocket failure over the pause threshold",
-                day=day.isoformat(),
-                cause="ws_failure",
-            )
-
-    # ------------------------------------------------------------------ gaps and events
-    def _outage_gap(self, outage: Any, end_ns: int, extra_reason: str = "") -> None:
-        reasons = list(outage.reasons) + ([extra_reason] if extra_reason else [])
-        self.c["outage_gaps"] += 1
-        self._gap(
-            outage.symbols,
-            outage.start_ns,
-            end_ns,
-            "ws_outage: " + ",".join(reasons),
-            attempts=outage.attempts,
+        self.report.escalation(
+            outage, self.tb.pause_after_failure_s, day, day_first=self._anomalous_day != day
         )
+        self._anomalous_day = day
+
+    # ------------------------------------------------------------------ gaps
+    def _outage_gap(self, outage: Outage, end_ns: int, extra_reason: str = "") -> None:
+        self.c["outage_gaps"] += 1
+        self.report.outage_gap(outage, end_ns, extra_reason)
 
     def _drain_overflow(self) -> None:
         while True:
@@ -481,64 +456,9 @@ class WsCollectorWorker(Worker):
                 return
             self.c["dropped_frames"] += ep.frames
             self.c["overflow_gaps"] += 1
-            self._gap(
+            self.report.gap(
                 self.subs.registered, ep.first_ns, ep.last_ns, "collector_queue_overflow", frames=ep.frames
             )
-
-    def _gap(self, symbols: list[str], start_ns: int, end_ns: int, reason: str, **details: Any) -> None:
-        assert self.sender is not None
-        self._gap_seq += 1
-        gap = GapMarker(
-            record_id=f"gap-{self.name}-{self.run_id}-{self._gap_seq}",
-            track="scalp",
-            provider=self.cfg.provider.name,
-            market=MARKET,
-            symbols=list(symbols),
-            start=ns_to_datetime(start_ns),
-            end=ns_to_datetime(max(start_ns, end_ns)),
-            reason=reason,
-            detected_by=self.name,
-            details=details,
-        )
-        self.sender.send(gap)
-        self.log.warning(
-            "gap", extra={"reason": reason, "symbols": len(symbols), "seconds": (end_ns - start_ns) / 1e9}
-        )
-
-    def _on_seq_gap(self, gap: SeqGap) -> None:
-        # the replay buffer overflowed (the core is away for long): the raw frames are lost
-        self._event(
-            "replay_overflow",
-            "ERROR",
-            f"ingest replay buffer overflowed: {gap.count} messages abandoned",
-            first_seq=gap.first,
-            last_seq=gap.last,
-        )
-
-    def _report_rejections(self, now_mono: float) -> None:
-        if not self._rejections_pending:
-            return
-        if now_mono - self._last_rejection_event_mono < self.tb.rejection_event_interval_s:
-            return
-        self._last_rejection_event_mono = now_mono
-        count, self._rejections_pending = self._rejections_pending, 0
-        self._event(
-            "ws_frame_rejected",
-            "WARNING",
-            f"{count} websocket frame(s) rejected",
-            count=count,
-            last_reason=self._last_rejection,
-        )
-
-    def _event(self, type_: str, severity: str, message: str, **details: Any) -> SystemEvent:
-        ev = self.make_event(type_, severity, message, **details)
-        if self.sender is not None:
-            self.sender.send(ev)
-        if self.events is not None:
-            self.events.publish(f"system.{self.name}", ev)
-        log_level = {"INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}.get(severity, 20)
-        self.log.log(log_level, message, extra={"event": type_})
-        return ev
 
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, float]:

@@ -254,67 +254,6 @@ class WsSession:
         return SessionDown(sid, now_ns(), "closed", was_up=True)
 
 
-# --------------------------------------------------------------------------- outages
-
-
-@dataclass(slots=True)
-class Outage:
-    """One stretch without data: from the last frame before it to the first frame after it."""
-
-    start_ns: int  # receive time of the last data frame before the outage (or when it began)
-    began_ns: int  # when the loss was noticed
-    began_mono: float  # when the loss was noticed (real monotonic seconds)
-    symbols: list[str]
-    reasons: list[str]
-    attempts: int = 0
-    escalated: bool = False
-
-
-class OutageTracker:
-    """Turns session losses and the first frame after them into exactly one outage each."""
-
-    def __init__(self) -> None:
-        self.last_frame_ns: int | None = None
-        self.current: Outage | None = None
-        self.count = 0
-
-    def frame(self, at_ns: int) -> Outage | None:
-        """A data frame arrived; returns the outage it ends, if any. A frame received before the
-        loss was noticed (still queued from the old session) moves the outage's start instead."""
-        self.last_frame_ns = at_ns
-        current = self.current
-        if current is None:
-            return None
-        if at_ns <= current.began_ns:
-            current.start_ns = max(current.start_ns, at_ns)
-            return None
-        self.current = None
-        return current
-
-    def lost(self, reason: str, symbols: list[str], now_ns: int, now_mono: float) -> Outage:
-        """The session is gone (or never came up): open an outage, or extend the open one."""
-        if self.current is None:
-            start = self.last_frame_ns if self.last_frame_ns is not None else now_ns
-            self.current = Outage(start, now_ns, now_mono, sorted(symbols), [reason])
-            self.count += 1
-        else:
-            if reason not in self.current.reasons:
-                self.current.reasons.append(reason)
-            known = set(self.current.symbols)
-            self.current.symbols.extend(sorted(s for s in symbols if s not in known))
-        self.current.attempts += 1
-        return self.current
-
-    def close(self) -> Outage | None:
-        """The session ends on purpose (end of day, shutdown): the open outage, if any, ends now."""
-        ended, self.current = self.current, None
-        self.last_frame_ns = None
-        return ended
-
-    def failing_for(self, now_mono: float) -> float:
-        return 0.0 if self.current is None else now_mono - self.current.began_mono
-
-
 # --------------------------------------------------------------------------- the trading session
 
 

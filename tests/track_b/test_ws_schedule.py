@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from collectors.kis.ws import OutageTracker, SessionSchedule
+from collectors.kis.ws import SessionSchedule
+from collectors.kis.ws_report import OutageTracker
 from observer.calendar import TradingCalendar
 from observer.clock import KST
 
