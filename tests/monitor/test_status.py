@@ -4,6 +4,10 @@ supervisor (the real `ControlServer` socket, a canned status) and real archive f
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -28,7 +32,7 @@ from observer.schema import (
     WorkerStats,
 )
 from supervisor.control import ControlServer, make_reply
-from tests.conftest import write_config
+from tests.conftest import REPO, wait_for, write_config
 
 NOW = datetime.now(KST)
 
@@ -199,3 +203,35 @@ def test_status_without_a_supervisor_says_so(short_tmp: Path) -> None:
     doc = json.loads(_run(path, "--json", "--timeout-s", "0.2"))
     assert doc["supervisor"]["reachable"] is False and doc["workers"] == []
     assert doc["health"]["status"] == "unknown"
+
+
+def test_live_view_refreshes_and_exits_cleanly_on_ctrl_c(fake_supervisor: Config, short_tmp: Path) -> None:
+    out_path = short_tmp / "live.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSERVER_")}
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "observer",
+                "--config",
+                str(short_tmp / "observer.toml"),
+                "status",
+                "--interval-s",
+                "0.1",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: out_path.read_bytes().count(b"\x1b[H\x1b[2J") >= 3, 20, what="three refreshes")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(5) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    text = out_path.read_text()
+    assert "Traceback" not in text and "ws-collector" in text and "(Ctrl-C to exit)" in text
