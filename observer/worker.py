@@ -13,6 +13,7 @@ import ctypes
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -115,9 +116,11 @@ class Worker:
     def run(self) -> int:
         """Run until asked to stop. Returns the process exit code."""
         setup_logging(self.name, self.cfg.logging.level, log_dir(self.cfg), self.secrets.values())
-        die_with_parent()
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+        if threading.current_thread() is threading.main_thread():
+            # a worker run in a thread (tests, embedding) is stopped with request_stop() instead
+            die_with_parent()
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
         self.ctx = context()
         self.events = EventPublisher(self.ctx, self.cfg)
         self.started_at = self.clock.now()
