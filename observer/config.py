@@ -161,6 +161,9 @@ class WriterConfig(_Section, frozen=True):
     max_batch_records: int = 2_000
     queue_bytes: int = 256 * 1024 * 1024
     disk_retry_ms: int = 1_000
+    # zmq receive queue of the archive PULL (messages): while intake is paused, what exceeds it stays
+    # in the producers' replay buffers instead of the writer's memory
+    recv_hwm: int = 2_000
 
 
 class MonitorConfig(_Section, frozen=True):
@@ -196,10 +199,26 @@ class AlertsConfig(_Section, frozen=True):
 
 
 class HousekeepingConfig(_Section, frozen=True):
+    """The housekeeper: daily backup package (pulled over SFTP by the backup PC) and retention.
+
+    Times of day are KST and follow the worker's clock; ``*_real_s`` are wall-clock seconds."""
+
     backup_at: str = "21:00"
     raw_retention_days: int = 3
     anomalous_retention_days: int = 7
     max_retention_days: int = 10
+    retention_at: str = "21:30"  # the daily retention run
+    backup_retention_days: int = 3  # a *verified* package is removed from this host after this many days
+    disk_pressure_pct: float = 80.0  # above it, the oldest verified days' raw/ and packages go first
+    disk_check_interval_s: float = 300.0
+    backup_retry_s: float = 600.0  # after a failed or postponed backup
+    backup_catchup_days: int = 10  # past days with data but no package are packaged too
+    backup_compress_level: int = 6
+    backup_quiet_real_s: float = 60.0  # swing/scalp/raw files of a day unmodified this long = done
+    backup_group: str = ""  # group that may read packages (the SFTP user's); empty: 0600/0700 only
+    receipts_dir: str = ""  # where the backup PC uploads receipts; empty: <data_dir>/backup_receipts
+    receipt_poll_real_s: float = 5.0
+    verify_deadline_h: float = 24.0  # a package not verified this long after creation is CRITICAL
 
 
 class SupervisorConfig(_Section, frozen=True):

@@ -79,8 +79,12 @@ class WriterWorker(Worker):
         )
         self.committer.start()
         data_ep, ack_ep = hop_endpoints(self.cfg, "archive")
+        # a small zmq receive queue: while intake is paused the backlog must stay in the producers'
+        # bounded replay buffers, not in this process (bus.recv_hwm would let 100 k messages in)
+        hop_bus = msgspec.structs.replace(self.cfg.bus, recv_hwm=self.cfg.writer.recv_hwm)
+        hop_cfg = msgspec.structs.replace(self.cfg, bus=hop_bus)
         self.receiver = ReliableReceiver(
-            self.ctx, self.cfg, self.name, data_ep, ack_ep, on_gap=self.handle_gap
+            self.ctx, hop_cfg, self.name, data_ep, ack_ep, on_gap=self.handle_gap
         )
         self.register(self.receiver.pull, self.handle_archive)
         self.mitigation = EventSubscriber(self.ctx, self.cfg, ["mitigation"])

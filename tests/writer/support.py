@@ -177,6 +177,11 @@ class Producer:
         self.max_send_s = 0.0
         self.max_unacked_bytes = 0
         self.late_ticks = 0
+        self.sent = 0
+        self.count = 0
+        self._make: Any = None
+        self._interval = 0.0
+        self._next_at = 0.0
         self._outbox: list[ArchiveRecord] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -187,8 +192,22 @@ class Producer:
             self._outbox.extend(recs)
 
     def start(self, make: Any = None, rate_per_s: float = 0.0, count: int = 0) -> None:
-        self._thread = threading.Thread(target=self._run, args=(make, rate_per_s, count), daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.start_schedule(make, rate_per_s, count)
         self._thread.start()
+
+    def start_schedule(self, make: Any, rate_per_s: float, count: int) -> None:
+        """Send `count` records made by `make(i)` at `rate_per_s` (may be called once, after `start()`)."""
+        with self._lock:
+            self._make, self._interval = make, (1.0 / rate_per_s if rate_per_s else 0.0)
+            self._next_at = time.monotonic()
+            self.count = count
+
+    def stop_schedule(self) -> int:
+        """Stop sending scheduled records; returns how many were sent."""
+        with self._lock:  # scheduled sends happen under this lock: after it, `sent` is final
+            self.count = 0
+            return self.sent
 
     def _send(self, rec: Any) -> None:
         t0 = time.perf_counter()
@@ -197,27 +216,25 @@ class Producer:
         self.seq_ids[seq] = (getattr(rec, "track", ""), rec.record_id)
         self.max_unacked_bytes = max(self.max_unacked_bytes, self.sender.unacked_bytes)
 
-    def _run(self, make: Any, rate_per_s: float, count: int) -> None:
+    def _run(self) -> None:
         poller = zmq.Poller()
         poller.register(self.sender.ack_sub, zmq.POLLIN)
-        interval = 1.0 / rate_per_s if rate_per_s else 0.0
-        next_at = time.monotonic()
-        sent = 0
         while not self._stop.is_set():
-            if make is not None and sent < count and time.monotonic() >= next_at:
-                if time.monotonic() - next_at > 0.05:
-                    self.late_ticks += 1
-                self._send(make(sent))
-                sent += 1
-                next_at += interval
+            if self.sent < self.count and time.monotonic() >= self._next_at:
+                with self._lock:
+                    if self.sent < self.count:
+                        if time.monotonic() - self._next_at > 0.05:
+                            self.late_ticks += 1
+                        self._send(self._make(self.sent))
+                        self.sent += 1
+                    self._next_at += self._interval
             with self._lock:
                 outbox, self._outbox = self._outbox, []
             for rec in outbox:
                 self._send(rec)
-            wait_ms = 5 if make is None or sent >= count else max(0, int((next_at - time.monotonic()) * 1000))
-            poller.poll(min(wait_ms, 5))
+            wait_ms = 5 if self.sent >= self.count else int((self._next_at - time.monotonic()) * 1000)
+            poller.poll(min(max(wait_ms, 0), 5))
             self.sender.pump()
-        self.sent_count = sent
 
     def all_acked(self) -> bool:
         return self.sender.acked >= self.sender.last_seq > 0 and self.sender.unacked == 0
