@@ -4,7 +4,7 @@ Data flow::
 
     psutil (CPU %, memory %, disk usage of the data dir)  --+
     event bus SUB: stats.*, heartbeat.*, slots, alert.*,     |--> StatsBook (latest gauges with their
-                   supervisor.*                              |    age; counters turned into deltas)
+                   supervisor.*, system.*                    |    age; counters turned into deltas)
                                                              v
       MitigationState (mitigation.py)   -> MitigationLevel on topic ``mitigation`` (each change and
                                            every few seconds) + SystemEvent ``mitigation_change``
@@ -43,9 +43,17 @@ that is missing, or a gauge older than ``monitor.stats_stale_s``, is *unknown*, 
     counters ``ws.reconnects``
     gauges   ``ws.connected`` (1/0), ``ws.subscribed``, ``ws.last_frame_age_s``
 
+Names the producers publish today are read as aliases when the canonical name is absent
+(``stats.GAUGE_ALIASES`` / ``COUNTER_ALIASES``): core ``samples_expected`` / ``samples_written``
+(cumulative gauges), ``track_a_collection_rate``, ``slots_used``, ``event_lag_max_s`` and the per-slot
+``slot.NN.expected`` / ``slot.NN.written`` (stale-slot fallback, `freshness.SlotProgress`); writer
+``fsync_p99_ms`` (then ``fsync_last_ms``), ``written_<track>``; ws-collector ``connected``,
+``subscribed``, ``last_frame_age_s`` (< 0 = no frame yet), ``in_session``, ``reconnects``, and its
+``symbol_silent`` events on ``system.ws-collector`` (silent-symbols fallback).
+
 Alerts from other workers: a ``SystemEvent`` published on topic ``alert.<worker>`` (e.g. the
 housekeeper's ``backup_failed``, CRITICAL) is sent to Telegram once per event; CRITICAL events on
-``supervisor.*`` (a FATAL worker) likewise.
+``supervisor.*`` (a FATAL worker) and ``system.*`` (the ws-collector's escalation) likewise.
 
 What the monitor publishes on ``stats.monitor`` (gauges; unknown values are left out):
 ``health`` (0 green, 1 amber, 2 red), ``mitigation_level``, ``cpu_pct``, ``memory_pct``,

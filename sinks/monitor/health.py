@@ -25,6 +25,7 @@ from observer.clock import KST
 from observer.config import Config
 from observer.schema import Severity, SlotCommand
 from sinks.monitor import stats as S
+from sinks.monitor.freshness import SilentSymbols, SlotProgress
 from sinks.monitor.mitigation import ConditionRun
 from sinks.monitor.stats import History, StatsBook
 
@@ -32,6 +33,7 @@ GREEN, AMBER, RED = 0, 1, 2
 STATUS_NAMES = {GREEN: "green", AMBER: "amber", RED: "red"}
 SAMPLE_WINDOW_S = {0: 0.5, 1: 1.0, 2: 2.0}
 _Flag = Callable[[str, int, str], None]
+SILENT_HOLD_FACTOR = 5  # a symbol_silent report counts for 5 x track_b.silent_symbol_s (fallback only)
 
 REASON_TEXT: dict[str, str] = {
     "scalp_stale": "no scalp sample for a slot within the freshness window",
@@ -145,11 +147,14 @@ class HealthRules:
     _cpu_anomalous: ConditionRun = field(default_factory=ConditionRun)
     _day: _Day | None = None
     _last_at: datetime | None = None
+    _slot_progress: SlotProgress = field(default_factory=SlotProgress)
+    _silent: SilentSymbols = field(init=False)
 
     def __post_init__(self) -> None:
         keep_s = self.policy.track_b_window_s * 2
         self._b_expected = History(keep_s)
         self._b_written = History(keep_s)
+        self._silent = SilentSymbols(hold_s=SILENT_HOLD_FACTOR * self.cfg.track_b.silent_symbol_s)
 
     @property
     def _max_gap_s(self) -> float:
@@ -160,9 +165,15 @@ class HealthRules:
         """A worker's heartbeat stayed silent for ``heartbeat_silence_s`` (a "log silence")."""
         self._roll_day(at).silences += 1
 
+    def note_silent_symbol(self, symbol: str, at: datetime) -> None:
+        """The ws-collector reported `symbol` acknowledged but silent (event ``symbol_silent``)."""
+        self._silent.report(symbol, at)
+
     # -- sessions
     def _open(self, gauge: str, start: str, end: str, at: datetime) -> bool:
         told = self.book.gauge(S.CORE, gauge)
+        if told is None and gauge == S.B_OPEN:
+            told = self.book.gauge(S.WS, S.WS_IN_SESSION)
         if told is not None:
             return told >= 1
         day = at.astimezone(KST).date()
@@ -188,7 +199,7 @@ class HealthRules:
         recorded = self.book.gauge(S.CORE, S.A_RECORDED)
         universe = self.book.gauge(S.CORE, S.A_UNIVERSE)
         if recorded is None or not universe:
-            return None
+            return self.book.gauge(S.CORE, S.A_RATE)
         return recorded / universe
 
     def track_b_rate(self, at: datetime) -> float | None:
@@ -233,11 +244,18 @@ class HealthRules:
         connected = book.gauge(S.WS, S.WS_CONNECTED)
 
         # data freshness
+        unwritten_windows = self._slot_progress.update(book.gauges_with_prefix(S.CORE, S.SLOT_PREFIX))
         if b_open:
             window_s = SAMPLE_WINDOW_S.get(inp.level, 2.0) * mon.scalp_stale_windows
             oldest = book.gauge(S.CORE, S.B_OLDEST_AGE)
             if oldest is not None and oldest > window_s:
                 flag("scalp_stale", RED, f"oldest slot sample {oldest:.1f} s old (> {window_s:g} s)")
+            elif oldest is None and unwritten_windows > mon.scalp_stale_windows:
+                flag(
+                    "scalp_stale",
+                    RED,
+                    f"a slot has gone {unwritten_windows} sampling windows without a sample",
+                )
             self._check_silent(inp, flag)
             if inp.slots is not None and inp.slots.paused:
                 flag("scalp_paused", RED, "the slot table is paused (WS down too long)")
@@ -245,7 +263,9 @@ class HealthRules:
                 day.disconnected_s += elapsed_s
                 flag("ws_disconnected", RED, "WebSocket disconnected")
             frame_age = book.gauge(S.WS, S.WS_FRAME_AGE)
-            if connected and frame_age is not None and frame_age > self.cfg.track_b.receive_watchdog_s:
+            if (
+                connected and frame_age is not None and frame_age > self.cfg.track_b.receive_watchdog_s
+            ):  # < 0: none
                 flag("ws_silent", RED, f"no WebSocket frame for {frame_age:.0f} s")
         if a_open:
             self._check_swing(at, flag)
@@ -286,6 +306,11 @@ class HealthRules:
 
     def _check_silent(self, inp: Inputs, flag: _Flag) -> None:
         silent = self.book.gauge(S.CORE, S.B_SILENT)
+        if silent is None:
+            silent = self.book.gauge(S.WS, S.B_SILENT)
+        if silent is None:
+            symbols = {a.symbol for a in inp.slots.slots} if inp.slots is not None else None
+            silent = float(self._silent.count(inp.at, symbols))
         if not silent:
             return
         used = self.book.gauge(S.CORE, S.B_SLOTS_USED)

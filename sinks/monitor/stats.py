@@ -39,7 +39,52 @@ WS_RECONNECTS = "ws.reconnects"
 WS_CONNECTED = "ws.connected"
 WS_SUBSCRIBED = "ws.subscribed"
 WS_FRAME_AGE = "ws.last_frame_age_s"
+A_RATE = "track_a.rate"
+WS_IN_SESSION = "in_session"
+SLOT_PREFIX = "slot."
 TRACKS = ("swing", "scalp", "raw", "system")
+
+# The names the producers publish today, read when the canonical name is absent (first match wins).
+GAUGE_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    CORE: {
+        B_SLOTS_USED: ("slots_used",),
+        EVENT_LAG: ("event_lag_max_s",),
+        A_RATE: ("track_a_collection_rate",),
+    },
+    WRITER: {FSYNC_MS: ("fsync_p99_ms", "fsync_last_ms")},
+    WS: {
+        WS_CONNECTED: ("connected",),
+        WS_SUBSCRIBED: ("subscribed",),
+        WS_FRAME_AGE: ("last_frame_age_s",),
+        B_SILENT: ("silent_symbols", "silent"),
+    },
+}
+# counters published under another name, or as cumulative gauges
+COUNTER_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    CORE: {B_EXPECTED: ("samples_expected",), B_WRITTEN: ("samples_written",)},
+    WRITER: {f"records.{t}": (f"written_{t}",) for t in TRACKS},
+    WS: {WS_RECONNECTS: ("reconnects",)},
+}
+
+
+def normalise(stats: WorkerStats) -> tuple[dict[str, float], dict[str, float]]:
+    """(gauges, counters) under the canonical names, aliases filled in where the canonical is absent."""
+    gauges = dict(stats.gauges)
+    counters = dict(stats.counters)
+    for canonical, aliases in GAUGE_ALIASES.get(stats.worker, {}).items():
+        if canonical not in gauges:
+            for alias in aliases:
+                if alias in gauges:
+                    gauges[canonical] = gauges[alias]
+                    break
+    for canonical, aliases in COUNTER_ALIASES.get(stats.worker, {}).items():
+        if canonical not in counters:
+            for alias in aliases:
+                value = counters.get(alias, gauges.get(alias))
+                if value is not None:
+                    counters[canonical] = value
+                    break
+    return gauges, counters
 
 
 @dataclass(slots=True)
@@ -69,9 +114,10 @@ class StatsBook:
         now = self._mono()
         worker = stats.worker
         self._heard[worker] = now
-        for name, value in stats.gauges.items():
+        gauges, counters = normalise(stats)
+        for name, value in gauges.items():
             self._gauges[(worker, name)] = _Gauge(float(value), now)
-        for name, value in stats.counters.items():
+        for name, value in counters.items():
             key = (worker, name)
             counter = self._counters.get(key)
             if counter is None:
@@ -89,6 +135,15 @@ class StatsBook:
         if g is None or self._mono() - g.at_mono > self.stale_s:
             return None
         return g.value
+
+    def gauges_with_prefix(self, worker: str, prefix: str) -> dict[str, float]:
+        """Every fresh gauge of `worker` whose name starts with `prefix`."""
+        now = self._mono()
+        return {
+            name: g.value
+            for (w, name), g in self._gauges.items()
+            if w == worker and name.startswith(prefix) and now - g.at_mono <= self.stale_s
+        }
 
     def total(self, worker: str, name: str) -> float | None:
         """Everything counted since this monitor first saw the counter; None if never seen."""

@@ -40,7 +40,7 @@ from sinks.monitor.metrics import MetricsWindow
 from sinks.monitor.mitigation import LevelChange, MitigationState, SignalSample
 from sinks.monitor.stats import StatsBook
 
-TOPICS = ["stats.", "heartbeat.", "slots", "alert.", "supervisor."]
+TOPICS = ["stats.", "heartbeat.", "slots", "alert.", "supervisor.", "system."]
 _REPLAY_BYTES = 8 * 1024 * 1024
 _SEEN_EVENTS = 1_000
 _DRAIN_MAX = 2_000
@@ -177,7 +177,10 @@ class MonitorWorker(Worker):
             self._silent.discard(hb.worker)
 
     def handle_system_event(self, topic: str, event: SystemEvent) -> None:
-        """Alerts raised by other workers: everything on ``alert.*``, CRITICAL on ``supervisor.*``."""
+        """Alerts raised by other workers: everything on ``alert.*``, CRITICAL anywhere else
+        (``supervisor.*``, ``system.*``); ``symbol_silent`` reports feed the freshness rules."""
+        if event.type == "symbol_silent" and isinstance(event.details.get("symbol"), str):
+            self.rules.note_silent_symbol(str(event.details["symbol"]), self.clock.now())
         if not (topic.startswith("alert.") or event.severity == "CRITICAL"):
             return
         if event.record_id in self._seen_events:

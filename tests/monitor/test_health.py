@@ -7,7 +7,7 @@ from pathlib import Path
 
 from observer.calendar import TradingCalendar
 from observer.clock import KST
-from observer.schema import WorkerStats
+from observer.schema import SlotAssignment, SlotCommand, WorkerStats
 from sinks.monitor.health import AMBER, GREEN, RED, HealthRules, Inputs
 from sinks.monitor.stats import StatsBook
 from tests.conftest import make_config
@@ -117,3 +117,53 @@ def test_a_closed_day_checks_no_freshness(short_tmp: Path) -> None:
     _alive(book, **{"track_b.oldest_sample_age_s": 999.0, "track_b.silent_symbols": 41.0})
     report = rules.evaluate(Inputs(saturday, 10.0, 30.0, 40.0, 0, None))
     assert report.status == GREEN and report.anomalous is None
+
+
+def test_the_names_producers_publish_today_are_read_through_aliases(short_tmp: Path) -> None:
+    """core: cumulative gauges + per-slot totals; writer: fsync_p99_ms / written_<track>; ws: bare names."""
+    rules, book = _rules(short_tmp)
+    evening = THURSDAY.replace(hour=20)  # closed hours by the calendar: the ws-collector says otherwise
+    slots = SlotCommand(
+        version=1,
+        at=evening,
+        slots=[SlotAssignment(slot_number=1, symbol="005930", rule="manual", since=evening)],
+    )
+    expected = 0.0
+    report = None
+    for step in range(15):
+        expected += 1
+        _feed(
+            book,
+            "observer",
+            {
+                "samples_expected": expected,
+                "samples_written": 3.0,
+                "track_a_collection_rate": 0.9,
+                "slot.01.expected": expected,
+                "slot.01.written": 3.0,  # nothing written after the first sample
+                "slots_used": 1.0,
+                "event_lag_max_s": 0.25,
+            },
+        )
+        _feed(book, "writer", {"fsync_p99_ms": 12.0, "disk_error": 0.0}, {"written_scalp": 3.0})
+        _feed(
+            book,
+            "ws-collector",
+            {"connected": 1.0, "last_frame_age_s": -1.0, "in_session": 1.0},
+            {"reconnects": 2.0},
+        )
+        report = rules.evaluate(Inputs(evening + timedelta(seconds=step), 10.0, 30.0, 40.0, 0, slots))
+    assert report is not None
+    assert report.values["disk_latency_ms"] == 12.0 and report.values["lag_s"] == 0.25
+    assert report.values["slots_used"] == 1.0 and report.values["ws_connected"] == 1.0
+    assert (
+        book.total("writer", "records.scalp") == 0.0
+        and book.total("observer", "track_b.samples_expected") == 14.0
+    )
+    assert rules.track_a_rate() == 0.9
+    assert report.reasons == {"scalp_stale": RED}  # 13 windows unwritten > 10; frame age -1 = none
+    # the ws-collector's symbol_silent events stand in for a silent-symbols gauge
+    rules.note_silent_symbol("005930", evening)
+    rules.note_silent_symbol("000660", evening)  # not in a slot: not counted
+    report = rules.evaluate(Inputs(evening + timedelta(seconds=16), 10.0, 30.0, 40.0, 0, slots))
+    assert report.reasons["symbols_silent"] == RED and "1 of 1" in report.details["symbols_silent"]
