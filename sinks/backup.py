@@ -1,0 +1,346 @@
+"""The daily backup package: ``backup/YYYYMMDD/{manifest.json, <family>_YYYYMMDD.tar.gz ...}``.
+
+`create_package` packs each family of a KST day (see `sinks.housekeeping.layout`) into its own
+tar.gz, hashing every archive file as it streams it into the tar and every tar as it is written,
+and writes the manifest last. Everything is built in ``backup/.YYYYMMDD.tmp-*`` and renamed into
+place, so a package directory that exists is complete; a second call finds it and does nothing.
+
+When is a day safe to package (the caller decides *when*, this module refuses what is unsafe):
+
+* a day after today (KST) never;
+* the swing/scalp/raw files of the day must be quiet: none modified within ``quiet_real_s``
+  (wall-clock seconds), otherwise the result is ``postponed``. The housekeeper packages today only
+  after ``backup_at`` (which must be after both sessions end), past days at any time;
+* system/ and metrics/ files of today are still appended to (events, the 5-minute metrics line):
+  the package takes each file's content up to its last complete line at packaging time. Events
+  written after that (the backup's own ``backup_created``, retention) are not in the package.
+
+Modes: files 0600, dirs 0700. With ``[housekeeping] backup_group`` set, ``backup/`` and the package
+dirs are 0750 and their files 0640, group ``backup_group``, so the SFTP backup user (a member of
+that group) can read them; the archive itself keeps 0600/0700.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import shutil
+import socket
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Literal
+
+from observer.clock import KST
+from observer.config import Config
+from sinks.housekeeping.layout import (
+    DIR_MODE,
+    FAMILIES,
+    FILE_MODE,
+    MANIFEST_NAME,
+    MARKET_FAMILIES,
+    DayFile,
+    archive_name,
+    backup_root,
+    day_key,
+    ensure_dir,
+    family_files,
+    fsync_dir,
+    package_dir,
+    write_file_atomic,
+)
+from sinks.housekeeping.manifest import (
+    CHUNK_BYTES,
+    FamilyEntry,
+    FileEntry,
+    Manifest,
+    MemberEntry,
+    encode_doc,
+    read_manifest,
+)
+
+PackageStatus = Literal["created", "exists", "empty", "postponed"]
+_TAIL_PROBE_BYTES = 64 * 1024
+
+
+class BackupError(Exception):
+    """The package could not be built; nothing was left behind."""
+
+
+class BackupCancelled(BackupError):
+    """Stopped on request (the worker is stopping); nothing was left behind."""
+
+
+@dataclass(slots=True)
+class PackageResult:
+    day: date
+    status: PackageStatus
+    path: Path
+    files: int = 0
+    members: int = 0
+    lines: int = 0
+    bytes_in: int = 0  # archive bytes packed
+    bytes_out: int = 0  # package bytes written
+    empty_families: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    reason: str = ""
+    replaced_damaged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Modes:
+    file: int
+    dir: int
+    gid: int | None
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Modes:
+        group = cfg.housekeeping.backup_group
+        if not group:
+            return cls(FILE_MODE, DIR_MODE, None)
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise BackupError(f"[housekeeping] backup_group {group!r} does not exist") from None
+        return cls(0o640, 0o750, gid)
+
+
+def observer_version() -> str:
+    try:
+        return metadata.version("krx-market-observer")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def complete_line_length(path: Path, size: int) -> int:
+    """Length of the longest prefix of the first `size` bytes that ends with a newline."""
+    if size <= 0:
+        return 0
+    with open(path, "rb") as fh:
+        end = size
+        while end > 0:
+            start = max(0, end - _TAIL_PROBE_BYTES)
+            fh.seek(start)
+            block = fh.read(end - start)
+            i = block.rfind(b"\n")
+            if i >= 0:
+                return start + i + 1
+            end = start
+    return 0
+
+
+def newest_market_mtime(cfg: Config, day: date) -> float | None:
+    newest: float | None = None
+    for family in MARKET_FAMILIES:
+        for f in family_files(cfg, family, day):
+            try:
+                mtime = f.path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            newest = mtime if newest is None else max(newest, mtime)
+    return newest
+
+
+def existing_package_ok(package: Path) -> bool:
+    """A complete package is there: its manifest decodes and every listed file has its size."""
+    try:
+        manifest, _ = read_manifest(package)
+    except ValueError:
+        return False
+    for entry in manifest.files:
+        try:
+            if (package / entry.name).stat().st_size != entry.size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+class _HashingWriter:
+    """File-like sink for the gzip stream: writes through and hashes what it writes."""
+
+    def __init__(self, fh: IO[bytes]):
+        self._fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self._fh.write(data)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+class _MemberReader:
+    """Reads exactly `limit` bytes of an archive file for tarfile, hashing and counting lines."""
+
+    def __init__(self, fh: IO[bytes], limit: int, should_stop: Callable[[], bool]):
+        self._fh = fh
+        self._left = limit
+        self._should_stop = should_stop
+        self.sha = hashlib.sha256()
+        self.lines = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if self._should_stop():
+            raise BackupCancelled("stop requested")
+        want = self._left if n < 0 else min(n, self._left)
+        data = self._fh.read(want) if want > 0 else b""
+        self._left -= len(data)
+        self.sha.update(data)
+        self.lines += data.count(b"\n")
+        return data
+
+
+def _pack_family(
+    family: str,
+    files: list[DayFile],
+    out_path: Path,
+    modes: Modes,
+    compress_level: int,
+    should_stop: Callable[[], bool],
+) -> tuple[FamilyEntry, FileEntry, int]:
+    members: list[MemberEntry] = []
+    packed = 0
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, modes.file)
+    with os.fdopen(fd, "wb") as raw:
+        if modes.gid is not None:
+            os.fchown(raw.fileno(), -1, modes.gid)
+        os.fchmod(raw.fileno(), modes.file)
+        sink = _HashingWriter(raw)
+        with tarfile.open(
+            fileobj=sink,  # type: ignore[call-overload]
+            mode="w:gz",
+            compresslevel=compress_level,
+            format=tarfile.PAX_FORMAT,
+        ) as tar:
+            tar.copybufsize = CHUNK_BYTES
+            for f in files:
+                try:
+                    src = open(f.path, "rb")  # noqa: SIM115 - closed below, size decided first
+                except FileNotFoundError:
+                    continue  # removed since it was listed: not part of the day any more
+                with src:
+                    st = os.fstat(src.fileno())
+                    length = complete_line_length(f.path, st.st_size)
+                    info = tarfile.TarInfo(f.name)
+                    info.size = length
+                    info.mode = 0o600
+                    info.mtime = int(st.st_mtime)
+                    reader = _MemberReader(src, length, should_stop)
+                    tar.addfile(info, reader)  # type: ignore[arg-type]
+                members.append(
+                    MemberEntry(name=f.name, size=length, sha256=reader.sha.hexdigest(), lines=reader.lines)
+                )
+                packed += length
+        raw.flush()
+        os.fsync(raw.fileno())
+    fam = FamilyEntry(family=family, archive=out_path.name, members=members)
+    return fam, FileEntry(name=out_path.name, size=sink.size, sha256=sink.sha.hexdigest()), packed
+
+
+def create_package(
+    cfg: Config,
+    day: date,
+    *,
+    now: datetime,
+    quiet_real_s: float | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> PackageResult:
+    """Build the package of `day` unless it exists (idempotent). See the module docstring.
+
+    Raises `BackupError` (and `BackupCancelled`) with nothing left behind."""
+    t0 = time.monotonic()
+    today = now.astimezone(KST).date()
+    final = package_dir(cfg, day)
+    result = PackageResult(day, "created", final)
+    if day > today:
+        raise BackupError(f"{day} is after today ({today} KST): nothing to package yet")
+    if (final / MANIFEST_NAME).exists() and existing_package_ok(final):
+        result.status = "exists"
+        return result
+    by_family = {family: family_files(cfg, family, day) for family in FAMILIES}
+    if not any(by_family.values()):
+        result.status = "empty"
+        result.reason = "no archive files for this day"
+        return result
+    quiet_s = cfg.housekeeping.backup_quiet_real_s if quiet_real_s is None else quiet_real_s
+    newest = newest_market_mtime(cfg, day)
+    if newest is not None and time.time() - newest < quiet_s:
+        result.status = "postponed"
+        result.reason = (
+            f"market files of {day} were written {time.time() - newest:.0f} s ago (< {quiet_s:.0f} s)"
+        )
+        return result
+    modes = Modes.from_config(cfg)
+    root = backup_root(cfg)
+    tmp = root / f".{day_key(day)}.tmp-{os.getpid()}-{time.time_ns()}"
+    try:
+        ensure_dir(root, modes.dir, modes.gid)
+        ensure_dir(tmp, modes.dir, modes.gid)
+        families: list[FamilyEntry] = []
+        files: list[FileEntry] = []
+        for family in FAMILIES:
+            listed = by_family[family]
+            if not listed:
+                families.append(FamilyEntry(family=family, archive=None, note="no files for this day"))
+                result.empty_families.append(family)
+                continue
+            fam, entry, packed = _pack_family(
+                family,
+                listed,
+                tmp / archive_name(family, day),
+                modes,
+                cfg.housekeeping.backup_compress_level,
+                should_stop,
+            )
+            families.append(fam)
+            files.append(entry)
+            result.members += len(fam.members)
+            result.lines += sum(m.lines for m in fam.members)
+            result.bytes_in += packed
+            result.bytes_out += entry.size
+        manifest = Manifest(
+            day=day_key(day),
+            created_at=now.astimezone(KST),
+            observer_version=observer_version(),
+            host=socket.gethostname(),
+            families=families,
+            files=files,
+        )
+        write_file_atomic(tmp / MANIFEST_NAME, encode_doc(manifest), modes.file)
+        if modes.gid is not None:
+            os.chown(tmp / MANIFEST_NAME, -1, modes.gid)
+        fsync_dir(tmp)
+        replaced = _set_aside_damaged(final)
+        os.rename(tmp, final)
+        fsync_dir(root)
+        if replaced is not None:
+            shutil.rmtree(replaced, ignore_errors=True)
+            result.replaced_damaged = True
+    except BackupError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except (OSError, tarfile.TarError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BackupError(f"package {day_key(day)} not written: {e}") from e
+    result.files = len(files) + 1
+    result.duration_s = time.monotonic() - t0
+    return result
+
+
+def _set_aside_damaged(final: Path) -> Path | None:
+    """An incomplete or damaged package dir (not made by us: ours are renamed in whole) is moved
+    aside so the new one can take its name; the caller removes it after the rename."""
+    if not final.exists():
+        return None
+    aside = final.with_name(f".{final.name}.damaged-{time.time_ns()}")
+    os.rename(final, aside)
+    return aside

@@ -1,0 +1,396 @@
+"""Retention of raw logs and of backup packages on the observer host.
+
+What is deleted — nothing else, ever:
+
+* ``raw/{provider}/{market}/YYYYMMDD/`` (every WS frame as received): the bulky, re-derivable part;
+* ``backup/YYYYMMDD/`` packages: duplicates whose verified copy is on the backup PC.
+
+swing/, scalp/, system/, metrics/ and the universe snapshots are the research archive and are kept.
+
+Rules for day D, with ``age = today - D`` in calendar days (KST) and a day *verified* when
+``state/backup_verified/YYYYMMDD.json`` exists (see `sinks.housekeeping.receipts`):
+
+1. raw/ of D is deleted when ``age > keep`` and D is verified; ``keep`` is ``raw_retention_days``
+   (3), or ``anomalous_retention_days`` (7) when system/events of D hold a ``day_anomalous``
+   event; ``keep`` never exceeds ``max_retention_days`` (10).
+2. Never before a verified backup: an unverified D is kept. When that makes it older than
+   ``max_retention_days`` the backup rule wins and a CRITICAL ``retention_blocked`` event
+   escalates (once per D per day while it lasts).
+3. The package of D is deleted when ``age > backup_retention_days`` and D is verified.
+4. Disk pressure (usage of the data dir's filesystem > ``disk_pressure_pct``): after 1-3, raw/ and
+   packages of the *oldest verified* days go first, one day at a time, re-measuring after each,
+   until usage is back under the threshold. Nothing unverified is deleted even then: if pressure
+   remains, ``retention_blocked`` (CRITICAL, reason ``disk_pressure``).
+
+Every deletion is logged and becomes a ``retention_deleted`` event (day, what, bytes freed).
+`plan` answers the same question without deleting anything (``observer retention plan``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Literal, Protocol
+
+import msgspec
+
+from observer.config import Config, data_dir
+from sinks.housekeeping.layout import (
+    DAY_KEY,
+    backup_root,
+    event_files,
+    parse_day,
+    tree_bytes,
+)
+from sinks.housekeeping.receipts import verified_days
+
+log = logging.getLogger(__name__)
+What = Literal["raw", "package"]
+PRESSURE = "disk pressure"
+
+
+class DiskProbe(Protocol):
+    """Usage of the filesystem holding the data dir."""
+
+    def percent(self) -> float | None: ...
+
+    def total_bytes(self) -> int: ...
+
+
+class FilesystemProbe:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _probe(self) -> Path:
+        probe = self.path.resolve()
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        return probe
+
+    def percent(self) -> float | None:
+        try:
+            usage = shutil.disk_usage(self._probe())
+        except OSError:
+            return None
+        avail_total = usage.used + usage.free  # as df: blocks reserved for root do not count
+        return 100.0 * usage.used / avail_total if avail_total else None
+
+    def total_bytes(self) -> int:
+        try:
+            usage = shutil.disk_usage(self._probe())
+        except OSError:
+            return 0
+        return usage.used + usage.free
+
+
+@dataclass(slots=True)
+class DayState:
+    day: date
+    raw_dirs: list[Path] = field(default_factory=list)
+    raw_bytes: int = 0
+    package: Path | None = None
+    package_bytes: int = 0
+    verified: bool = False
+    anomalous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    day: date
+    what: What
+    paths: tuple[Path, ...]
+    bytes: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    day: date
+    what: What
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A CRITICAL condition: ``day`` is None for disk pressure with nothing left to delete."""
+
+    day: date | None
+    reason: Literal["unverified_past_max", "disk_pressure"]
+    message: str
+    age_days: int = 0
+
+
+@dataclass(slots=True)
+class RetentionPlan:
+    today: date
+    disk_percent: float | None
+    deletions: list[Deletion] = field(default_factory=list)
+    kept: list[Kept] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RetentionReport:
+    plan: RetentionPlan
+    deleted: list[Deletion] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    disk_percent_after: float | None = None
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(d.bytes for d in self.deleted)
+
+
+class _EventLine(msgspec.Struct, frozen=True):
+    type: str = ""
+    details: dict[str, object] = {}
+
+
+_event_decoder = msgspec.json.Decoder(_EventLine)
+
+
+def anomalous_days(cfg: Config, days: set[date]) -> set[date]:
+    """Days among `days` marked by a ``day_anomalous`` system event (in that day's events file,
+    or naming the day in ``details.day`` / ``details.date``)."""
+    out: set[date] = set()
+    for day in days:
+        for path in event_files(cfg, day):
+            try:
+                with open(path, "rb") as fh:
+                    for line in fh:
+                        if b"day_anomalous" not in line:
+                            continue
+                        try:
+                            event = _event_decoder.decode(line)
+                        except msgspec.DecodeError:
+                            continue
+                        if event.type != "day_anomalous":
+                            continue
+                        named = event.details.get("day") or event.details.get("date")
+                        try:
+                            out.add(parse_day(str(named)) if named else day)
+                        except ValueError:
+                            out.add(day)
+            except OSError as e:
+                log.warning("events file unreadable", extra={"path": str(path), "error": str(e)})
+    return out
+
+
+def survey(cfg: Config) -> list[DayState]:
+    """Every day that has raw/ dirs or a package on disk, oldest first."""
+    states: dict[date, DayState] = {}
+    root = data_dir(cfg) / "raw"
+    for provider in _dirs(root):
+        for market in _dirs(provider):
+            for day_dir in _dirs(market):
+                day = _day_of(day_dir.name)
+                if day is not None:
+                    states.setdefault(day, DayState(day)).raw_dirs.append(day_dir)
+    for pkg in _dirs(backup_root(cfg)):
+        day = _day_of(pkg.name)
+        if day is not None:
+            states.setdefault(day, DayState(day)).package = pkg
+    verified = verified_days(cfg)
+    anomalous = anomalous_days(cfg, set(states))
+    for st in states.values():
+        st.raw_bytes = sum(tree_bytes(d) for d in st.raw_dirs)
+        st.package_bytes = tree_bytes(st.package) if st.package is not None else 0
+        st.verified = st.day in verified
+        st.anomalous = st.day in anomalous
+    return [states[d] for d in sorted(states)]
+
+
+def _dirs(path: Path) -> list[Path]:
+    try:
+        return sorted(Path(e.path) for e in os.scandir(path) if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _day_of(name: str) -> date | None:
+    if not DAY_KEY.match(name):
+        return None
+    try:
+        return parse_day(name)
+    except ValueError:
+        return None
+
+
+def plan(cfg: Config, today: date, states: list[DayState], probe: DiskProbe) -> RetentionPlan:
+    """What retention would do today (rules 1-4 of the module docstring); deletes nothing."""
+    hk = cfg.housekeeping
+    out = RetentionPlan(today, probe.percent())
+    for st in states:
+        age = (today - st.day).days
+        if age <= 0:
+            continue
+        keep = min(
+            hk.anomalous_retention_days if st.anomalous else hk.raw_retention_days, hk.max_retention_days
+        )
+        kind = "anomalous day" if st.anomalous else "normal day"
+        if st.raw_dirs:
+            if age <= keep:
+                out.kept.append(Kept(st.day, "raw", f"{kind}, age {age} <= {keep} days"))
+            elif st.verified:
+                out.deletions.append(
+                    Deletion(
+                        st.day,
+                        "raw",
+                        tuple(st.raw_dirs),
+                        st.raw_bytes,
+                        f"{kind}, age {age} > {keep} days, backup verified",
+                    )
+                )
+            else:
+                out.kept.append(Kept(st.day, "raw", f"{kind}, age {age} > {keep} days, backup not verified"))
+                if age > hk.max_retention_days:
+                    out.blocked.append(
+                        Blocked(
+                            st.day,
+                            "unverified_past_max",
+                            f"raw/ of {st.day} is {age} days old (max {hk.max_retention_days}) and kept: "
+                            "no verified backup",
+                            age,
+                        )
+                    )
+        if st.package is not None:
+            if st.verified and age > hk.backup_retention_days:
+                out.deletions.append(
+                    Deletion(
+                        st.day,
+                        "package",
+                        (st.package,),
+                        st.package_bytes,
+                        f"package age {age} > {hk.backup_retention_days} days, verified copy on the backup PC",
+                    )
+                )
+            elif not st.verified:
+                out.kept.append(Kept(st.day, "package", "not verified by the backup PC yet"))
+            else:
+                out.kept.append(
+                    Kept(st.day, "package", f"verified, age {age} <= {hk.backup_retention_days} days")
+                )
+    _plan_pressure(cfg, out, states, probe)
+    return out
+
+
+def _plan_pressure(cfg: Config, out: RetentionPlan, states: list[DayState], probe: DiskProbe) -> None:
+    threshold = cfg.housekeeping.disk_pressure_pct
+    if out.disk_percent is None or out.disk_percent <= threshold:
+        return
+    total = probe.total_bytes() or 1
+    estimate = out.disk_percent - 100.0 * sum(d.bytes for d in out.deletions) / total
+    planned = {(d.day, d.what) for d in out.deletions}
+    for st in states:  # oldest first
+        if estimate <= threshold:
+            break
+        if not st.verified:
+            continue
+        reason = f"{PRESSURE} {out.disk_percent:.1f}% > {threshold:.0f}%: oldest verified day first"
+        candidates: list[tuple[What, tuple[Path, ...], int]] = [
+            ("raw", tuple(st.raw_dirs), st.raw_bytes),
+            ("package", (st.package,) if st.package else (), st.package_bytes),
+        ]
+        for what, paths, size in candidates:
+            if paths and (st.day, what) not in planned:
+                out.deletions.append(Deletion(st.day, what, paths, size, reason))
+                out.kept = [k for k in out.kept if (k.day, k.what) != (st.day, what)]
+                estimate -= 100.0 * size / total
+    if estimate > threshold:
+        out.blocked.append(
+            Blocked(
+                None,
+                "disk_pressure",
+                f"disk usage {out.disk_percent:.1f}% > {threshold:.0f}% and no verified raw/ or package "
+                "is left to delete",
+            )
+        )
+
+
+def delete(deletion: Deletion, root: Path) -> int:
+    """Remove the paths of `deletion` (each must be a real dir under `root`). Returns bytes freed."""
+    freed = 0
+    root_resolved = root.resolve()
+    for path in deletion.paths:
+        if path.is_symlink() or not path.is_dir():
+            raise OSError(f"{path} is not a directory")
+        if root_resolved not in path.resolve().parents:
+            raise OSError(f"{path} is outside {root}")
+        size = tree_bytes(path)
+        shutil.rmtree(path)
+        freed += size
+    return freed
+
+
+def run(
+    cfg: Config,
+    today: date,
+    probe: DiskProbe | None = None,
+    on_deleted: Callable[[Deletion], None] = lambda d: None,
+) -> RetentionReport:
+    """Apply rules 1-3, then relieve disk pressure one oldest verified day at a time, re-measuring."""
+    probe = probe or FilesystemProbe(data_dir(cfg))
+    states = survey(cfg)
+    the_plan = plan(cfg, today, states, probe)
+    report = RetentionReport(the_plan)
+    for deletion in the_plan.deletions:
+        if not deletion.reason.startswith(PRESSURE):
+            _apply(cfg, deletion, report, on_deleted)
+    threshold = cfg.housekeeping.disk_pressure_pct
+    done: set[tuple[date, What]] = {(d.day, d.what) for d in report.deleted}
+    while True:
+        usage = probe.percent()
+        if usage is None or usage <= threshold:
+            break
+        victim = next((st for st in survey(cfg) if st.verified and (st.raw_dirs or st.package)), None)
+        if victim is None:
+            break
+        reason = f"{PRESSURE} {usage:.1f}% > {threshold:.0f}%: oldest verified day first"
+        progressed = False
+        candidates: list[tuple[What, tuple[Path, ...]]] = [
+            ("raw", tuple(victim.raw_dirs)),
+            ("package", (victim.package,) if victim.package else ()),
+        ]
+        for what, paths in candidates:
+            if paths and (victim.day, what) not in done:
+                done.add((victim.day, what))
+                victim_deletion = Deletion(victim.day, what, paths, 0, reason)
+                progressed |= _apply(cfg, victim_deletion, report, on_deleted)
+        if not progressed:
+            break
+    report.disk_percent_after = probe.percent()
+    the_plan.blocked = [b for b in the_plan.blocked if b.reason != "disk_pressure"]
+    still = report.disk_percent_after
+    if still is not None and still > threshold:
+        the_plan.blocked.append(
+            Blocked(
+                None,
+                "disk_pressure",
+                f"disk usage {still:.1f}% > {threshold:.0f}% and no verified raw/ or package is left to delete",
+            )
+        )
+    return report
+
+
+def _apply(
+    cfg: Config, deletion: Deletion, report: RetentionReport, on_deleted: Callable[[Deletion], None]
+) -> bool:
+    try:
+        freed = delete(deletion, data_dir(cfg))
+    except OSError as e:
+        report.errors.append(f"{deletion.what} of {deletion.day}: {e}")
+        log.error("retention could not delete", extra={"day": str(deletion.day), "error": str(e)})
+        return False
+    done = Deletion(deletion.day, deletion.what, deletion.paths, freed, deletion.reason)
+    report.deleted.append(done)
+    log.info(
+        "retention deleted",
+        extra={"day": str(done.day), "what": done.what, "bytes_freed": freed, "reason": done.reason},
+    )
+    on_deleted(done)
+    return True
