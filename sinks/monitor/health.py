@@ -210,6 +210,12 @@ class HealthRules:
             return None
         return min(written / expected, 1.0)
 
+    def _b_rate_so_far(self) -> float | None:
+        expected, written = self._b_expected.delta_so_far(), self._b_written.delta_so_far()
+        if not expected or written is None:
+            return None
+        return min(written / expected, 1.0)
+
     def reconnects_today(self) -> int | None:
         day = self._day
         if day is None or day.reconnect_base is None:
@@ -359,6 +365,7 @@ class HealthRules:
             "lag_s": self.book.gauge(S.CORE, S.EVENT_LAG),
             "track_a_rate": a_rate,
             "track_b_rate": b_rate,
+            "track_b_rate_so_far": self._b_rate_so_far() if b_rate is None else None,
             "ws_reconnects_today": None if reconnects is None else float(reconnects),
             "ws_connected": connected,
             "slots_used": slots_used,

@@ -110,7 +110,8 @@ class StatsBook:
         self._heard: dict[str, float] = {}
         self.resets = 0
 
-    def feed(self, stats: WorkerStats) -> None:
+    def feed(self, stats: WorkerStats) -> dict[str, float]:
+        """Take in one stats message; returns its gauges under the canonical names."""
         now = self._mono()
         worker = stats.worker
         self._heard[worker] = now
@@ -129,6 +130,7 @@ class StatsBook:
                 counter.total += value
                 self.resets += 1
             counter.last = value
+        return gauges
 
     def gauge(self, worker: str, name: str) -> float | None:
         g = self._gauges.get((worker, name))
@@ -184,6 +186,12 @@ class History:
         if base is None:
             return None
         return self._points[-1][1] - base
+
+    def delta_so_far(self) -> float | None:
+        """value(latest) - value(oldest kept): for display before a full window exists."""
+        if len(self._points) < 2:
+            return None
+        return self._points[-1][1] - self._points[0][1]
 
     def clear(self) -> None:
         self._points.clear()

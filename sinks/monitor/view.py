@@ -174,6 +174,9 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
 
 def _rates(monitor: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
     a, b = monitor.get("track_a_rate"), monitor.get("track_b_rate")
+    b_window = "5 min"
+    if b is None and monitor.get("track_b_rate_so_far") is not None:
+        b, b_window = monitor["track_b_rate_so_far"], "so far"
     source = "monitor"
     if a is None and b is None and metrics is not None:
         a, b = metrics.get("track_a_collection_rate"), metrics.get("track_b_collection_rate")
@@ -181,6 +184,7 @@ def _rates(monitor: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str,
     return {
         "track_a": a,
         "track_b": b,
+        "track_b_window": b_window,
         "ws_reconnects_today": monitor.get("ws_reconnects_today"),
         "source": source,
     }
@@ -263,7 +267,7 @@ def render(doc: dict[str, Any], colour: bool = True) -> str:
     rates, lag = doc["rates"], doc["lag"]
     lines += [
         "",
-        f"rates          Track A {_pct(rates['track_a'])} (latest sweep)   Track B {_pct(rates['track_b'])} (5 min)"
+        f"rates          Track A {_pct(rates['track_a'])} (latest sweep)   Track B {_pct(rates['track_b'])} ({rates['track_b_window']})"
         f"   WS reconnects today {rates['ws_reconnects_today'] if rates['ws_reconnects_today'] is not None else '?'}",
         f"lag            event {_num(lag['event_lag_s'], ' s')}   p50/p95/p99 {_num(lag['p50_ms'], '', 1)}/"
         f"{_num(lag['p95_ms'], '', 1)}/{_num(lag['p99_ms'], ' ms', 1)}   disk write "

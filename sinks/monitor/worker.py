@@ -167,9 +167,9 @@ class MonitorWorker(Worker):
     def handle_stats(self, stats: WorkerStats) -> None:
         if stats.worker == self.name:
             return
-        self.book.feed(stats)
-        if stats.worker == S.CORE and S.EVENT_LAG in stats.gauges:
-            self.metrics.add_lag(stats.gauges[S.EVENT_LAG])
+        gauges = self.book.feed(stats)
+        if stats.worker == S.CORE and S.EVENT_LAG in gauges:
+            self.metrics.add_lag(gauges[S.EVENT_LAG])
 
     def handle_heartbeat(self, hb: Heartbeat) -> None:
         if hb.worker != self.name:

@@ -164,6 +164,7 @@ def test_status_once_json_reports_workers_slots_rates_level_gaps_disk_health(
     assert doc["rates"] == {
         "track_a": 0.998,
         "track_b": 0.981,
+        "track_b_window": "5 min",
         "ws_reconnects_today": 2.0,
         "source": "monitor",
     }
