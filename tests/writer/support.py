@@ -182,6 +182,7 @@ class Producer:
         self._make: Any = None
         self._interval = 0.0
         self._next_at = 0.0
+        self._unsent = 0
         self._outbox: list[ArchiveRecord] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -190,6 +191,7 @@ class Producer:
     def submit(self, recs: list[Any]) -> None:
         with self._lock:
             self._outbox.extend(recs)
+            self._unsent += len(recs)
 
     def start(self, make: Any = None, rate_per_s: float = 0.0, count: int = 0) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -232,12 +234,18 @@ class Producer:
                 outbox, self._outbox = self._outbox, []
             for rec in outbox:
                 self._send(rec)
+            if outbox:
+                with self._lock:
+                    self._unsent -= len(outbox)
             wait_ms = 5 if self.sent >= self.count else int((self._next_at - time.monotonic()) * 1000)
             poller.poll(min(max(wait_ms, 0), 5))
             self.sender.pump()
 
     def all_acked(self) -> bool:
-        return self.sender.acked >= self.sender.last_seq > 0 and self.sender.unacked == 0
+        """Everything submitted so far was sent and acknowledged."""
+        with self._lock:
+            unsent = self._unsent
+        return unsent == 0 and self.sender.acked >= self.sender.last_seq > 0 and self.sender.unacked == 0
 
     def close(self) -> None:
         self._stop.set()
