@@ -78,6 +78,7 @@ def _register_optional() -> None:
         ("sinks.monitor.cli", "commands"),
         ("collectors.cli", "commands"),
         ("collectors.kis_sim.cli", "sim"),
+        ("sinks.housekeeping_cli", "commands"),
     ):
         try:
             module = importlib.import_module(module_name)

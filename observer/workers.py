@@ -20,7 +20,7 @@ WORKERS: dict[str, str] = {
     "monitor": "sinks.monitor.worker:MonitorWorker",
     "rest-collector": "collectors.rest_worker:RestCollectorWorker",
     "ws-collector": "collectors.ws_worker:WsCollectorWorker",
-    "housekeeper": "sinks.housekeeper:HousekeeperWorker",
+    "housekeeper": "sinks.housekeeping.worker:HousekeeperWorker",
     "synthetic-source": "collectors.synthetic:SyntheticSourceWorker",
 }
 
