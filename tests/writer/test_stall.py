@@ -2,7 +2,7 @@
 blocks, its memory stays inside the replay bound, and every record lands after SIGCONT.
 
 The unit test stalls for ``WRITER_STALL_S`` seconds (default 6); ``WRITER_STALL_S=30`` is the
-specification's variant (also run by ``bench/bench_writer.py --stall 30``)."""
+specification's variant: ``WRITER_STALL_S=30 .venv/bin/pytest tests/writer/test_stall.py``."""
 
 from __future__ import annotations
 
