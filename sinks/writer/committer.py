@@ -166,6 +166,7 @@ class Committer(threading.Thread):
                 continue
             pending = []
             last_commit = time.monotonic()
+            self.partitioner.scalp.forget_older_than()
             if self.disk_error:
                 self._disk_recovered()
 

@@ -2,8 +2,9 @@
 
 Rebuilt on start by scanning the partition files themselves (they are the truth: an index file could
 disagree with them after a crash). A (track, day) is loaded when first needed — today and yesterday
-eagerly at start, any other day when a record for it arrives. Measured (bench_writer.py
-``--index``): ~1.1 µs per line, a full scalp day (1.6 M lines, 1.4 GB) in ~2 s from page cache.
+eagerly at start, any other day when a record for it arrives. Measured (bench_writer.py,
+index rebuild): ~1.4 µs per line; a full day (156 k swing + 1.62 M scalp lines, ~1.5 GB) in ~2.5 s from
+the page cache, done by the committer thread while the receive loop already queues.
 
 Memory: ids are kept as 64-bit hashes (``hash(str)``, salted per process, which is fine since the
 index is rebuilt per process) in a sorted ``array('Q')`` plus a set of recent ones merged in when
