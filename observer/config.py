@@ -43,7 +43,7 @@ class BusConfig(_Section, frozen=True):
     # control); anything not given is ipc://<runtime_dir>/<name>.sock
     endpoints: dict[str, str] = {}
     send_hwm: int = 10_000
-    recv_hwm: int = 100_000
+    recv_hwm: int = 10_000  # bounds what a paused receiver keeps reading into its zmq queue
     replay_buffer_bytes: int = 64 * 1024 * 1024
     resend_after_ms: int = 1_000
     resend_max_ms: int = 8_000
