@@ -339,7 +339,7 @@ class ReliableReceiver:
 
     def close(self) -> None:
         self.pull.close(linger=0)
-        self.ack_pub.close(linger=0)
+        self.ack_pub.close(linger=200)  # let the last acks out, or producers resend needlessly
 
 
 def hop_endpoints(cfg: Config, hop: str) -> tuple[str, str]:
