@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from collectors.kis_sim.calendar import SimCalendar
+from collectors.kis_sim.fastforward import fast_forward
 from collectors.kis_sim.pricing import lower_limit, tick_down, tick_size, tick_up, upper_limit
 from collectors.kis_sim.records import TradeRecordBuilder
 from collectors.kis_sim.universe import Listing, daily_close, unit_hash
@@ -42,6 +43,7 @@ OPEN_S = 9 * 3600
 CLOSE_S = 15 * 3600 + 30 * 60
 SESSION_S = CLOSE_S - OPEN_S
 _INF = float("inf")
+FAST_FORWARD_GRID_S = 60
 _SHAPE = ((OPEN_S, 2.0), (OPEN_S + 1800, 1.0), (12 * 3600, 0.6), (13 * 3600, 1.0), (15 * 3600, 1.6))
 _BURSTS_PER_DAY = {"busy": 5.0, "active": 2.0, "quiet": 0.5, "halted": 0.0}
 
@@ -282,6 +284,7 @@ class Market:
         self._states: dict[str, SymbolState] = {}
         self._watch: dict[str, int] = {}
         self._records = TradeRecordBuilder()
+        self.warmed_up = 0  # symbols `warm_up` has been through
 
     # ------------------------------------------------------------------ time
 
@@ -326,14 +329,22 @@ class Market:
 
     # ------------------------------------------------------------------ WS feed
 
-    def watch(self, code: str) -> None:
-        """Start retaining the trades of `code` for `pump` (reference-counted)."""
+    def watch(self, code: str) -> float | None:
+        """Start retaining the trades of `code` for `pump` (reference-counted).
+
+        Returns the virtual second of day the symbol was advanced to (None for an unknown code):
+        every trade `pump` hands over later for `code` is after it, except those already retained
+        for earlier watchers, which are at or before it. Trades made before the first look at a
+        symbol are never retained (see `_first_look`).
+        """
         with self._lock:
-            # catch up first: trades before the subscription are not published
-            state = self._advance(code, self.now()) if code not in self._watch else None
+            state = self._advance(code, self.now())
             self._watch[code] = self._watch.get(code, 0) + 1
-            if state is not None and state.pending is None:
+            if state is None:
+                return None
+            if state.pending is None:
                 state.pending = []
+            return state.vt
 
     def unwatch(self, code: str) -> None:
         with self._lock:
@@ -358,33 +369,79 @@ class Market:
                     state.pending = []
         return out
 
+    def warm_up(self, stop: threading.Event) -> int:
+        """Give every symbol its first look now, one symbol per lock hold; returns how many.
+
+        The fast-forward runs outside the lock on a private state, which is adopted only if
+        nobody looked at the symbol meanwhile: the REST views and the WS pump are never held up.
+        """
+        done = 0
+        for listing in self.listings:
+            if stop.is_set():
+                break
+            self.warmed_up = done
+            local = self.now()
+            day, target = local.date(), min(seconds_of_day(local), float(CLOSE_S))
+            with self._lock:
+                known = day == self._day and listing.code in self._states
+            if not known:
+                state = self._first_look(listing, day, target)
+                with self._lock:
+                    if day != self._day:
+                        self._day, self._states = day, {}
+                    if listing.code not in self._states:
+                        self._adopt(state)
+            done += 1
+        self.warmed_up = done
+        return done
+
     # ------------------------------------------------------------------ internals
 
-    def _state(self, code: str, day: date) -> SymbolState | None:
+    def _advance(self, code: str, at: datetime) -> SymbolState | None:
+        local = at.astimezone(KST)
+        day = local.date()
+        target = min(seconds_of_day(local), float(CLOSE_S))
         if day != self._day:
-            self._day = day
-            self._states = {}
+            self._day, self._states = day, {}
         state = self._states.get(code)
         if state is None:
             listing = self.by_code.get(code)
             if listing is None:
                 return None
-            state = SymbolState(
-                listing, day, self.base_price(listing, day), self.seed, self.calendar.is_open(day)
-            )
-            if code in self._watch:
-                state.pending = []
-            self._states[code] = state
+            return self._adopt(self._first_look(listing, day, target))
+        self._step_to(state, target)
         return state
 
-    def _advance(self, code: str, at: datetime) -> SymbolState | None:
-        local = at.astimezone(KST)
-        state = self._state(code, local.date())
-        if state is None:
-            return None
-        target = min(seconds_of_day(local), float(CLOSE_S))
+    def _adopt(self, state: SymbolState) -> SymbolState:
+        code = state.listing.code
+        self._states[code] = state
+        if code in self._watch:
+            state.pending = []
+        return state
+
+    def _first_look(self, listing: Listing, day: date, target_s: float) -> SymbolState:
+        """A new state of `listing` for `day` brought to `target_s` with nothing retained.
+
+        Nobody received the trades made before the first look, so they are not generated one by
+        one: the whole minutes since the open are crossed by `fastforward.fast_forward` with a
+        stream seeded from (seed, code, day, minute), then the last part minute is traded exactly.
+        The state at any later instant is thus a function of the seed and of the minute of the
+        first look (a first look before 09:01 keeps the day's exact trade stream).
+        """
+        state = SymbolState(
+            listing, day, self.base_price(listing, day), self.seed, self.calendar.is_open(day)
+        )
+        minutes = int((target_s - OPEN_S) // FAST_FORWARD_GRID_S)
+        if state.segments and minutes > 0:
+            state.rng = random.Random(f"kis-sim-ff:{self.seed}:{listing.code}:{day.isoformat()}:{minutes}")
+            fast_forward(state, OPEN_S + minutes * FAST_FORWARD_GRID_S, self._step_to)
+        self._step_to(state, target_s)
+        return state
+
+    def _step_to(self, state: SymbolState, target: float) -> None:
+        """Advance `state` trade by trade to `target` (retaining the trades if it is watched)."""
         if target <= state.vt:
-            return state
+            return
         segments = state.segments
         rng = state.rng
         while True:
@@ -409,7 +466,6 @@ class Market:
             state.vt = nxt
             self._trade(state, segments[state.seg_idx], nxt)
         state.vt = target
-        return state
 
     def _trade(self, st: SymbolState, seg: Segment, at_s: float) -> None:
         rng = st.rng

@@ -161,3 +161,6 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     symbols: int
     account: str
     urls: dict[str, str]
+    pump_alive: bool = True  # the WS pump thread is running
+    pump_errors: int = 0  # sessions the WS pump failed on (each logged and closed)
+    warmed_up: int = 0  # symbols given their first look by the start-up warm-up so far

@@ -15,7 +15,9 @@ The virtual clock is the shared session clock (`observer.clock.SessionClock` fro
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -33,6 +35,8 @@ from collectors.kis_sim.websocket import WsServer
 from collectors.kis_sim.ws import KisWsService, WsOptions
 from observer.clock import Clock, SessionClock, SystemClock, anchor_from_env, parse_start_at
 from observer.config import Config
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class SimOptions:
     token_ttl_s: float = 86_400.0
     token_reuse_s: float = 6 * 3_600.0
     token_min_interval_s: float = 60.0
+    # give every symbol its first look in a background thread at start, so the first full-market
+    # query (a multprice sweep, volume-rank) does not pay for it
+    warm_up: bool = True
     ws: WsOptions = field(default_factory=WsOptions)
 
     @classmethod
@@ -125,6 +132,7 @@ class Simulator:
         self._rest_server: StoppableHTTPServer | None = None
         self._admin_server: StoppableHTTPServer | None = None
         self._ws_server: WsServer | None = None
+        self._warm_up: threading.Thread | None = None
         self.rest_port = self.ws_port = self.admin_port = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -140,10 +148,25 @@ class Simulator:
         self._admin_server.serve_in_thread("sim-admin")
         self._ws_server.start()
         self.ws.start()
+        if o.warm_up:
+            self._warm_up = threading.Thread(target=self._warm_up_market, name="sim-warm-up", daemon=True)
+            self._warm_up.start()
         return self
+
+    def _warm_up_market(self) -> None:
+        started = time.monotonic()
+        done = self.market.warm_up(self._stopping)
+        log.info(
+            "simulator warm-up: %d symbols advanced to %s in %.2f s",
+            done,
+            self.market.now().isoformat(timespec="seconds"),
+            time.monotonic() - started,
+        )
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._warm_up is not None:
+            self._warm_up.join(10.0)
         self.ws.stop()
         for server in (self._ws_server, self._rest_server, self._admin_server):
             if server is not None:
@@ -182,14 +205,18 @@ class Simulator:
 
     def health(self) -> Health:
         now = self.market.now()
+        pump_alive = self.ws.pump_alive()
         return Health(
-            status="ok",
+            status="ok" if pump_alive else "degraded",
             at=stamp(self.wall.now(), now),
             market_open=self.market.is_open_at(now),
             sessions=len(self.ws.sessions()),
             symbols=len(self.market.listings),
             account=self.options.account,
             urls=self.urls,
+            pump_alive=pump_alive,
+            pump_errors=self.ws.pump_errors,
+            warmed_up=self.market.warmed_up,
         )
 
     def _instant_faults(self, spec: object) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import queue
 import threading
 import time
@@ -30,7 +31,7 @@ from datetime import datetime
 from collectors.kis_sim.auth import AuthRegistry, key_id
 from collectors.kis_sim.errors import ConnectionClosed, WebSocketProtocolError
 from collectors.kis_sim.faults import FaultBoard, stamp
-from collectors.kis_sim.market import Market, Trade
+from collectors.kis_sim.market import Market, Quote, Trade
 from collectors.kis_sim.records import h0stasp0
 from collectors.kis_sim.schema import (
     BlackHole,
@@ -43,6 +44,8 @@ from collectors.kis_sim.schema import (
 from collectors.kis_sim.truth import Ledger
 from collectors.kis_sim.websocket import OP_TEXT, WsConnection
 from observer.clock import KST, Clock
+
+log = logging.getLogger(__name__)
 
 TRADE_TR = "H0STCNT0"
 BOOK_TR = "H0STASP0"
@@ -103,6 +106,9 @@ class KisSession:
         self.service = service
         self.app_key: str | None = None
         self.subs: set[tuple[str, str]] = set()
+        # virtual second (of day) each H0STCNT0 registration took effect: the next pump drops the
+        # symbol's trades up to it (they were made before this session subscribed), then forgets it
+        self.subscribed_at_s: dict[str, float] = {}
         self.book_versions: dict[str, int] = {}
         self.unanswered = 0
         self.last_write_mono = time.monotonic()
@@ -117,8 +123,8 @@ class KisSession:
     def crypto_output(self) -> dict[str, str]:
         return {"iv": self._iv_key[0], "key": self._iv_key[1]}
 
-    def enqueue(self, frame: OutFrame) -> bool:
-        """Queue a frame; False (and the session is closed) when the client cannot keep up."""
+    def offer(self, frame: OutFrame) -> bool:
+        """Queue a frame without blocking; False when the queue is full (the caller closes)."""
         delay = self.service.faults.active(DelayFrames)
         if delay:
             frame.not_before = time.monotonic() + max(d.delay_ms for d in delay) / 1000.0
@@ -126,8 +132,14 @@ class KisSession:
             self.queue.put_nowait(frame)
             return True
         except queue.Full:
-            self.service.close_session(self, "send_queue_overflow", abort=True)
             return False
+
+    def enqueue(self, frame: OutFrame) -> bool:
+        """Queue a frame; False (and the session is closed) when the client cannot keep up."""
+        if self.offer(frame):
+            return True
+        self.service.close_session(self, "send_queue_overflow", abort=True)
+        return False
 
     def _write_loop(self) -> None:
         svc = self.service
@@ -187,12 +199,16 @@ class KisWsService:
         self._sessions: dict[int, KisSession] = {}
         self._bound: dict[str, KisSession] = {}
         self._ids = itertools.count(1)
+        self.pump_errors = 0  # sessions the pump failed on (each logged and closed)
         self._pump = threading.Thread(target=self._pump_loop, name="ws-pump", daemon=True)
         faults.on_add(self._on_fault)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self._pump.start()
+
+    def pump_alive(self) -> bool:
+        return self._pump.is_alive()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -326,7 +342,9 @@ class KisWsService:
                 return
             session.subs.add((tr_id, tr_key))
             if tr_id == TRADE_TR:
-                self.market.watch(tr_key)
+                since_s = self.market.watch(tr_key)
+                if since_s is not None:
+                    session.subscribed_at_s[tr_key] = since_s
             self._reply(
                 session, ack(tr_id, tr_key, "0", "OPSP0000", "SUBSCRIBE SUCCESS", session.crypto_output)
             )
@@ -338,6 +356,8 @@ class KisWsService:
                 return
             session.subs.discard((tr_id, tr_key))
             session.book_versions.pop(tr_key, None)
+            if tr_id == TRADE_TR:
+                session.subscribed_at_s.pop(tr_key, None)
             if tr_id == TRADE_TR:
                 self.market.unwatch(tr_key)
             self._reply(
@@ -355,7 +375,14 @@ class KisWsService:
             self.pump_once()
 
     def pump_once(self, at: datetime | None = None) -> None:
-        """One pump step: publish new trades and orderbook changes, send due PINGPONGs."""
+        """One pump step: publish new trades and orderbook changes, send due PINGPONGs.
+
+        One session's trouble never stops the feed of the others: a full queue closes that session
+        (``send_queue_overflow``) once the dispatch is over; an unexpected error while serving a
+        session is counted in `pump_errors`, logged, and closes that session (``internal_error``).
+        """
+        overflowed: list[KisSession] = []
+        failed: list[KisSession] = []
         with self._lock:
             trades = self.market.pump(at)
             silenced = self._silenced()
@@ -368,20 +395,57 @@ class KisWsService:
             book_codes = {k for s in sessions for (t, k) in s.subs if t == BOOK_TR}
             quotes = self.market.quotes(book_codes) if book_codes else {}
             for session in sessions:
-                for tr_id, code in list(session.subs):
-                    if session.close_reason is not None:
-                        break
-                    if tr_id == TRADE_TR:
-                        for frame in frames_by_code.get(code, ()):
-                            if not session.enqueue(OutFrame(frame.text, frame.kind, frame.trades)):
-                                break
-                    elif tr_id == BOOK_TR and code in quotes:
-                        q = quotes[code]
-                        if q.trades and session.book_versions.get(code) != q.quote_version:
-                            session.book_versions[code] = q.quote_version
-                            fields = h0stasp0(q, q.last_trade_s)
-                            session.enqueue(OutFrame(f"0|{BOOK_TR}|001|" + "^".join(fields), BOOK_TR))
+                try:
+                    if not self._dispatch(session, frames_by_code, quotes):
+                        overflowed.append(session)
+                except Exception:
+                    self.pump_errors += 1
+                    log.exception("ws pump: serving session %d failed; closing it", session.id)
+                    failed.append(session)
+            for session in overflowed:
+                self.close_session(session, "send_queue_overflow", abort=True)
+            for session in failed:
+                self._close_quietly(session, "internal_error")
         self._pingpong(sessions)
+
+    def _dispatch(
+        self, session: KisSession, frames_by_code: dict[str, list[OutFrame]], quotes: dict[str, Quote]
+    ) -> bool:
+        """Queue this step's frames for `session`; False when its queue overflowed."""
+        if session.close_reason is not None:
+            return True
+        since = session.subscribed_at_s
+        session.subscribed_at_s = {}
+        for tr_id, code in list(session.subs):
+            if tr_id == TRADE_TR:
+                frames = frames_by_code.get(code, ())
+                since_s = since.get(code)
+                if (
+                    since_s is not None
+                    and frames
+                    and frames[0].trades
+                    and frames[0].trades[0].at_s <= since_s
+                ):
+                    later = [t for f in frames for t in f.trades or () if t.at_s > since_s]
+                    frames = self._trade_frames(later) if later else []
+                for frame in frames:
+                    if not session.offer(OutFrame(frame.text, frame.kind, frame.trades)):
+                        return False
+            elif tr_id == BOOK_TR and code in quotes:
+                q = quotes[code]
+                if q.trades and session.book_versions.get(code) != q.quote_version:
+                    session.book_versions[code] = q.quote_version
+                    fields = h0stasp0(q, q.last_trade_s)
+                    if not session.offer(OutFrame(f"0|{BOOK_TR}|001|" + "^".join(fields), BOOK_TR)):
+                        return False
+        return True
+
+    def _close_quietly(self, session: KisSession, reason: str) -> None:
+        try:
+            self.close_session(session, reason, abort=True)
+        except Exception:
+            self.pump_errors += 1
+            log.exception("ws pump: closing session %d failed", session.id)
 
     def _silenced(self) -> set[str] | None:
         """None: nothing silenced; empty set: everything; else the silenced codes."""
@@ -406,18 +470,26 @@ class KisWsService:
 
     def _pingpong(self, sessions: list[KisSession]) -> None:
         now = time.monotonic()
-        idle = self.options.ping_idle_s
         for s in sessions:
-            if now - max(s.last_write_mono, s.last_ping_mono) < idle:
-                continue
-            if s.unanswered >= self.options.ping_max_unanswered:
-                self.close_session(s, "pingpong_unanswered", abort=False)
-                continue
-            s.last_ping_mono = now
-            stamp_text = self.wall.now().astimezone(KST).strftime("%Y%m%d%H%M%S")
-            s.enqueue(
-                OutFrame(json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp_text}}), "PINGPONG")
-            )
+            try:
+                self._ping_one(s, now)
+            except Exception:
+                self.pump_errors += 1
+                log.exception("ws pump: PINGPONG for session %d failed; closing it", s.id)
+                self._close_quietly(s, "internal_error")
+
+    def _ping_one(self, s: KisSession, now: float) -> None:
+        if (
+            s.close_reason is not None
+            or now - max(s.last_write_mono, s.last_ping_mono) < self.options.ping_idle_s
+        ):
+            return
+        if s.unanswered >= self.options.ping_max_unanswered:
+            self.close_session(s, "pingpong_unanswered", abort=False)
+            return
+        s.last_ping_mono = now
+        stamp_text = self.wall.now().astimezone(KST).strftime("%Y%m%d%H%M%S")
+        s.enqueue(OutFrame(json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp_text}}), "PINGPONG"))
 
     # ------------------------------------------------------------------ faults
     def _on_fault(self, spec: object) -> None:

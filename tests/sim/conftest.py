@@ -118,8 +118,15 @@ class Kis:
 class Feed:
     """A minimal protocol-following WebSocket client (echoes PINGPONG, parses frames)."""
 
-    def __init__(self, sim: Simulator, approval: str, path: str = "/tryitout", answer_ping: bool = True):
-        self.ws = websocket.create_connection(sim.urls["ws"] + path, timeout=5)
+    def __init__(
+        self,
+        sim: Simulator,
+        approval: str,
+        path: str = "/tryitout",
+        answer_ping: bool = True,
+        **connect: Any,
+    ):
+        self.ws = websocket.create_connection(sim.urls["ws"] + path, timeout=5, **connect)
         self.approval = approval
         self.answer_ping = answer_ping
         self.pings = 0

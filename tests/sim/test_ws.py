@@ -218,3 +218,88 @@ def test_rfc6455_framing(make_sim: SimFactory) -> None:
     raw.close()
     r = requests.get(f"http://{host}:{port}/", timeout=5)
     assert r.status_code == 400
+
+
+SLOW_KEY, SLOW_SECRET = "SLOW-APP-KEY", "SLOW-APP-SECRET"
+
+
+def _data(feed: Feed, n: int) -> list[list[str]]:
+    """The records of the next `n` H0STCNT0 frames."""
+    records: list[list[str]] = []
+    frames = 0
+    while frames < n:
+        text = feed.recv()
+        if text.startswith("{"):
+            continue
+        _, tr_id, _, recs = split_frame(text)
+        if tr_id == "H0STCNT0":
+            records.extend(recs)
+            frames += 1
+    return records
+
+
+def test_one_full_queue_does_not_stop_the_feed(make_sim: SimFactory) -> None:
+    """A session that stops reading overflows its queue and is closed; the others keep streaming."""
+    sim = make_sim(ws=WsOptions(queue_max_frames=32), extra_accounts={SLOW_KEY: SLOW_SECRET})
+    codes = busy_codes(sim, 3)
+    tiny = 4096
+    slow = Feed(
+        sim,
+        Kis(sim, SLOW_KEY, SLOW_SECRET).approval(),
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, tiny),),
+    )
+    for code in codes:
+        slow.send("1", "H0STCNT0", code)
+        assert _body(slow.next_json()) == ("0", "OPSP0000")
+    server_side = next(s for s in sim.ws.sessions() if s.app_key == SLOW_KEY)
+    server_side.conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, tiny)
+    fast = _feed(sim)
+    for code in codes:
+        fast.send("1", "H0STCNT0", code)
+        assert _body(fast.next_json()) == ("0", "OPSP0000")
+    # `slow` reads nothing more: the socket buffers fill, then its queue
+    wait_for(
+        lambda: any(s.close_reason == "send_queue_overflow" for s in sim.truth().sessions),
+        timeout_s=20,
+        what="the slow session closed on overflow",
+    )
+    _data(fast, 3)  # whatever was queued before the close
+    records = _data(fast, 10)
+    assert {r[0] for r in records} <= set(codes) and len(records) >= 10
+    assert sim.ws.pump_alive() and sim.ws.pump_errors == 0
+    [fast_truth] = [s for s in sim.truth().sessions if s.close_reason is None]
+    assert fast_truth.records > 0
+    health = requests.get(sim.urls["admin"] + "/admin/health", timeout=5).json()
+    assert health["status"] == "ok" and health["pump_alive"] is True and health["pump_errors"] == 0
+    slow.close()
+    fast.close()
+
+
+def test_pump_error_in_one_session_is_counted_and_contained(make_sim: SimFactory) -> None:
+    sim = make_sim(extra_accounts={SLOW_KEY: SLOW_SECRET})
+    code = busy_codes(sim, 1)[0]
+    broken = Feed(sim, Kis(sim, SLOW_KEY, SLOW_SECRET).approval())
+    broken.send("1", "H0STCNT0", code)
+    assert _body(broken.next_json()) == ("0", "OPSP0000")
+    healthy = _feed(sim)
+    healthy.send("1", "H0STCNT0", code)
+    assert _body(healthy.next_json()) == ("0", "OPSP0000")
+
+    def boom(frame: object) -> bool:
+        raise RuntimeError("injected: this session's queue is broken")
+
+    victim = next(s for s in sim.ws.sessions() if s.app_key == SLOW_KEY)
+    victim.offer = boom  # type: ignore[method-assign]
+    wait_for(lambda: sim.ws.pump_errors >= 1, what="the error counted")
+    wait_for(
+        lambda: any(s.close_reason == "internal_error" for s in sim.truth().sessions),
+        what="the broken session closed",
+    )
+    _data(healthy, 3)
+    assert len(_data(healthy, 5)) >= 5 and sim.ws.pump_alive()
+    health = requests.get(sim.urls["admin"] + "/admin/health", timeout=5).json()
+    assert health["pump_errors"] == sim.ws.pump_errors >= 1 and health["pump_alive"] is True
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
+        while True:
+            broken.recv()
+    healthy.close()
