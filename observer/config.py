@@ -230,6 +230,7 @@ class SupervisorConfig(_Section, frozen=True):
             "monitor",
             "rest-collector",
             "ws-collector",
+            "housekeeper",
         ]
     )
     heartbeat_interval_ms: int = 1_000
