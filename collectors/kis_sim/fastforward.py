@@ -180,10 +180,13 @@ def _substep(
         st.open_s = st.high_s = st.low_s = min(a + rng.expovariate(rate), b)
         st.high = st.low = st.open
         high, low = max(high, st.open), min(low, st.open)
+    # the extremes are trades: between this stretch's first and last ones
+    last_s = max(b - rng.expovariate(rate), a, st.open_s)
+    first_s = max(a, st.open_s)
     if high > st.high:
-        st.high, st.high_s = high, a + rng.random() * (b - a)
+        st.high, st.high_s = high, first_s + rng.random() * (last_s - first_s)
     if low < st.low:
-        st.low, st.low_s = low, a + rng.random() * (b - a)
+        st.low, st.low_s = low, first_s + rng.random() * (last_s - first_s)
 
     mid_bid = (bid0 + bid1) / 2.0
     avg_price = mid_bid + (tick_size(bid0) + tick_size(bid1)) / 2.0 * (buy_vol / vol)
@@ -195,7 +198,7 @@ def _substep(
     st.seln_csnu += n - n_buy
     st.shnu_smtn += buy_vol
     st.seln_smtn += vol - buy_vol
-    st.last_trade_s = max(b - rng.expovariate(rate), a, st.open_s)
+    st.last_trade_s = last_s
     st.bid, st.ask = bid1, ask1
     scale = st.listing.qty_scale
     st.ask_rsqn1 = int(scale * rng.uniform(3, 60)) + 1

@@ -6,8 +6,16 @@ Promises:
   trades up to virtual time *t* are the same whatever the granularity of the calls that advanced
   the symbol there (the next arrival is drawn once and cached; Poisson arrivals are memoryless, so
   jumping to a rate boundary and redrawing is exact).
+* **First look**: a symbol's state is created when something first looks at it (a REST query, a
+  WS subscription, the ground truth, the start-up `warm_up`). The trades before that instant were
+  received by nobody, so they are not generated one by one: `fastforward` carries the state over
+  the whole minutes since the open in aggregate, from a stream seeded by the minute of the first
+  look, and the rest is traded exactly. A first look before 09:01 keeps the exact stream of the
+  day; later, the day is a deterministic function of the seed and the minute of the first look.
+* **Nothing published from before a subscription**: `watch` brings the symbol to now before it
+  starts retaining trades, and says which instant that was, so the feed never replays history.
 * **Lazy**: a symbol only advances when something looks at it (a REST query, the WS pump for
-  watched symbols, the ground truth); nothing runs in the background.
+  watched symbols, the ground truth, the warm-up thread `Simulator` starts).
 * **Session**: trades happen on open calendar days from 09:00:00 to 15:30:00 KST virtual time
   (the whole window is reported as the continuous session, ``hour_cls_code`` 0); outside it the
   state is frozen (before the open: price = previous close, no volume).

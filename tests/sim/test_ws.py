@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
+from datetime import datetime
 
 import pytest
 import requests
 import websocket
 
 from collectors.kis_sim.ws import WsOptions
+from observer.clock import KST, ManualClock
 from tests.sim.conftest import Feed, Kis, SimFactory, busy_codes, split_frame, wait_for
 
 
@@ -303,3 +306,71 @@ def test_pump_error_in_one_session_is_counted_and_contained(make_sim: SimFactory
         while True:
             broken.recv()
     healthy.close()
+
+
+def _records(feed: Feed, n: int) -> list[list[str]]:
+    """Exactly the next `n` H0STCNT0 records (fails if a frame carries more than asked for)."""
+    out: list[list[str]] = []
+    while len(out) < n:
+        text = feed.recv()
+        if not text.startswith("{"):
+            out.extend(split_frame(text)[3])
+    assert len(out) == n
+    return out
+
+
+@pytest.mark.parametrize("warm_up", [False, True])
+def test_first_subscription_mid_session_gets_only_later_trades(make_sim: SimFactory, warm_up: bool) -> None:
+    """No replay of the morning: the first record continues the totals of the moment of subscription."""
+    clock = ManualClock(datetime(2026, 1, 5, 9, 29, 40, tzinfo=KST))
+    sim = make_sim(clock=clock, warm_up=warm_up)
+    code = busy_codes(sim, 1)[0]
+    feed = _feed(sim)
+    feed.send("1", "H0STCNT0", code)
+    assert _body(feed.next_json()) == ("0", "OPSP0000")
+    at_subscribe = sim.market.quote(code)
+    assert at_subscribe is not None and at_subscribe.trades > 5_000  # the morning happened, unpublished
+    clock.advance(3.0)
+    now = sim.market.quote(code)
+    assert now is not None
+    records = _records(feed, now.trades - at_subscribe.trades)
+    assert int(records[0][13]) - int(records[0][12]) == at_subscribe.acml_vol
+    for prev, rec in itertools.pairwise(records):
+        assert int(rec[13]) == int(prev[13]) + int(rec[12])
+    assert all("092940" <= r[1] <= "092943" for r in records)
+    truth = sim.truth().symbols[code]
+    assert truth.published_records == len(records) and truth.first_acml_vol == int(records[0][13])
+    assert truth.market_trades == now.trades > truth.published_records
+    assert truth.market_acml_vol == now.acml_vol == truth.last_acml_vol
+    feed.close()
+
+
+def test_second_subscriber_gets_nothing_from_before_its_subscription(make_sim: SimFactory) -> None:
+    """Trades retained for an earlier subscriber but not pumped yet do not go to a new one."""
+    clock = ManualClock(datetime(2026, 1, 5, 10, 0, 0, tzinfo=KST))
+    pump_by_hand = WsOptions(pump_interval_s=3_600.0)
+    sim = make_sim(clock=clock, ws=pump_by_hand, extra_accounts={SLOW_KEY: SLOW_SECRET})
+    code = busy_codes(sim, 1)[0]
+    first = _feed(sim)
+    first.send("1", "H0STCNT0", code)
+    assert _body(first.next_json()) == ("0", "OPSP0000")
+    at_first = sim.market.quote(code)
+    clock.advance(2.0)
+    sim.market.quote(code)  # trades retained for `first`, not pumped yet
+    second = Feed(sim, Kis(sim, SLOW_KEY, SLOW_SECRET).approval())
+    second.send("1", "H0STCNT0", code)
+    assert _body(second.next_json()) == ("0", "OPSP0000")
+    at_second = sim.market.quote(code)
+    clock.advance(2.0)
+    end = sim.market.quote(code)
+    assert at_first is not None and at_second is not None and end is not None
+    assert at_first.trades < at_second.trades < end.trades
+    sim.ws.pump_once()
+    got_first = _records(first, end.trades - at_first.trades)
+    got_second = _records(second, end.trades - at_second.trades)
+    assert got_second == got_first[-len(got_second) :]
+    assert int(got_second[0][13]) - int(got_second[0][12]) == at_second.acml_vol
+    by_session = {s.session_id: s.records for s in sim.truth().sessions}
+    assert sorted(by_session.values()) == sorted([len(got_first), len(got_second)])
+    first.close()
+    second.close()
