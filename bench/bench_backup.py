@@ -84,8 +84,10 @@ def _record(rng: random.Random, i: int, track: str, at: datetime) -> bytes:
         schema=SchemaInfo(version="1.0", field_count=7),
         quality=Quality(validation_passed=True, guard_passed=True, quality_flag="normal"),
         interpretation=Interpretation(
-            mitigation_level=0, track=track, slot_number=i % 41 if track == "scalp" else None
-        ),  # type: ignore[arg-type]
+            mitigation_level=0,
+            track="scalp" if track == "scalp" else "swing",
+            slot_number=i % 41 if track == "scalp" else None,
+        ),
     )
     return _enc.encode(rec)
 

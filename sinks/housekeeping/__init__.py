@@ -12,8 +12,9 @@ Data flow::
          -> state/backup_verified/YYYYMMDD.json  (the only thing retention trusts)
       -> sinks.retention: raw/ and packages of verified days are deleted after their keep period
 
-Modules: ``layout`` (paths of a day, private files), ``manifest`` (manifest, receipt and marker
-structs; `verify_package`), ``receipts`` (receipt -> verified marker), ``worker`` (the process,
-clock-driven schedules). The package builder, the puller and retention live next to this package
+Modules: ``layout`` (paths of a day, private files), ``manifest`` (manifest, receipt and
+marker structs; `verify_package`), ``receipts`` (receipt -> verified marker), ``jobs`` (what each
+scheduled job does and the events it raises), ``worker`` (the process: clock-driven schedules,
+the bus). The package builder, the puller and retention live next to this package
 (``sinks.backup``, ``sinks.backup_pull``, ``sinks.retention``); the CLI in ``sinks.housekeeping_cli``.
 """
