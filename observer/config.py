@@ -211,7 +211,7 @@ class HousekeepingConfig(_Section, frozen=True):
     backup_retention_days: int = 3  # a *verified* package is removed from this host after this many days
     disk_pressure_pct: float = 80.0  # above it, the oldest verified days' raw/ and packages go first
     disk_check_interval_s: float = 300.0
-    backup_retry_s: float = 600.0  # after a failed or postponed backup
+    backup_retry_s: float = 600.0  # after a failed or postponed backup; doubles up to 6 h
     backup_catchup_days: int = 10  # past days with data but no package are packaged too
     backup_compress_level: int = 6
     backup_quiet_real_s: float = 60.0  # swing/scalp/raw files of a day unmodified this long = done

@@ -35,12 +35,14 @@ from observer.calendar import at_kst
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
+from observer.retry import Backoff
 from observer.schema import SystemEvent
 from observer.worker import Worker
 from sinks.housekeeping.jobs import ALERT_SEVERITIES, Jobs
 
 _REPLAY_BYTES = 8 * 1024 * 1024
 _SENT_IDS = 2_000
+_RETRY_CAP_S = 6 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,8 @@ class HousekeeperWorker(Worker):
         self.next_retention_at: datetime | None = None
         self.next_disk_check_at: datetime | None = None
         self.bus_gaps = 0
+        retry_s = self.hk.backup_retry_s
+        self._backup_backoff = Backoff(base_s=retry_s, factor=2.0, cap_s=max(retry_s, _RETRY_CAP_S))
         self.tasks = Jobs(cfg, self.clock, self.make_event, self._post, self._halt, self.log)
 
     # -- lifecycle
@@ -182,14 +186,17 @@ class HousekeeperWorker(Worker):
                         raise RuntimeError(f"housekeeping job {item.kind} crashed") from item.error
 
     def _schedule_backup(self, retry: bool) -> None:
+        """Next run: the next due time; after a failure or a postponement sooner, backing off
+        (``backup_retry_s`` doubling up to 6 h, so a persistent failure is not a CRITICAL every
+        10 minutes) but never later than the next due time."""
         now = self.clock.now().astimezone(KST)
-        if retry:
-            self.next_backup_at = now + timedelta(seconds=self.hk.backup_retry_s)
-            return
         today_due = self.backup_due_at(now.date())
-        self.next_backup_at = (
-            today_due if now < today_due else self.backup_due_at(now.date() + timedelta(days=1))
-        )
+        due = today_due if now < today_due else self.backup_due_at(now.date() + timedelta(days=1))
+        if retry:
+            due = min(due, now + timedelta(seconds=self._backup_backoff.next_delay()))
+        else:
+            self._backup_backoff.reset()
+        self.next_backup_at = due
 
     def backup_due_at(self, day: date) -> datetime:
         return self.tasks.backup_due_at(day)

@@ -83,6 +83,7 @@ def test_a_failed_backup_is_critical_and_retried(short_tmp: Path, run_worker) ->
     assert any(t == "alert.housekeeper" for t, _ in r.bus.alerts)
     clock.set(_at(21, 15))
     wait_for(lambda: len(r.bus.events_of("backup_failed")) == 2, 10, what="the retry fails again, visibly")
+    wait_for(lambda: r.worker.next_backup_at == _at(21, 35), 10, what="backing off: 20 min")
 
 
 def test_a_trading_day_without_data_is_reported(short_tmp: Path, run_worker) -> None:  # type: ignore[no-untyped-def]
