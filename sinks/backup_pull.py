@@ -220,7 +220,6 @@ def pull_day(sftp: paramiko.SFTPClient, target: PullTarget, day: str, dest: Path
         fsync_dir(dest)
         result.status = "verified"
         result.path = final
-        (dest / f"{day}.receipt.json").write_bytes(encode_doc(receipt))
     else:
         shutil.rmtree(partial, ignore_errors=True)
         log.critical(
@@ -229,6 +228,8 @@ def pull_day(sftp: paramiko.SFTPClient, target: PullTarget, day: str, dest: Path
     try:
         upload_receipt(sftp, target.receipt_dir, receipt)
         result.receipt_uploaded = True
+        if report.ok:  # only now is the day done here; otherwise the next run pulls and tells again
+            (dest / f"{day}.receipt.json").write_bytes(encode_doc(receipt))
     except OSError as e:
         result.problems.append(f"receipt not uploaded to {target.receipt_dir}: {e}")
         log.critical("receipt not uploaded: the observer will not count this backup", extra={"day": day})
@@ -248,7 +249,7 @@ def upload_receipt(sftp: paramiko.SFTPClient, receipt_dir: str, receipt: Receipt
 
 
 def already_pulled(dest: Path, day: str) -> bool:
-    """A verified local copy whose receipt was recorded (``<dest>/YYYYMMDD.receipt.json``)."""
+    """A verified local copy whose receipt reached the observer (``<dest>/YYYYMMDD.receipt.json``)."""
     return (dest / day / MANIFEST_NAME).is_file() and (dest / f"{day}.receipt.json").is_file()
 
 

@@ -171,3 +171,21 @@ def test_receipts_that_do_not_match_the_local_package_do_not_count(cfg: Config) 
     assert outcomes[DAY].kind == "mismatch" and "manifest sha256 differs" in outcomes[DAY].message
     assert outcomes[date(2026, 1, 6)].kind == "invalid"
     assert not is_verified(cfg, DAY) and package_dir(cfg, DAY).exists()
+
+
+def test_a_receipt_that_cannot_be_uploaded_is_retried_by_the_next_pull(
+    sshd: SshServer, cfg: Config, short_tmp: Path
+) -> None:
+    write_day(cfg, DAY)
+    create_package(cfg, DAY, now=EVENING)
+    dest = short_tmp / "backup-pc"
+    target = _target(sshd, cfg)
+    receipts_dir(cfg).rmdir()  # the server's receipts dir is missing
+    [first] = pull(target, dest)
+    assert first.status == "verified" and not first.receipt_uploaded and not first.ok
+    assert "receipt not uploaded" in first.problems[0]
+    assert ingest_receipts(cfg, EVENING) == [] and not is_verified(cfg, DAY)
+    ensure_dir(receipts_dir(cfg))
+    [second] = pull(target, dest)  # not counted as pulled: it is pulled again and the receipt sent
+    assert second.ok and second.receipt_uploaded
+    assert [o.kind for o in ingest_receipts(cfg, EVENING)] == ["verified"]
