@@ -1,11 +1,17 @@
 """Simulator benchmark: does it keep up with its clock while serving 41 busy symbols over WS and a
 4,000-symbol intstock-multprice sweep at 20 req/s?
 
-Prints: WS frames/s and records/s, lag of the feed behind virtual time (p50/p99/max, virtual seconds,
+Prints: how long the 41 subscriptions took to be acked (the first look at each symbol), WS frames/s
+and records/s, lag of the feed behind virtual time (p50/p99/max, virtual seconds,
 1 s resolution of STCK_CNTG_HOUR), whether the client received exactly what the ground truth says was
 published, and for each sweep its duration, calls, per-call latency and the gateway's max requests/s.
 
     .venv/bin/python bench/bench_sim.py [--speed 1.0] [--seconds 20] [--symbols 4000]
+        [--start-at 2026-01-05T14:00:00+09:00] [--no-warm-up] [--unthrottled]
+
+The first ("cold") sweep right after the start is what a late start costs: `--no-warm-up` measures the
+first look alone (aggregate fast-forward), the default adds the background warm-up; `--unthrottled`
+lifts the 20 req/s gateway limit and sweeps as fast as the simulator answers (its own cost).
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ QUOT = "/uapi/domestic-stock/v1/quotations/"
 def _feed(
     sim: Simulator, approval: str, codes: list[str], stop: threading.Event, out: dict[str, object]
 ) -> None:
-    ws = websocket.create_connection(sim.urls["ws"], timeout=5)
+    ws = websocket.create_connection(sim.urls["ws"], timeout=30)
+    subscribe_started = time.monotonic()
     for code in codes:
         ws.send(
             json.dumps(
@@ -49,7 +56,7 @@ def _feed(
                 }
             )
         )
-    frames = records = 0
+    frames = records = acks = 0
     lags: list[float] = []
     per_symbol: dict[str, int] = {}
     first_at = 0.0
@@ -58,6 +65,10 @@ def _feed(
         if text.startswith("{"):
             if '"PINGPONG"' in text:
                 ws.send(text)
+            elif '"OPSP0000"' in text:
+                acks += 1
+                if acks == len(codes):
+                    out["subscribed_s"] = time.monotonic() - subscribe_started
             continue
         now_virtual = sim.market.now()
         if not first_at:
@@ -165,8 +176,15 @@ def main() -> None:
     ap.add_argument("--start-at", default="2026-01-05T09:29:40+09:00")
     ap.add_argument("--sweep-rate", type=float, default=19.5, help="multprice calls per second")
     ap.add_argument("--no-sweep", action="store_true", help="WS feed only")
+    ap.add_argument("--no-warm-up", action="store_true", help="no background warm-up at start")
+    ap.add_argument("--unthrottled", action="store_true", help="no gateway rate limit, sweep flat out")
     args = ap.parse_args()
-    opts = SimOptions(symbol_count=args.symbols)
+    opts = SimOptions(
+        symbol_count=args.symbols,
+        warm_up=not args.no_warm_up,
+        rate_limit_per_s=1_000_000 if args.unthrottled else None,
+    )
+    sweep_rate = 1e9 if args.unthrottled else args.sweep_rate
     clock = SessionClock(datetime.fromisoformat(args.start_at).astimezone(KST), args.speed)
     sim = Simulator(opts, clock).start()
     try:
@@ -192,7 +210,7 @@ def main() -> None:
         sweeps = []
         t_end = time.monotonic() + args.seconds
         while not args.no_sweep and (time.monotonic() < t_end - 1 or not sweeps):
-            sweeps.append(_sweep(sim, token, opts, args.sweep_rate))
+            sweeps.append(_sweep(sim, token, opts, sweep_rate))
             if time.monotonic() + sweeps[-1]["duration_s"] > t_end:
                 break
         while time.monotonic() < t_end:
@@ -208,8 +226,11 @@ def main() -> None:
         per_symbol = feed_out["per_symbol"]  # type: ignore[assignment]
         exact = all(per_symbol.get(c, 0) == s.published_records for c, s in session.symbols.items())  # type: ignore[attr-defined]
         print(
-            f"simulator: {len(sim.market.listings)} symbols, speed {args.speed}x, virtual start {args.start_at}"
+            f"simulator: {len(sim.market.listings)} symbols, speed {args.speed}x, virtual start {args.start_at}, "
+            f"warm-up {'off' if args.no_warm_up else 'on'}, sweep "
+            f"{'unthrottled' if args.unthrottled else f'at {args.sweep_rate}/s'}"
         )
+        print(f"ws: 41 subscriptions acked in {float(feed_out.get('subscribed_s', float('nan'))):.2f} s")  # type: ignore[arg-type]
         print(
             f"ws: 41 busy symbols for {elapsed:.1f} s real: {feed_out['frames']} frames "
             f"({int(feed_out['frames']) / elapsed:.0f}/s), {feed_out['records']} records "  # type: ignore[call-overload]

@@ -395,9 +395,9 @@ class Market:
             if not known:
                 state = self._first_look(listing, day, target)
                 with self._lock:
-                    if day != self._day:
+                    if self._day is None or day > self._day:
                         self._day, self._states = day, {}
-                    if listing.code not in self._states:
+                    if day == self._day and listing.code not in self._states:
                         self._adopt(state)
             done += 1
         self.warmed_up = done

@@ -371,8 +371,13 @@ class KisWsService:
     # ------------------------------------------------------------------ pump thread
     def _pump_loop(self) -> None:
         interval = self.options.pump_interval_s
-        while not self.stopping.wait(interval):
-            self.pump_once()
+        try:
+            while not self.stopping.wait(interval):
+                self.pump_once()
+        except Exception:
+            # not a session's trouble (those are contained in pump_once): a bug; health turns degraded
+            log.exception("ws pump died: no feed is served any more")
+            raise
 
     def pump_once(self, at: datetime | None = None) -> None:
         """One pump step: publish new trades and orderbook changes, send due PINGPONGs.
@@ -403,7 +408,7 @@ class KisWsService:
                     log.exception("ws pump: serving session %d failed; closing it", session.id)
                     failed.append(session)
             for session in overflowed:
-                self.close_session(session, "send_queue_overflow", abort=True)
+                self._close_quietly(session, "send_queue_overflow")
             for session in failed:
                 self._close_quietly(session, "internal_error")
         self._pingpong(sessions)
