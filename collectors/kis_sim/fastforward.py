@@ -28,13 +28,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from collectors.kis_sim.pricing import floor_to_tick, tick_down, tick_size
+from collectors.kis_sim.state import OPEN_S
 
 if TYPE_CHECKING:
     import random
 
-    from collectors.kis_sim.market import Segment, SymbolState
+    from collectors.kis_sim.state import Segment, SymbolState
 
-OPEN_S = 9 * 3600
 EXACT_BELOW_TRADES = 40.0
 # quantity law of `Market._trade`: int(qty_scale * volume_mult * Pareto(1.7)), clipped to [1, cap]
 PARETO_ALPHA = 1.7

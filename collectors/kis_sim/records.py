@@ -20,7 +20,7 @@ from collectors.kis_sim.universe import unit_hash
 if TYPE_CHECKING:
     from datetime import date
 
-    from collectors.kis_sim.market import Quote, SymbolState
+    from collectors.kis_sim.state import Quote, SymbolState
 
 H0STCNT0_FIELDS = 46
 H0STASP0_FIELDS = 62

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from collectors.kis_sim.market import Trade
 from collectors.kis_sim.schema import RestKeyTruth, SessionTruth, Stamp, SymbolTruth
+from collectors.kis_sim.state import Trade
 from observer.clock import KST, to_rfc3339
 
 _KEEP_SECONDS = 3_600

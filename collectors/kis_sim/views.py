@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from collectors.kis_sim.calendar import SimCalendar
-from collectors.kis_sim.market import CLOSE_S, OPEN_S, Quote, hhmmss
 from collectors.kis_sim.pricing import ceil_to_tick, change_sign, floor_to_tick, tick_size
 from collectors.kis_sim.records import book_levels
+from collectors.kis_sim.state import CLOSE_S, OPEN_S, Quote, hhmmss
 from collectors.kis_sim.universe import Listing, daily_close, unit_hash
 
 MULTPRICE_FIELDS = (

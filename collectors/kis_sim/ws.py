@@ -31,7 +31,7 @@ from datetime import datetime
 from collectors.kis_sim.auth import AuthRegistry, key_id
 from collectors.kis_sim.errors import ConnectionClosed, WebSocketProtocolError
 from collectors.kis_sim.faults import FaultBoard, stamp
-from collectors.kis_sim.market import Market, Quote, Trade
+from collectors.kis_sim.market import Market
 from collectors.kis_sim.records import h0stasp0
 from collectors.kis_sim.schema import (
     BlackHole,
@@ -41,6 +41,7 @@ from collectors.kis_sim.schema import (
     Silence,
     TruncateFrames,
 )
+from collectors.kis_sim.state import Quote, Trade
 from collectors.kis_sim.truth import Ledger
 from collectors.kis_sim.websocket import OP_TEXT, WsConnection
 from observer.clock import KST, Clock

@@ -9,8 +9,9 @@ from datetime import datetime
 import pytest
 
 from collectors.kis_sim.calendar import SimCalendar
-from collectors.kis_sim.market import Market, Quote
+from collectors.kis_sim.market import Market
 from collectors.kis_sim.pricing import floor_to_tick
+from collectors.kis_sim.state import Quote
 from collectors.kis_sim.universe import Listing, build_listings
 from observer.clock import KST, ManualClock
 

@@ -194,7 +194,7 @@ def test_bursts_make_surges(listings: list) -> None:  # type: ignore[type-arg]
     m, clock = _market(listings)
     busy = [x.code for x in listings if x.activity == "busy"]
     clock.set(datetime(2026, 1, 5, 15, 30, tzinfo=KST))
-    from collectors.kis_sim.market import SymbolState
+    from collectors.kis_sim.state import SymbolState
 
     state = SymbolState(m.by_code[busy[0]], date(2026, 1, 5), 10_000, SEED, True)
     rates = [s.rate_per_s for s in state.segments]
