@@ -137,11 +137,12 @@ def _sweep(sim: Simulator, token: str, opts: SimOptions, rate_per_s: float) -> d
     codes = [x.code for x in sim.market.listings]
     latencies: list[float] = []
     rows = limited = 0
-    start = time.monotonic()
-    for n, i in enumerate(range(0, len(codes), 30)):
-        due = start + n / rate_per_s
+    start = due = time.monotonic()
+    for i in range(0, len(codes), 30):
         while (wait := due - time.monotonic()) > 0:
             time.sleep(wait)
+        # no catching up after a slow answer: a burst would trip the gateway's per-second limit
+        due = max(due, time.monotonic()) + 1.0 / rate_per_s
         params = {}
         for k, code in enumerate(codes[i : i + 30], start=1):
             params[f"FID_COND_MRKT_DIV_CODE_{k}"] = "J"

@@ -126,3 +126,19 @@ def test_fast_forward_matches_the_exact_simulation_in_distribution() -> None:
         ("quotes_per_trade", 0.1),
     ):
         assert abs(sf[key] / se[key] - 1) < tolerance, (key, se[key], sf[key])
+
+
+def test_watched_symbol_on_a_new_day_does_not_replay_its_morning(listings: list[Listing]) -> None:
+    """The clock jumps over the night to 10:00: the new day's first look is history, not a burst."""
+    m, clock = _market(listings, _at(15, 0))
+    code = next(x.code for x in listings if x.activity == "busy")
+    m.watch(code)
+    clock.advance(5)
+    assert m.pump()[code]
+    clock.set(datetime(2026, 1, 6, 10, 0, 0, tzinfo=KST))
+    assert m.pump() == {}  # the state of Jan 6 is created at 10:00, nothing retained before
+    q0 = m.quote(code)
+    assert q0 is not None and q0.day.isoformat() == "2026-01-06" and q0.trades > 10_000
+    clock.advance(2)
+    trades = m.pump()[code]
+    assert trades[0].acml_vol - trades[0].volume == q0.acml_vol and trades[0].at_s > 10 * 3600
