@@ -145,6 +145,7 @@ class CoreConfig(_Section, frozen=True):
     sample_grace_ms: int = 300
     session_margin_s: float = 60.0  # exchange time may fall this far outside track_a.start..end
     restart_catchup_ms: int = 2_500  # after a restart, pre-restart windows wait this long for resends
+    resume_lookback_s: float = 900.0  # a resumed slot without a durable sample is sampled from this far back
     stats_interval_s: float = 5.0
     slot_publish_interval_s: float = 3.0
     slot_rebalance_s: float = 1.0

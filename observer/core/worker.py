@@ -11,7 +11,7 @@ and every sample of the windows its ticks fed, is acknowledged by the writer.
 from __future__ import annotations
 
 from collections import deque
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -169,7 +169,11 @@ class CoreWorker(Worker):
                 self.sampler.restore(symbol, saved.next_start_ms, saved.last, saved.provider, saved.market)
                 self.gaps.seed(saved.last)
             else:
-                self.sampler.watch(symbol, now, self.provider, self._market_of(symbol))
+                # a resumed slot without a durable sample: its windows run from the assignment
+                # (bounded), so ticks resent from before this start are sampled, not dropped as late
+                since = self.slots.slots[self.slots.symbols()[symbol]].since
+                start = max(since, now - timedelta(seconds=self.cfg.core.resume_lookback_s))
+                self.sampler.watch(symbol, min(start, now), self.provider, self._market_of(symbol))
         self.slots.save(slots_path)
         self._publish_slots(now)
 
