@@ -74,7 +74,7 @@ def _event(i: int) -> SystemEvent:
 
 
 def test_receiver_down_longer_than_replay_bound_reports_exact_gap(short_tmp: Path) -> None:
-    cfg = make_config(short_tmp, "[bus]\nresend_after_ms = 100\n")
+    cfg = make_config(short_tmp, "[bus]\nresend_after_ms = 100\nack_republish_ms = 100\n")
     ctx = context()
     ep, ack = hop_endpoints(cfg, "ingest")
     sender_gaps: list[SeqGap] = []
@@ -94,6 +94,7 @@ def test_receiver_down_longer_than_replay_bound_reports_exact_gap(short_tmp: Pat
             for env in receiver.receive():
                 got.append(int(ingest_decoder.decode(env.body).record_id))  # type: ignore[union-attr]
                 receiver.ack(env.producer, env.run_id, env.seq)
+            receiver.republish_acks()  # acks sent before the producer's SUB connected are lost
             return sender.unacked == 0 and len(got) >= 1000 - first_kept + 1
 
         wait_for(drain, 10, what="kept records delivered")
@@ -108,7 +109,9 @@ def test_receiver_down_longer_than_replay_bound_reports_exact_gap(short_tmp: Pat
 def test_receiver_reports_exact_hole_when_producer_abandons(short_tmp: Path) -> None:
     # A live receiver that cannot keep up (small HWMs, not reading): the producer abandons its oldest
     # untransmitted entries; the receiver, which kept its state, reports exactly the seqs it never got.
-    cfg = make_config(short_tmp, "[bus]\nresend_after_ms = 100\nsend_hwm = 20\nrecv_hwm = 20\n")
+    cfg = make_config(
+        short_tmp, "[bus]\nresend_after_ms = 100\nack_republish_ms = 100\nsend_hwm = 20\nrecv_hwm = 20\n"
+    )
     ctx = context()
     ep, ack = hop_endpoints(cfg, "ingest")
     receiver_gaps: list[SeqGap] = []
@@ -134,6 +137,7 @@ def test_receiver_reports_exact_hole_when_producer_abandons(short_tmp: Path) -> 
             for env in receiver.receive():
                 seen.append(env.seq)
                 receiver.ack(env.producer, env.run_id, env.seq)
+            receiver.republish_acks()  # acks beyond the tiny HWM are dropped; the latest is re-sent
             return sender.unacked == 0
 
         wait_for(drain, 10, what="drained")
