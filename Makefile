@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS := sim writer observer monitor rest-collector ws-collector housekeeper
+# run/status/start/stop use the demo config; a production host says CONFIG=/etc/krx-observer/observer.toml
+CONFIG ?= config/demo.toml
 
 .PHONY: run test lint bench status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
 
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/observer run
+	$(BIN)/observer --config $(CONFIG) run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -x --timeout=300 tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
@@ -30,14 +32,14 @@ bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 status: $(STAMP)
-	$(BIN)/observer ctl status
+	$(BIN)/observer --config $(CONFIG) ctl status
 
 $(addprefix start-,$(WORKERS)): start-%: $(STAMP)
-	$(BIN)/observer ctl start $*
+	$(BIN)/observer --config $(CONFIG) ctl start $*
 $(addprefix stop-,$(WORKERS)): stop-%: $(STAMP)
-	$(BIN)/observer ctl stop $*
+	$(BIN)/observer --config $(CONFIG) ctl stop $*
 $(addprefix restart-,$(WORKERS)): restart-%: $(STAMP)
-	$(BIN)/observer ctl restart $*
+	$(BIN)/observer --config $(CONFIG) ctl restart $*
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -88,3 +88,12 @@ def test_config_check_cli_bad_config_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
     assert result.exit_code == 2
     assert "nonsense" in result.output and str(path) in result.output
+
+
+def test_shipped_demo_config_is_valid_and_keeps_demo_data_apart() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    demo = load_config(repo / "config" / "demo.toml", env={})
+    prod = load_config(repo / "config" / "observer.toml", env={})
+    assert demo.clock.mode == "session" and prod.clock.mode == "real"
+    assert demo.paths.data_dir != prod.paths.data_dir
+    assert demo.paths.universe_dir != prod.paths.universe_dir
