@@ -185,14 +185,13 @@ def _core_source(cfg_path: str, anchor: float, n: int, rate: float, window: int)
             sender.pump()
         if i % 256 == 0:
             sender.pump()
-    while not sender.wait_all_acked(1.0):
-        pass
+    sender.wait_all_acked(20.0)
     sender.close()
 
 
 def core_chain(n: int, rate: float = 0.0) -> tuple[float, list[float]]:
     from observer.bus import archive_decoder, context
-    from observer.clock import ANCHOR_ENV
+    from observer.clock import ANCHOR_ENV, SessionClock, parse_start_at
     from observer.config import load_config
     from observer.reliable import ReliableReceiver, hop_endpoints
     from observer.universe import UniverseEntry, UniverseSnapshot, write_snapshot_once
@@ -225,12 +224,15 @@ def core_chain(n: int, rate: float = 0.0) -> tuple[float, list[float]]:
         stderr=subprocess.DEVNULL,
     )
     source = mp.get_context("spawn").Process(
-        target=_core_source, args=(str(cfg_path), anchor, n, rate, 20_000)
+        target=_core_source, args=(str(cfg_path), anchor, n, rate, 100_000), daemon=True
     )
+    clock = SessionClock(parse_start_at("10:00:00", day), 1.0, anchor)
     raw_seen = 0
     lat_ms: list[float] = []
     t0 = 0.0
     try:
+        while not any(True for _ in _drain(sink)):  # the core is up once its first event arrives
+            sink.pull.poll(50)
         source.start()
         while raw_seen < n:
             for envl in sink.receive(5_000):
@@ -241,16 +243,24 @@ def core_chain(n: int, rate: float = 0.0) -> tuple[float, list[float]]:
                         t0 = time.perf_counter()
                     raw_seen += 1
                     if rate:
-                        lat_ms.append((time.time() - rec.partition_at.timestamp()) * 1000)
+                        lat_ms.append((clock.now() - rec.partition_at).total_seconds() * 1000)
             sink.republish_acks()
             sink.pull.poll(20)
         elapsed = time.perf_counter() - t0
         source.join(30)
+        if source.is_alive():
+            source.terminate()
     finally:
         core.send_signal(signal.SIGTERM)
         core.wait(15)
         sink.close()
     return (n - 1) / elapsed if elapsed > 0 else 0.0, lat_ms
+
+
+def _drain(sink: Any) -> Any:
+    for envl in sink.receive(1_000):
+        sink.ack(envl.producer, envl.run_id, envl.seq)
+        yield envl
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -267,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     core, _ = core_chain(args.records)
     print(f"source -> core -> sink     : {core:>10,.0f} frames/s  ({core / bare:.2f} x bare)")
     nominal = int(82 * args.latency_s)
-    rate, lat = core_chain(nominal, rate=82.0)
+    _, lat = core_chain(nominal, rate=82.0)
     print(
         f"at 82 frames/s ({nominal} frames): receive -> sink latency p50 {_pct(lat, 50):.2f} ms, "
         f"p99 {_pct(lat, 99):.2f} ms, max {max(lat):.2f} ms"
