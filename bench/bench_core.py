@@ -217,8 +217,9 @@ def core_chain(n: int, rate: float = 0.0) -> tuple[float, list[float]]:
     ctx = context()
     sink = ReliableReceiver(ctx, cfg, "writer", *hop_endpoints(cfg, "archive"))
     env = dict(os.environ, **{ANCHOR_ENV: repr(anchor)})
+    prof = ["-m", "cProfile", "-o", os.environ["CORE_PROFILE"]] if os.environ.get("CORE_PROFILE") else []
     core = subprocess.Popen(
-        [sys.executable, "-m", "observer", "--config", str(cfg_path), "worker", "observer"],
+        [sys.executable, *prof, "-m", "observer", "--config", str(cfg_path), "worker", "observer"],
         cwd=REPO,
         env=env,
         stderr=subprocess.DEVNULL,
@@ -235,15 +236,21 @@ def core_chain(n: int, rate: float = 0.0) -> tuple[float, list[float]]:
             sink.pull.poll(50)
         source.start()
         while raw_seen < n:
+            last: dict[tuple[str, str], int] = {}
             for envl in sink.receive(5_000):
                 rec = archive_decoder.decode(envl.body)
-                sink.ack(envl.producer, envl.run_id, envl.seq)
+                last[(envl.producer, envl.run_id)] = envl.seq
                 if rec.track == "raw":
                     if raw_seen == 0:
                         t0 = time.perf_counter()
                     raw_seen += 1
                     if rate:
                         lat_ms.append((clock.now() - rec.partition_at).total_seconds() * 1000)
+            for (
+                producer,
+                run_id,
+            ), seq in last.items():  # one cumulative ack per drained batch, like a writer
+                sink.ack(producer, run_id, seq)
             sink.republish_acks()
             sink.pull.poll(20)
         elapsed = time.perf_counter() - t0
