@@ -167,6 +167,13 @@ class Sampler(Generic[H]):
         if st is not None and st.stop_ms is None:
             st.stop_ms = self.window_of(to_ms(at))[1]
 
+    def drop(self, symbol: str) -> None:
+        """Forget a symbol now (a new trading day); holds of its open windows come back via `released`."""
+        st = self._symbols.pop(symbol, None)
+        if st is not None:
+            for window in st.windows.values():
+                self.released.extend(window.holds)
+
     def watching(self, symbol: str) -> bool:
         st = self._symbols.get(symbol)
         return st is not None and st.stop_ms is None

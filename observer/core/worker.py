@@ -140,8 +140,8 @@ class CoreWorker(Worker):
         self.rules = RuleBook(self.cfg, self.universe)
         self.triggers = TriggerRules(self.cfg.core)
         self.gaps = MissedTradeDetector(self.provider)
-        for symbol in self.sampler.symbols():
-            self.sampler.unwatch(symbol, now)
+        for symbol in self.sampler.symbols():  # the previous day's windows closed at track_b.end
+            self.sampler.drop(symbol)
         slots_path = self._state_dir / _SLOTS_FILE
         if resume and self.slots.load(slots_path, day):
             self._emit(
@@ -328,6 +328,7 @@ class CoreWorker(Worker):
         now = self.clock.now()
         mono = self.clock.monotonic()
         if self._day is not None and now.astimezone(KST).date() != self._day:
+            self._close_windows(now, mono)
             self._start_day(now.astimezone(KST).date(), resume=False)
         self._archive_pending_gaps()
         self._close_windows(now, mono)

@@ -1,0 +1,143 @@
+"""Enrichment (record ids, partition times, session id), gap markers and the durability ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+import msgspec
+
+from observer.clock import KST, ManualClock
+from observer.core.acks import AckLedger
+from observer.core.gaps import MissedTradeDetector, bus_gap_marker
+from observer.core.records import RecordFactory, window_key
+from observer.core.rules import Verdict
+from observer.core.sampler import Sampler
+from observer.core.state import SamplerCheckpoint, SymbolCheckpoint, load_checkpoint, save_checkpoint
+from observer.reliable import SeqGap
+from observer.schema import GapMarker, PatternRecord, QuoteSnapshot, RawFrameRecord, Tick, TradeFrame
+
+AT = datetime(2026, 11, 26, 10, 0, 0, tzinfo=KST)
+
+
+def tick(s: float, cum: int, vol: int, symbol: str = "005930") -> Tick:
+    at = AT + timedelta(seconds=s)
+    return Tick(
+        symbol=symbol,
+        exchange_at=at,
+        received_at=at,
+        price=71_500,
+        change=500,
+        open=71_000,
+        high=71_800,
+        low=70_900,
+        trade_volume=vol,
+        cumulative_volume=cum,
+        cumulative_value=0,
+        ask_price=71_600,
+        bid_price=71_500,
+    )
+
+
+def test_swing_record_is_a_pattern_record_partitioned_by_capture_time() -> None:
+    factory = RecordFactory("kis", ManualClock(AT), "run1")
+    # msgpack decodes times as UTC: ids and partitions must still use the KST trading date
+    received = (AT + timedelta(minutes=10)).astimezone(UTC)
+    snap = QuoteSnapshot(
+        provider="kis",
+        market="KOSPI",
+        symbol="005930",
+        sweep_id="20261126T1010",
+        exchange_at=None,
+        received_at=received,
+        price=71_500,
+        open=71_000,
+        high=71_800,
+        low=70_900,
+        volume=10,
+    )
+    rec = factory.swing(snap, Verdict(None), level=1)
+    assert rec.record_id == "swing:005930:20261126T1010" and rec.track == "swing"
+    assert rec.partition_at == received
+    line = msgspec.json.decode(rec.line, type=PatternRecord)
+    assert line.session_id == "kis-20261126"
+    assert line.schema.field_count == len(line.observation.instruments[0].__struct_fields__)
+    assert line.interpretation.track == "swing" and line.interpretation.mitigation_level == 1
+    assert line.quality.quality_flag == "normal" and line.observation.meta.captured_at == received
+
+
+def test_scalp_record_id_and_window_fields() -> None:
+    factory = RecordFactory("kis", ManualClock(AT), "run1")
+    s: Sampler[str] = Sampler(time(9, 30), time(15, 0), 0)
+    s.watch("005930", AT, "kis", "KOSPI")
+    s.add_tick(tick(0.25, 100, 10), guard_passed=False, hold=None)
+    (sample,) = s.due(AT + timedelta(seconds=0.5))
+    rec = factory.scalp(sample, sample.level, slot_number=7)
+    assert rec.record_id == "scalp:005930:20261126T100000.000" == f"scalp:005930:{window_key(AT)}"
+    assert rec.partition_at == AT
+    line = msgspec.json.decode(rec.line, type=PatternRecord)
+    inst = line.observation.instruments[0]
+    assert (inst.trade_count, inst.window_volume, inst.vwap) == (1, 10, 71_500.0)
+    assert line.quality.quality_flag == "degraded" and line.interpretation.slot_number == 7
+
+
+def test_raw_record_keeps_the_frame_verbatim() -> None:
+    factory = RecordFactory("kis", ManualClock(AT), "run1")
+    frame = TradeFrame(
+        provider="kis", market="KOSPI", received_at=AT, raw="0|H0STCNT0|001|005930^...", tr_id="H0STCNT0"
+    )
+    rec = factory.raw(frame, "ws-collector", "abc", 42)
+    assert rec.record_id == "raw:ws-collector:abc:42" and rec.partition_at == AT
+    assert msgspec.json.decode(rec.line, type=RawFrameRecord).frame == frame.raw
+
+
+def test_missed_trades_become_a_scalp_gap_marker_with_estimates() -> None:
+    det = MissedTradeDetector("kis")
+    assert det.observe(tick(0, 100, 10), "KOSPI") is None
+    assert det.observe(tick(1, 110, 10), "KOSPI") is None  # 100 + 10: nothing missed
+    marker = det.observe(tick(2, 170, 10), "KOSPI")  # 110 + 10 = 120 expected: 50 missed
+    assert isinstance(marker, GapMarker)
+    assert (marker.track, marker.reason, marker.symbols) == ("scalp", "missed_trades", ["005930"])
+    assert marker.details["missed_volume"] == 50 and marker.details["estimated_trades"] == 5
+    assert marker.start == AT + timedelta(seconds=1) and marker.end == AT + timedelta(seconds=2)
+    assert marker.record_id == "gap:missed_trades:005930:110-170"
+    assert det.observe(tick(2, 170, 10), "KOSPI") is None  # a replay: no second marker
+
+
+def test_bus_gap_marker_names_producer_and_range() -> None:
+    gap = SeqGap("ws-collector", "r1", 10, 19, "observer", "producer_abandoned", 1_700_000_000_000_000_000)
+    marker = bus_gap_marker(gap, "kis", "observer")
+    assert marker.track == "bus" and marker.details["first_seq"] == 10 and marker.details["count"] == 10
+    assert marker.record_id == "gap:bus:ws-collector:r1:10-19"
+
+
+def test_ledger_acks_only_past_durable_and_unheld_entries() -> None:
+    ledger = AckLedger()
+    a = ledger.open("p", "r", 1)
+    a.need = 5
+    b = ledger.open("p", "r", 2)
+    b.need = 6
+    b.hold()
+    c = ledger.open("p", "r", 3)
+    assert ledger.releasable(4) == []
+    assert ledger.releasable(6) == [("p", "r", 1)]  # b is held by an open window
+    b.settle(9)  # its window's sample went out as archive seq 9
+    assert ledger.releasable(8) == []
+    assert ledger.releasable(9) == [("p", "r", 3)] and c.need == 0
+    assert ledger.pending == 0
+
+
+def test_checkpoint_round_trip_only_for_the_same_day(short_tmp: Path) -> None:
+    cp = SamplerCheckpoint(
+        day=AT.date(),
+        levels=[(0, 0), (2_000, 1)],
+        symbols={
+            "005930": SymbolCheckpoint(next_start_ms=123, provider="kis", market="KOSPI", last=tick(0, 1, 1)),
+        },
+    )
+    path = short_tmp / "state" / "sampler.json"
+    save_checkpoint(path, cp)
+    assert load_checkpoint(path, AT.date()) == cp
+    assert load_checkpoint(path, AT.date() + timedelta(days=1)) is None
+    path.write_bytes(b"{torn")
+    assert load_checkpoint(path, AT.date()) is None
