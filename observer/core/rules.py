@@ -20,8 +20,9 @@ session_time              exchange time on the receive day, inside              
                           track_a.start..end ± core.session_margin_s (KST)
 clock_skew                exchange time not ahead of receive time by more        WARNING   reject
                           than core.max_clock_skew_s
-universe                  symbol in the day's universe (skipped, with one        WARNING   reject
-                          event, when no universe exists at all)
+universe                  symbol in the day's universe                           WARNING   reject
+universe (guard)          no universe snapshot exists at all: the symbol cannot  INFO      degrade
+                          be checked, so the record is kept but degraded
 price_jump                |price - last price| <= core.max_jump_ticks KRX ticks  INFO      degrade
 stale_snapshot            snapshot exchange time not older than receive time     INFO      degrade
                           minus core.stale_snapshot_s
@@ -154,7 +155,7 @@ class RuleBook:
             )
         if rejected is not None:
             return Verdict(rejected)
-        guards: list[Finding] = []
+        guards = self._unchecked_universe(tick.symbol)
         self._jump(tick.symbol, tick.price, state, guards)
         key = (tick.exchange_at, tick.cumulative_volume, tick.price)
         if state.tick_key == key and tick.trade_volume > 0:
@@ -203,7 +204,7 @@ class RuleBook:
             )
         if rejected is not None:
             return Verdict(rejected)
-        guards: list[Finding] = []
+        guards = self._unchecked_universe(snap.symbol)
         self._jump(snap.symbol, snap.price, state, guards)
         if exchange_at is not None and snap.received_at - exchange_at > self._stale:
             age_s = (snap.received_at - exchange_at).total_seconds()
@@ -288,6 +289,11 @@ class RuleBook:
         return None
 
     # -- guard helpers
+    def _unchecked_universe(self, symbol: str) -> list[Finding]:
+        if self._universe.available:
+            return []
+        return [Finding("universe", "no universe snapshot: symbol unchecked", symbol)]
+
     def _jump(self, symbol: str, price: int, state: _SymbolState, guards: list[Finding]) -> None:
         if state.last_price > 0:
             ticks = abs(price - state.last_price) // krx_tick_size(state.last_price)

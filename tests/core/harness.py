@@ -47,6 +47,7 @@ speed = 1.0
 resend_after_ms = 300
 resend_max_ms = 1000
 ack_republish_ms = 200
+{bus_extra}
 [core]
 stats_interval_s = 0.5
 slot_publish_interval_s = 0.5
@@ -108,10 +109,18 @@ class WriterStandIn:
 
 
 class CoreHarness:
-    def __init__(self, base: Path, toml: str = "", start_at: str = "10:00:00", forwarder: bool = False):
+    def __init__(
+        self,
+        base: Path,
+        toml: str = "",
+        start_at: str = "10:00:00",
+        forwarder: bool = False,
+        replay_buffer_bytes: int | None = None,
+        bus_extra: str = "",
+    ):
         self.base = base
         self.anchor = time.time()
-        self.cfg_path = write_config(base, BASE_TOML.format(start_at=start_at) + toml)
+        self.cfg_path = write_config(base, BASE_TOML.format(start_at=start_at, bus_extra=bus_extra) + toml)
         self.cfg = load_config(self.cfg_path, env={})
         today = datetime.now(KST).date()
         self.clock = SessionClock(parse_start_at(start_at, today), 1.0, self.anchor)
@@ -122,7 +131,13 @@ class CoreHarness:
             self.forwarder = Forwarder(self.ctx, self.cfg)
             self.forwarder.start()
         self.writer = WriterStandIn(self.ctx, self.cfg)
-        self.collector = ReliableSender(self.ctx, self.cfg, "ws-test", *hop_endpoints(self.cfg, "ingest"))
+        self.collector = ReliableSender(
+            self.ctx,
+            self.cfg,
+            "ws-test",
+            *hop_endpoints(self.cfg, "ingest"),
+            replay_buffer_bytes=replay_buffer_bytes,
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self.subscriber: Any = None
         self._cum: dict[str, int] = {}

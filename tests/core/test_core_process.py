@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from observer.schema import Command, MitigationLevel, SlotCommand, SystemEvent
+from observer.schema import (
+    Command,
+    GapMarker,
+    MitigationLevel,
+    OverflowEntry,
+    SlotCommand,
+    SystemEvent,
+    WorkerStats,
+)
 from tests.conftest import wait_for
 from tests.core.harness import CoreHarness, write_universe
 
@@ -148,3 +158,82 @@ def test_pin_publishes_slots_and_a_restart_resumes_the_table(core: CoreHarness) 
     assert resumed is not None
     assert any(s.pinned and s.symbol == "000007" for s in resumed.slots)
     assert isinstance(h.writer.events("slot_pin")[0], SystemEvent)
+
+
+@pytest.mark.timeout(60)
+def test_stats_are_published_with_rates_and_rejections(core: CoreHarness) -> None:
+    h = core
+    h.start_core()
+    h.subscribe(["stats.observer"])
+    h.until(lambda: h.writer.events("slots_seeded"), what="core up")
+    h.send(h.frame([h.tick("000001"), h.tick("000002", price=0, low=0)]))
+    h.send(h.snapshot("000003", "S1"))
+    h.send(h.snapshot("000003", "S2", volume=2_000))
+
+    def stats() -> WorkerStats | None:
+        found = [
+            b for _, b in h.events_seen if isinstance(b, WorkerStats) and b.gauges.get("samples_written")
+        ]
+        return found[-1] if found else None
+
+    s = h.until(stats, what="stats with durable samples")
+    assert s.counters["records.raw"] == 1 and s.counters["records.swing"] == 2
+    assert s.counters["rejection.price_positive"] == 1
+    assert s.gauges["track_a_collection_rate"] == pytest.approx(1 / len(SYMBOLS))  # sweep S1: 1 of 10
+    assert 0 < s.gauges["track_b_collection_rate"] <= 1 and s.gauges["slot.01.expected"] >= 1
+
+
+@pytest.mark.timeout(60)
+def test_a_producer_abandoning_while_the_core_is_stopped_leaves_a_bus_gap_marker(short_tmp: Path) -> None:
+    h = CoreHarness(short_tmp, bus_extra="send_hwm = 10\nrecv_hwm = 10", replay_buffer_bytes=4_000)
+    write_universe(h.cfg, h.day, SYMBOLS)
+    try:
+        h.start_core()
+        h.until(lambda: h.writer.events("slots_seeded"), what="core up")
+        h.send(h.frame([h.tick("000001")]))
+        h.until(lambda: h.collector.acked == 1, what="first frame acked")
+        assert h.proc is not None
+        h.proc.send_signal(signal.SIGSTOP)
+        for _ in range(3_000):  # queues full, a 4 KB replay bound: frames abandoned untransmitted
+            h.send(h.frame([h.tick("000001")]))
+            h.poll()
+        assert h.collector.abandoned > 0
+        h.proc.send_signal(signal.SIGCONT)
+        gaps = h.until(
+            lambda: [r for r in h.writer.lines("system") if r.record_id.startswith("gap:bus:ws-test:")],
+            what="a bus gap marker",
+        )
+        marker = msgspec.json.decode(gaps[0].line, type=GapMarker)
+        assert marker.track == "bus" and marker.details["producer"] == "ws-test"
+        first, last = marker.details["first_seq"], marker.details["last_seq"]
+        assert isinstance(first, int) and isinstance(last, int) and first >= 2 and last - first + 1 >= 1
+    finally:
+        h.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_42nd_surge_candidate_goes_to_the_overflow_ledger(short_tmp: Path) -> None:
+    symbols = [f"{i:06d}" for i in range(200, 245)]  # 45 in the universe, 41 seeded
+    h = CoreHarness(short_tmp, forwarder=True)
+    write_universe(h.cfg, h.day, symbols)
+    try:
+        h.start_core()
+        h.subscribe(["slots"])
+        h.until(lambda: h.writer.events("slots_seeded"), what="core up")
+        for s in symbols:
+            h.send(h.snapshot(s, "S1", volume=100_000))
+        surging = symbols[3:]  # 42 surges with distinct scores; the first 3 stay quiet
+        for i, s in enumerate(surging):
+            h.send(h.snapshot(s, "S2", volume=100_000 + 400_000 + 10_000 * i))
+
+        def table() -> set[str]:
+            found = [b for _, b in h.events_seen if isinstance(b, SlotCommand)]
+            return {a.symbol for a in found[-1].slots} if found else set()
+
+        h.until(lambda: table() == set(surging[1:]), what="the 41 strongest surges hold the slots")
+        overflow = h.until(lambda: h.writer.lines("overflow"), what="overflow entry")
+        entry = msgspec.json.decode(overflow[0].line, type=OverflowEntry)
+        assert entry.symbol == surging[0] and entry.rule == "volume_surge" and entry.priority == 1
+        assert {msgspec.json.decode(r.line, type=OverflowEntry).symbol for r in overflow} == {surging[0]}
+    finally:
+        h.stop()

@@ -160,7 +160,8 @@ def test_no_universe_accepts_everything_with_one_notice(short_tmp: Path) -> None
     uni = DayUniverse.load(cfg, AT.date())
     assert not uni.available
     assert [n.type for n in uni.notices].count("universe_unavailable") == 1
-    assert RuleBook(cfg, uni).check_tick(tick(symbol="123456")).rejected is None
+    verdict = RuleBook(cfg, uni).check_tick(tick(symbol="123456"))
+    assert verdict.rejected is None and [g.rule for g in verdict.guards] == ["universe"]  # degraded
 
 
 def test_universe_falls_back_to_an_earlier_snapshot_with_a_notice(short_tmp: Path) -> None:
