@@ -177,6 +177,7 @@ def test_stats_are_published_with_rates_and_rejections(core: CoreHarness) -> Non
         return found[-1] if found else None
 
     s = h.until(stats, what="stats with durable samples")
+    assert s is not None
     assert s.counters["records.raw"] == 1 and s.counters["records.swing"] == 2
     assert s.counters["rejection.price_positive"] == 1
     assert s.gauges["track_a_collection_rate"] == pytest.approx(1 / len(SYMBOLS))  # sweep S1: 1 of 10
