@@ -48,6 +48,7 @@ from observer.worker import Worker
 
 _SAMPLER_FILE = "sampler.json"
 _SLOTS_FILE = "slots.json"
+_INFLIGHT_MAX = 200_000
 
 
 class CoreWorker(Worker):
@@ -74,8 +75,10 @@ class CoreWorker(Worker):
         self._state_dir = state_dir(cfg)
         self._current: Pending | None = None
         self._gaps_waiting: list[SeqGap] = []
-        self._inflight_samples: deque[tuple[int, Sample[Pending]]] = deque()
-        self._inflight_lag: deque[tuple[int, datetime]] = deque()
+        # bounded: while the writer is stalled the oldest entries fall off (the lag figure and the
+        # checkpoint only lag behind; nothing archived depends on them)
+        self._inflight_samples: deque[tuple[int, Sample[Pending]]] = deque(maxlen=_INFLIGHT_MAX)
+        self._inflight_lag: deque[tuple[int, datetime]] = deque(maxlen=_INFLIGHT_MAX)
         self._durable: dict[str, SymbolCheckpoint] = {}
         self._checkpoint_dirty = False
         self._day: date | None = None
