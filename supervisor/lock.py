@@ -6,11 +6,10 @@ The descriptor is not inherited by workers (O_CLOEXEC), so an orphaned worker ca
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 
 from observer.config import ensure_private_dir
+from observer.pidlock import LockHeld, PidLock
 
 LOCK_NAME = "supervisor.lock"
 
@@ -22,26 +21,17 @@ class AlreadyRunning(Exception):
 class RuntimeLock:
     def __init__(self, runtime_dir: Path):
         self.path = runtime_dir / LOCK_NAME
-        self._fd: int | None = None
+        self._lock = PidLock(self.path)
 
     def acquire(self) -> None:
         ensure_private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
+            self._lock.acquire()
+        except LockHeld as e:
             raise AlreadyRunning(
-                f"another supervisor (pid {holder}) is already running on runtime dir {self.path.parent}; "
+                f"another supervisor (pid {e.holder}) is already running on runtime dir {self.path.parent}; "
                 "stop it first (or use another paths.runtime_dir)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        self._lock.release()

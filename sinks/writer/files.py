@@ -9,11 +9,12 @@ that would be acknowledged; the caller keeps the batch and retries.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+
+from observer.pidlock import LockHeld, PidLock
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -154,23 +155,15 @@ class DataDirLock:
 
     def __init__(self, path: Path):
         self.path = path
-        self._fd: int | None = None
+        self._lock = PidLock(path)
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
+            self._lock.acquire()
+        except LockHeld as e:
             raise WriterLocked(
-                f"another writer (pid {holder}) holds {self.path}; two writers cannot share a data dir"
+                f"another writer (pid {e.holder}) holds {self.path}; two writers cannot share a data dir"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._lock.release()
