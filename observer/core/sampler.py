@@ -8,8 +8,11 @@ overlap nor leave holes. A window closes when the clock passes ``window_end + co
 A sample carries the last trade state (the newest tick at or before the window's end) and the
 window's trade count, volume, high, low and VWAP. Only windows starting inside Track B hours
 (``track_b.start``–``track_b.end`` KST) are sampled. **Before a symbol's first known trade no sample
-is written** (there is no state to carry): the window still counts as expected, so the collection
-rate shows it, and the slot manager's silent-symbol check reports the symbol. After a core restart
+is written** (there is no state to carry) — unless Track A has seen the symbol: the latest REST
+snapshot then seeds the state (`seed`, `tick_from_snapshot`), so a slot whose symbol has not traded
+since it was subscribed still yields one sample per window (``trade_count`` 0, the snapshot's
+exchange and receive times showing how old that state is). Windows with no state at all still count
+as expected, so the collection rate shows them, and the silent-symbol check reports the symbol. After a core restart
 the last durable state is restored from the checkpoint (`observer.core.state`), so the carried
 samples continue exactly where the durable archive ends.
 
@@ -25,7 +28,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Generic, TypeVar
 
 from observer.clock import KST
-from observer.schema import Tick
+from observer.schema import QuoteSnapshot, Tick
 
 H = TypeVar("H")
 WIDTH_MS_BY_LEVEL = {0: 500, 1: 1_000, 2: 2_000}
@@ -161,6 +164,12 @@ class Sampler(Generic[H]):
             next_start_ms=next_start_ms, provider=provider, market=market, carried=carried
         )
 
+    def seed(self, state: Tick) -> None:
+        """Give a watched symbol that has no state yet a last state to carry (a Track A snapshot)."""
+        st = self._symbols.get(state.symbol)
+        if st is not None and st.carried is None:
+            st.carried = state
+
     def unwatch(self, symbol: str, at: datetime) -> None:
         """Stop sampling at the window containing `at` (windows before it are still written)."""
         st = self._symbols.get(symbol)
@@ -290,3 +299,25 @@ class Sampler(Generic[H]):
         if at.timetz().replace(tzinfo=None) >= self._end:
             day += timedelta(days=1)
         return to_ms(datetime.combine(day, self._start, KST))
+
+
+def tick_from_snapshot(snap: QuoteSnapshot) -> Tick:
+    """A REST snapshot as a "last state" (no trade in it: ``trade_volume`` 0)."""
+    return Tick(
+        symbol=snap.symbol,
+        exchange_at=snap.exchange_at or snap.received_at,
+        received_at=snap.received_at,
+        price=snap.price,
+        change=snap.price - snap.prev_close if snap.prev_close else 0,
+        open=snap.open,
+        high=snap.high,
+        low=snap.low,
+        trade_volume=0,
+        cumulative_volume=snap.volume,
+        cumulative_value=snap.value_krw,
+        ask_price=snap.ask_price,
+        bid_price=snap.bid_price,
+        ask_size=snap.ask_size,
+        bid_size=snap.bid_size,
+        halted=snap.halted,
+    )

@@ -24,7 +24,7 @@ from observer.core.gaps import MissedTradeDetector, bus_gap_marker
 from observer.core.records import RecordFactory
 from observer.core.rejections import RejectionReporter
 from observer.core.rules import Finding, RuleBook, _hhmm
-from observer.core.sampler import Sample, Sampler, to_ms
+from observer.core.sampler import Sample, Sampler, tick_from_snapshot, to_ms
 from observer.core.slots import Changes, SlotTable
 from observer.core.state import SamplerCheckpoint, SymbolCheckpoint, load_checkpoint, save_checkpoint
 from observer.core.stats import CoreStats
@@ -72,6 +72,7 @@ class CoreWorker(Worker):
         self._tb_start = _hhmm(cfg.track_b.start)
         self._tb_end = _hhmm(cfg.track_b.end)
         self.sampler: Sampler[Pending] = Sampler(self._tb_start, self._tb_end, cfg.core.sample_grace_ms)
+        self._rest_state: dict[str, Tick] = {}  # latest Track A state per symbol: seeds new slots
         self._state_dir = state_dir(cfg)
         self._current: Pending | None = None
         self._gaps_waiting: list[SeqGap] = []
@@ -145,6 +146,7 @@ class CoreWorker(Worker):
         self.gaps = MissedTradeDetector(self.provider)
         for symbol in self.sampler.symbols():  # the previous day's windows closed at track_b.end
             self.sampler.drop(symbol)
+        self._rest_state.clear()
         slots_path = self._state_dir / _SLOTS_FILE
         if resume and self.slots.load(slots_path, day):
             self._emit(
@@ -177,6 +179,7 @@ class CoreWorker(Worker):
                 since = self.slots.slots[self.slots.symbols()[symbol]].since
                 start = max(since, now - timedelta(seconds=self.cfg.core.resume_lookback_s))
                 self.sampler.watch(symbol, min(start, now), self.provider, self._market_of(symbol))
+                self._seed_from_rest(symbol)
         self.slots.save(slots_path)
         self._publish_slots(now)
 
@@ -240,6 +243,9 @@ class CoreWorker(Worker):
         for finding in verdict.guards:
             self._note_guard(finding)
         self._archive(self.factory.swing(snap, verdict, self.sampler.level), lag_from=snap.received_at)
+        state = tick_from_snapshot(snap)
+        self._rest_state[snap.symbol] = state
+        self.sampler.seed(state)
         self.stats_.sweep_symbol(snap.sweep_id, snap.symbol, len(self.universe))
         cand = self.triggers.on_snapshot(snap)
         if cand is not None:
@@ -385,6 +391,7 @@ class CoreWorker(Worker):
             self.sampler.unwatch(a.symbol, now)
         for a in changes.added:
             self.sampler.watch(a.symbol, now, self.provider, self._market_of(a.symbol))
+            self._seed_from_rest(a.symbol)
         if changes:
             self._emit(
                 "slot_change",
@@ -449,6 +456,11 @@ class CoreWorker(Worker):
         clean: dict[str, DetailValue] = dict(details)
         self.log.info(message, extra={"event": type_})
         self._archive(self.factory.line(self.factory.event(type_, severity, message, clean)))
+
+    def _seed_from_rest(self, symbol: str) -> None:
+        state = self._rest_state.get(symbol)
+        if state is not None:
+            self.sampler.seed(state)
 
     def _market_of(self, symbol: str) -> str:
         default = self.cfg.provider.markets[0] if self.cfg.provider.markets else ""

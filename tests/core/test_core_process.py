@@ -72,8 +72,11 @@ def test_bad_inputs_never_reach_swing_or_scalp_and_each_has_its_event(core: Core
     _until(h, lambda: h.writer.patterns("scalp"), what="a scalp sample of the good tick")
     swing = h.writer.patterns("swing")
     assert [p.record_id for p in swing] == ["swing:000003:S1"]
-    scalp_symbols = {p.observation.instruments[0].symbol for p in h.writer.patterns("scalp")}
-    assert scalp_symbols == {"000001"}
+    scalp = [p.observation.instruments[0] for p in h.writer.patterns("scalp")]
+    assert {i.symbol for i in scalp} <= {"000001", "000003"}
+    # 000003's rejected tick never reached scalp: its samples carry only the valid Track A state
+    for inst in (i for i in scalp if i.symbol == "000003"):
+        assert inst.trade_count == 0 and inst.price["close"] != 14_000
     assert len(h.writer.lines("raw")) == 2  # both frames kept verbatim, the broken one too
 
 

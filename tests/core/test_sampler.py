@@ -6,8 +6,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from observer.clock import KST
-from observer.core.sampler import Sampler, to_ms
-from observer.schema import Tick
+from observer.core.sampler import Sampler, tick_from_snapshot, to_ms
+from observer.schema import QuoteSnapshot, Tick
 
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=KST)
 
@@ -80,6 +80,39 @@ def test_no_sample_before_the_first_trade_but_the_window_is_expected() -> None:
     s.add_tick(tick(1.3), guard_passed=False, hold="x")
     (sample,) = s.due(at(1.9))
     assert sample.guard_passed is False and sample.window.trade_count == 1
+
+
+def test_a_track_a_snapshot_seeds_a_symbol_that_has_not_traded_yet() -> None:
+    s = sampler()
+    snap = QuoteSnapshot(
+        provider="kis",
+        market="KOSPI",
+        symbol="005930",
+        sweep_id="20261126T1000",
+        exchange_at=at(-2),
+        received_at=at(-1),
+        price=10_200,
+        open=10_000,
+        high=10_300,
+        low=9_900,
+        volume=5_000,
+        value_krw=50_000_000,
+        prev_close=10_000,
+        bid_price=10_150,
+        ask_price=10_200,
+    )
+    s.seed(tick_from_snapshot(snap))
+    s.seed(tick(-5, price=1))  # a symbol with a state is never re-seeded
+    out = s.due(at(1.2))
+    assert [x.window.trade_count for x in out] == [0, 0]
+    assert all(x.last.price == 10_200 and x.last.trade_volume == 0 for x in out)
+    assert out[0].last.cumulative_volume == 5_000 and out[0].last.received_at == at(-1)
+    assert s.emitted["005930"] == 2 and "005930" not in s.no_state
+    s.add_tick(tick(1.3, price=10_250), guard_passed=True, hold=None)
+    (sample,) = s.due(at(1.9))
+    assert sample.last.price == 10_250 and sample.window.trade_count == 1
+    s.seed(tick_from_snapshot(snap))  # unknown symbols are ignored
+    assert s.symbols() == ["005930"]
 
 
 def test_only_track_b_hours_are_sampled_and_earlier_trades_seed_the_state() -> None:
