@@ -73,6 +73,7 @@ class CoreWorker(Worker):
         self._tb_end = _hhmm(cfg.track_b.end)
         self.sampler: Sampler[Pending] = Sampler(self._tb_start, self._tb_end, cfg.core.sample_grace_ms)
         self._rest_state: dict[str, Tick] = {}  # latest Track A state per symbol: seeds new slots
+        self._last_slot: dict[str, int] = {}  # slot of a replaced symbol, for its last windows
         self._state_dir = state_dir(cfg)
         self._current: Pending | None = None
         self._gaps_waiting: list[SeqGap] = []
@@ -147,6 +148,7 @@ class CoreWorker(Worker):
         for symbol in self.sampler.symbols():  # the previous day's windows closed at track_b.end
             self.sampler.drop(symbol)
         self._rest_state.clear()
+        self._last_slot.clear()
         slots_path = self._state_dir / _SLOTS_FILE
         if resume and self.slots.load(slots_path, day):
             self._emit(
@@ -359,7 +361,10 @@ class CoreWorker(Worker):
     def _close_windows(self, now: datetime, mono: float) -> None:
         hold_before = self._hold_before_ms if mono < self._catchup_until else None
         for sample in self.sampler.due(now, hold_before):
-            seq = self._archive(self.factory.scalp(sample, sample.level, self.slots.slot_of(sample.symbol)))
+            slot = self.slots.slot_of(sample.symbol)
+            if slot is None:  # replaced: its last windows still carry the slot they were sampled in
+                slot = self._last_slot.get(sample.symbol)
+            seq = self._archive(self.factory.scalp(sample, sample.level, slot))
             self._inflight_samples.append((seq, sample))
             for hold in sample.holds:
                 hold.settle(seq)
@@ -389,6 +394,7 @@ class CoreWorker(Worker):
             return
         for a in changes.removed:
             self.sampler.unwatch(a.symbol, now)
+            self._last_slot[a.symbol] = a.slot_number
         for a in changes.added:
             self.sampler.watch(a.symbol, now, self.provider, self._market_of(a.symbol))
             self._seed_from_rest(a.symbol)

@@ -1,0 +1,115 @@
+"""Running the whole pipeline (`observer run`) as a real process for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO, free_port, wait_for, write_config
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIS_", "TELEGRAM_", "OBSERVER_"))}
+    env.update(extra)
+    return env
+
+
+def lines(root: Path, pattern: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for path in sorted(root.glob(pattern)):
+        out.extend(json.loads(line) for line in path.read_text().splitlines() if line)
+    return out
+
+
+class Pipeline:
+    def __init__(self, base: Path, toml: str, speed: float = 1.0, start_at: str = "09:29:50", **env: str):
+        self.base = base
+        self.admin_port = free_port()
+        self.cfg_path = write_config(
+            base,
+            f"""
+[clock]
+mode = "session"
+start_at = "{start_at}"
+speed = {speed}
+[sim]
+rest_port = {free_port()}
+ws_port = {free_port()}
+admin_port = {self.admin_port}
+symbol_count = 1500
+"""
+            + toml,
+        )
+        self.data = base / "data"
+        self.admin = f"http://127.0.0.1:{self.admin_port}/admin"
+        self.env = clean_env(**env)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+        self.stderr = ""
+
+    def observer(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "observer", "--config", str(self.cfg_path), *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
+        )
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.observer("status", "--once", "--json").stdout)
+
+    def wait_filled(self) -> None:
+        for pattern in (
+            "swing/kis/*/*/*.jsonl",
+            "scalp/kis/*/*/*.jsonl",
+            "raw/kis/*/*/*.jsonl",
+            "system/events/kis/*.jsonl",
+        ):
+            wait_for(lambda p=pattern: list(self.data.glob(p)), 90, 0.2, f"{pattern} to fill")
+
+    @contextmanager
+    def running(self) -> Iterator[Pipeline]:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "observer", "--config", str(self.cfg_path), "run"],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            yield self
+        finally:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.returncode = self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.returncode = -9
+            self.stderr = self.proc.stderr.read().decode() if self.proc.stderr else ""
+
+
+def scalp_rate(data: Path) -> tuple[int, int, int]:
+    """(written, expected, symbols): one sample per 0.5 s window between each symbol's first and
+    last sample."""
+    windows: dict[str, set[str]] = defaultdict(set)
+    for rec in lines(data, "scalp/kis/*/*/*.jsonl"):
+        inst = rec["observation"]["instruments"][0]
+        windows[inst["symbol"]].add(inst["window_start"])
+        assert rec["interpretation"]["slot_number"] is not None
+    expected = written = 0
+    for starts in windows.values():
+        times = sorted(datetime.fromisoformat(s) for s in starts)
+        expected += int((times[-1] - times[0]) / timedelta(milliseconds=500)) + 1
+        written += len(times)
+    return written, expected, len(windows)
