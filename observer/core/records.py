@@ -104,7 +104,10 @@ class RecordFactory:
         )
         return self._wrap("swing", snap.provider, snap.market, snap.received_at, record.record_id, record)
 
-    def scalp(self, sample: Sample, level: int, slot_number: int | None) -> ArchiveRecord:
+    def scalp(
+        self, sample: Sample, level: int, slot_number: int | None, *, gap: bool = False
+    ) -> ArchiveRecord:
+        """``gap``: the window fell inside a feed outage (the sample only repeats the last state)."""
         last = sample.last
         window = sample.window
         inst = Instrument(
@@ -126,7 +129,7 @@ class RecordFactory:
             window_start=sample.start,
             window_end=sample.end,
         )
-        flag: QualityFlag = "normal" if sample.guard_passed else "degraded"
+        flag: QualityFlag = "gap" if gap else "normal" if sample.guard_passed else "degraded"
         record = PatternRecord(
             record_id=f"scalp:{last.symbol}:{window_key(sample.start)}",
             session_id=session_id(sample.provider, sample.start),

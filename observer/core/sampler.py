@@ -279,6 +279,13 @@ class Sampler(Generic[H]):
             holds=window.holds if window is not None else [],
         )
 
+    def discard(self, sample: Sample[H]) -> None:
+        """Do not write `sample` after all (scalp recording paused): it counts as expected, not
+        emitted, and its holds come back through `released`."""
+        self.emitted[sample.symbol] = self.emitted.get(sample.symbol, 1) - 1
+        self.released.extend(sample.holds)
+        sample.holds = []
+
     def _skip(self, st: _Symbol[H], to_ms_: int) -> None:
         for start_ms in [s for s in st.windows if s < to_ms_]:
             window = st.windows.pop(start_ms)

@@ -20,6 +20,7 @@ from observer.bus import EventSubscriber, ingest_decoder
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets, state_dir
 from observer.core.acks import AckLedger, Pending
+from observer.core.feed import FeedState
 from observer.core.gaps import MissedTradeDetector, bus_gap_marker
 from observer.core.records import RecordFactory
 from observer.core.rejections import RejectionReporter
@@ -74,6 +75,7 @@ class CoreWorker(Worker):
         self.sampler: Sampler[Pending] = Sampler(self._tb_start, self._tb_end, cfg.core.sample_grace_ms)
         self._rest_state: dict[str, Tick] = {}  # latest Track A state per symbol: seeds new slots
         self._last_slot: dict[str, int] = {}  # slot of a replaced symbol, for its last windows
+        self.feed = FeedState()
         self._state_dir = state_dir(cfg)
         self._current: Pending | None = None
         self._gaps_waiting: list[SeqGap] = []
@@ -200,12 +202,16 @@ class CoreWorker(Worker):
                     self.handle_trade_frame(body, env.producer, env.run_id, env.seq)
                 case QuoteSnapshot():
                     self.handle_quote_snapshot(body)
-                case SystemEvent() | GapMarker() | OverflowEntry() | MetricsSnapshot():
+                case SystemEvent() | GapMarker():
+                    self.feed.observe(body)
+                    self._archive(self.factory.line(body))
+                case OverflowEntry() | MetricsSnapshot():
                     self._archive(self.factory.line(body))
             self._current = None
 
     def handle_trade_frame(self, frame: TradeFrame, producer: str, run_id: str, seq: int) -> None:
         self._archive(self.factory.raw(frame, producer, run_id, seq), lag_from=frame.received_at)
+        self.feed.frame_arrived()
         if frame.parse_error:
             self.stats_.counters["frames_parse_error"] += 1
             return
@@ -364,7 +370,13 @@ class CoreWorker(Worker):
             slot = self.slots.slot_of(sample.symbol)
             if slot is None:  # replaced: its last windows still carry the slot they were sampled in
                 slot = self._last_slot.get(sample.symbol)
-            seq = self._archive(self.factory.scalp(sample, sample.level, slot))
+            if self.feed.paused:  # the WS feed failed for good: scalp recording pauses
+                self.stats_.counters["samples_paused"] += 1
+                self.sampler.discard(sample)
+                continue
+            seq = self._archive(
+                self.factory.scalp(sample, sample.level, slot, gap=self.feed.is_gap(sample.start))
+            )
             self._inflight_samples.append((seq, sample))
             for hold in sample.holds:
                 hold.settle(seq)

@@ -241,3 +241,63 @@ def test_a_42nd_surge_candidate_goes_to_the_overflow_ledger(short_tmp: Path) -> 
         assert {msgspec.json.decode(r.line, type=OverflowEntry).symbol for r in overflow} == {surging[0]}
     finally:
         h.stop()
+
+
+def _ws_event(h: CoreHarness, type_: str) -> SystemEvent:
+    return SystemEvent(
+        record_id=f"evt-ws-{type_}-{h.now().timestamp()}",
+        type=type_,
+        severity="WARNING",
+        at=h.now(),
+        source="ws-collector",
+        provider="kis",
+    )
+
+
+@pytest.mark.timeout(60)
+def test_feed_outage_flags_samples_gap_and_a_ws_failure_pauses_scalp(core: CoreHarness) -> None:
+    h = core
+    h.start_core()
+    h.send(h.frame([h.tick("000001")]))
+    _until(h, lambda: h.writer.patterns("scalp"), what="normal samples")
+    assert h.writer.patterns("scalp")[0].quality.quality_flag == "normal"
+
+    down_at = h.now()
+    h.send(_ws_event(h, "ws_disconnected"))
+
+    def flagged() -> list[str]:
+        return [
+            p.record_id
+            for p in h.writer.patterns("scalp")
+            if p.quality.quality_flag == "gap" and p.observation.instruments[0].window_start >= down_at  # type: ignore[operator]
+        ]
+
+    _until(h, flagged, what="samples flagged gap during the outage")
+    for p in h.writer.patterns("scalp"):
+        inst = p.observation.instruments[0]
+        assert inst.window_start is not None
+        if p.quality.quality_flag == "gap":
+            assert inst.window_start >= down_at and inst.trade_count == 0
+
+    h.send(_ws_event(h, "ws_failure"))
+    _until(h, lambda: h.writer.events("ws_failure"), what="the failure archived")
+    paused_from = h.later(1.0)  # windows closing after the event (grace included) are not written
+    resume = h.later(3.0)
+    _until(h, lambda: h.now() >= resume, what="a few windows while paused")
+    during = [
+        p
+        for p in h.writer.patterns("scalp")
+        if p.observation.instruments[0].window_start >= paused_from  # type: ignore[operator]
+    ]
+    assert during == [], "scalp recording pauses after a ws_failure"
+
+    h.send(h.frame([h.tick("000001")]))  # the feed is back
+    back = h.later(0)
+
+    def normal_again() -> bool:
+        return any(
+            p.quality.quality_flag == "normal" and p.observation.instruments[0].window_start >= back  # type: ignore[operator]
+            for p in h.writer.patterns("scalp")
+        )
+
+    _until(h, normal_again, what="normal samples after the feed is back")
