@@ -61,6 +61,7 @@ class Worker:
         self.run_id = new_run_id()
         self.log = logging.getLogger(f"observer.{self.name}")
         self._stop_requested = False
+        self._idle = threading.Event()  # never set: a timed wait for workers without sockets
         self._handlers: dict[Any, Callable[[], None]] = {}
         self._poller = zmq.Poller()
         self._ppid = os.getppid()
@@ -144,10 +145,13 @@ class Worker:
         hb_interval_s = self.cfg.supervisor.heartbeat_interval_ms / 1000
         timeout_ms = max(1, int(self.tick_interval_s * 1000))
         while not self._stop_requested:
-            for sock, _ in self._poller.poll(timeout_ms):
-                handler = self._handlers.get(sock)
-                if handler is not None:
-                    handler()
+            if self._handlers:
+                for sock, _ in self._poller.poll(timeout_ms):
+                    handler = self._handlers.get(sock)
+                    if handler is not None:
+                        handler()
+            else:  # zmq returns at once from a poll on no sockets: that would spin a core
+                self._idle.wait(self.tick_interval_s)
             self.on_tick()
             now = time.monotonic()
             if now - self._last_heartbeat >= hb_interval_s:
