@@ -1,8 +1,12 @@
 """The day's universe as the core sees it: one lookup over every configured market.
 
-Loaded once per KST trading day from ``paths.universe_dir``. A market whose day snapshot is
-missing falls back to the latest earlier snapshot (one WARNING event); when no market has any
-snapshot, the core accepts every symbol with quality degraded and says so once (ERROR event).
+Loaded at the start of each KST trading day from ``paths.universe_dir``. A market whose day
+snapshot is missing falls back to the latest earlier snapshot (one WARNING event); when no market has
+any snapshot, the core accepts every symbol with quality degraded and says so once (ERROR event).
+While the day's own snapshots are not all there (the rest-collector builds them at start or before
+the open), the core loads again on the rest-collector's ``universe_built`` event and every
+``RELOAD_S`` seconds, and `refresh` swaps the better result in place (the rule book keeps its
+reference and its per-symbol state).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from pathlib import Path
 
 from observer.config import Config
 from observer.universe import UniverseEntry, UniverseError, load_universe
+
+RELOAD_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,28 @@ class DayUniverse:
                 )
             )
         return uni
+
+    @property
+    def complete(self) -> bool:
+        """Every configured market has its own snapshot for the day."""
+        return self.available and not any(
+            n.type in ("universe_missing", "universe_fallback") for n in self.notices
+        )
+
+    def refresh(self, cfg: Config) -> bool:
+        """Load the day again; take it in place when it is complete. True when it was taken."""
+        if self.day is None or self.complete:
+            return False
+        fresh = DayUniverse.load(cfg, self.day)
+        if not fresh.complete:
+            return False
+        self.entries, self.order, self.notices, self.available = (
+            fresh.entries,
+            fresh.order,
+            fresh.notices,
+            fresh.available,
+        )
+        return True
 
     def contains(self, symbol: str) -> bool:
         return symbol in self.entries

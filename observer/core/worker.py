@@ -30,7 +30,7 @@ from observer.core.slots import Changes, SlotTable
 from observer.core.state import SamplerCheckpoint, SymbolCheckpoint, load_checkpoint, save_checkpoint
 from observer.core.stats import CoreStats
 from observer.core.triggers import TriggerRules
-from observer.core.universe_day import DayUniverse
+from observer.core.universe_day import RELOAD_S, DayUniverse
 from observer.reliable import ReliableReceiver, ReliableSender, SeqGap, hop_endpoints
 from observer.schema import (
     ArchiveRecord,
@@ -86,6 +86,7 @@ class CoreWorker(Worker):
         self._durable: dict[str, SymbolCheckpoint] = {}
         self._checkpoint_dirty = False
         self._day: date | None = None
+        self._next_universe_check = 0.0
         self._hold_before_ms: int | None = None
         self._catchup_until = 0.0
         self._next_rebalance = 0.0
@@ -205,6 +206,8 @@ class CoreWorker(Worker):
                 case SystemEvent() | GapMarker():
                     self.feed.observe(body)
                     self._archive(self.factory.line(body))
+                    if isinstance(body, SystemEvent) and body.type == "universe_built":
+                        self._refresh_universe("universe_built")
                 case OverflowEntry() | MetricsSnapshot():
                     self._archive(self.factory.line(body))
             self._current = None
@@ -349,6 +352,9 @@ class CoreWorker(Worker):
             self._start_day(now.astimezone(KST).date(), resume=False)
         self._archive_pending_gaps()
         self._close_windows(now, mono)
+        if mono >= self._next_universe_check:
+            self._next_universe_check = mono + RELOAD_S
+            self._refresh_universe("periodic check")
         if mono >= self._next_rebalance:
             self._next_rebalance = mono + self.cfg.core.slot_rebalance_s
             self._apply(self.slots.rebalance(now), now)
@@ -474,6 +480,16 @@ class CoreWorker(Worker):
         clean: dict[str, DetailValue] = dict(details)
         self.log.info(message, extra={"event": type_})
         self._archive(self.factory.line(self.factory.event(type_, severity, message, clean)))
+
+    def _refresh_universe(self, reason: str) -> None:
+        """Take the day's own universe once it exists (it may be built after the core started)."""
+        if self.universe.refresh(self.cfg):
+            self._emit(
+                "universe_loaded",
+                "INFO",
+                f"universe for {self._day} loaded ({reason}): {len(self.universe)} symbols",
+                symbols=len(self.universe),
+            )
 
     def _seed_from_rest(self, symbol: str) -> None:
         state = self._rest_state.get(symbol)

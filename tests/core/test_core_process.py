@@ -301,3 +301,37 @@ def test_feed_outage_flags_samples_gap_and_a_ws_failure_pauses_scalp(core: CoreH
         )
 
     _until(h, normal_again, what="normal samples after the feed is back")
+
+
+@pytest.mark.timeout(60)
+def test_a_universe_built_after_the_core_started_is_taken_without_a_restart(short_tmp: Path) -> None:
+    h = CoreHarness(short_tmp, forwarder=True)
+    try:
+        h.start_core()
+        h.send(h.snapshot("000001", "S1"))
+        _until(h, lambda: h.writer.patterns("swing"), what="a swing record without a universe")
+        assert h.writer.patterns("swing")[0].quality.quality_flag == "degraded"
+        write_universe(h.cfg, h.day, SYMBOLS)
+        h.send(
+            SystemEvent(
+                record_id="evt-universe-built",
+                type="universe_built",
+                severity="INFO",
+                at=h.now(),
+                source="rest-collector",
+                provider="kis",
+            )
+        )
+        _until(h, lambda: h.writer.events("universe_loaded"), what="the universe taken")
+        h.send(h.snapshot("000002", "S2"))
+        h.send(h.snapshot("777777", "S2"))  # not in the universe: rejected now
+        _until(h, lambda: len(h.writer.patterns("swing")) == 2, what="the second swing record")
+        _until(
+            h,
+            lambda: any(e.details.get("rule") == "universe" for e in h.writer.events("rejection")),
+            what="rejection",
+        )
+        second = h.writer.patterns("swing")[1]
+        assert second.record_id == "swing:000002:S2" and second.quality.quality_flag == "normal"
+    finally:
+        h.stop()
