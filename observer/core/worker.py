@@ -490,6 +490,8 @@ class CoreWorker(Worker):
                 f"universe for {self._day} loaded ({reason}): {len(self.universe)} symbols",
                 symbols=len(self.universe),
             )
+            now = self.clock.now()  # free slots are seeded as at the start of a day
+            self._apply(self.slots.seed(self.universe.order[: self.slots.max_slots], now), now)
 
     def _seed_from_rest(self, symbol: str) -> None:
         state = self._rest_state.get(symbol)

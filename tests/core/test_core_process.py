@@ -323,6 +323,7 @@ def test_a_universe_built_after_the_core_started_is_taken_without_a_restart(shor
             )
         )
         _until(h, lambda: h.writer.events("universe_loaded"), what="the universe taken")
+        _until(h, lambda: h.writer.events("slot_change"), what="free slots seeded from the universe")
         h.send(h.snapshot("000002", "S2"))
         h.send(h.snapshot("777777", "S2"))  # not in the universe: rejected now
         _until(h, lambda: len(h.writer.patterns("swing")) == 2, what="the second swing record")
