@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -80,3 +82,15 @@ def write_config(base: Path, toml: str = "") -> Path:
 @pytest.fixture
 def cfg(short_tmp: Path) -> Config:
     return make_config(short_tmp)
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
+    """SIGTERM a child process, SIGKILL it if it has not exited in `timeout_s`; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode

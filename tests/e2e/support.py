@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -14,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, free_port, wait_for, write_config
+from tests.conftest import REPO, free_port, terminate, wait_for, write_config
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -90,12 +89,7 @@ symbol_count = 1500
         try:
             yield self
         finally:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.returncode = self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.returncode = -9
+            self.returncode = terminate(self.proc, 60)
             self.stderr = self.proc.stderr.read().decode() if self.proc.stderr else ""
 
 

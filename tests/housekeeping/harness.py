@@ -7,7 +7,6 @@ The test plays the supervisor's event forwarder and the core's ingest receiver (
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from observer.bus import EventSubscriber, Forwarder, ingest_decoder
 from observer.config import Config
 from observer.reliable import ReliableReceiver, hop_endpoints
 from observer.schema import EventBody, SystemEvent
-from tests.conftest import REPO
+from tests.conftest import REPO, terminate
 
 
 class HkBus:
@@ -71,15 +70,9 @@ class HkProcess:
         self.started_at = time.time()
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        code = terminate(self.proc, 10)
         self._stderr.close()
-        return self.proc.returncode
+        return code
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")

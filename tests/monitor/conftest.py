@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from observer.clock import SystemClock
 from observer.config import Config, load_config
 from observer.reliable import ReliableReceiver, hop_endpoints
 from observer.schema import EventBody, IngestBody, WorkerStats
-from tests.conftest import REPO, write_config
+from tests.conftest import REPO, terminate, write_config
 
 # CPU and memory of a shared CI machine must not move the level: thresholds out of reach
 QUIET_MACHINE = """
@@ -153,15 +152,9 @@ class MonitorProcess:
         )
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        code = terminate(self.proc, 5)
         self._stderr.close()
-        return self.proc.returncode
+        return code
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
