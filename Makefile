@@ -7,7 +7,7 @@ WORKERS := sim writer observer monitor rest-collector ws-collector housekeeper
 # run/status/start/stop use the demo config; a production host says CONFIG=/etc/krx-observer/observer.toml
 CONFIG ?= config/demo.toml
 
-.PHONY: run test lint bench status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
+.PHONY: run test test-services lint bench status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { command -v $(PY) >/dev/null 2>&1 && $(PY) -m venv $(VENV) || python3 -m venv $(VENV); }
@@ -21,7 +21,11 @@ run: $(STAMP)
 	$(BIN)/observer --config $(CONFIG) run
 
 test: $(STAMP)
+	@bash tests/services/install.sh
 	$(BIN)/python -m pytest -q -x --timeout=300 tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+test-services:
+	@bash tests/services/install.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check observer collectors sinks supervisor tests bench
