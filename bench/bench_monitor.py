@@ -28,7 +28,7 @@ import zmq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from observer.bus import EventPublisher, Forwarder  # noqa: E402
+from observer.bus import SLOTS, EventPublisher, Forwarder, heartbeat_topic, stats_topic  # noqa: E402
 from observer.clock import KST  # noqa: E402
 from observer.config import load_config  # noqa: E402
 from observer.reliable import ReliableReceiver, hop_endpoints  # noqa: E402
@@ -125,7 +125,7 @@ def main() -> None:
 def _publish(pub: EventPublisher, n: int) -> None:
     now = datetime.now(KST)
     pub.publish(
-        "stats.observer",
+        stats_topic("observer"),
         WorkerStats(
             worker="observer",
             at=now,
@@ -138,23 +138,23 @@ def _publish(pub: EventPublisher, n: int) -> None:
         ),
     )
     pub.publish(
-        "stats.writer",
+        stats_topic("writer"),
         WorkerStats(
             worker="writer", at=now, gauges={"fsync_latency_ms": 2.5}, counters={"records.scalp": 82.0 * n}
         ),
     )
     pub.publish(
-        "stats.ws-collector",
+        stats_topic("ws-collector"),
         WorkerStats(worker="ws-collector", at=now, gauges={"ws.connected": 1, "ws.last_frame_age_s": 0.1}),
     )
     for worker in ("sim", "writer", "observer", "rest-collector", "ws-collector", "housekeeper"):
-        pub.publish(f"heartbeat.{worker}", Heartbeat(worker=worker, pid=1, run_id="bench", at=now))
+        pub.publish(heartbeat_topic(worker), Heartbeat(worker=worker, pid=1, run_id="bench", at=now))
     if n % 5 == 0:
         slots = [
             SlotAssignment(slot_number=i + 1, symbol=f"{i:06d}", rule="volume_surge", since=now)
             for i in range(41)
         ]
-        pub.publish("slots", SlotCommand(version=n, at=now, slots=slots))
+        pub.publish(SLOTS, SlotCommand(version=n, at=now, slots=slots))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,15 @@ import zmq
 
 from collectors.kis_sim.server import SimOptions, Simulator
 from collectors.kis_sim.websocket import OP_TEXT, WsConnection, WsServer
-from observer.bus import EventPublisher, EventSubscriber, Forwarder, context, ingest_decoder
+from observer.bus import (
+    SLOTS,
+    EventPublisher,
+    EventSubscriber,
+    Forwarder,
+    context,
+    ingest_decoder,
+    stats_topic,
+)
 from observer.clock import ANCHOR_ENV, KST, SessionClock, datetime_to_ns
 from observer.config import Config, load_config
 from observer.reliable import ReliableReceiver, hop_endpoints
@@ -254,7 +262,7 @@ def main() -> None:
     env |= {"OBSERVER_CONFIG": str(cfg_path), ANCHOR_ENV: repr(clock.anchor_epoch_s)}
     worker = subprocess.Popen([sys.executable, "-m", "observer", "worker", "ws-collector"], cwd=REPO, env=env)
     pub = EventPublisher(ctx, cfg)
-    stats_sub = EventSubscriber(ctx, cfg, ["stats.ws-collector"])
+    stats_sub = EventSubscriber(ctx, cfg, [stats_topic("ws-collector")])
     slots = [
         SlotAssignment(slot_number=i + 1, symbol=c, rule="manual", since=START_AT)
         for i, c in enumerate(CODES)
@@ -262,7 +270,7 @@ def main() -> None:
     try:
         deadline = time.monotonic() + 30
         while feed.subscribed < 41:
-            pub.publish("slots", SlotCommand(version=1, at=START_AT, slots=slots))
+            pub.publish(SLOTS, SlotCommand(version=1, at=START_AT, slots=slots))
             if time.monotonic() > deadline:
                 raise SystemExit("the collector never subscribed")
             time.sleep(0.2)  # re-publishing the slot table until the collector has it (a bench, not a test)

@@ -44,7 +44,7 @@ from collectors.kis.ws import (
 )
 from collectors.kis.ws_parser import parse_control_frame, parse_data_frame
 from collectors.kis.ws_report import COUNTERS, Outage, OutageTracker, WsReporter
-from observer.bus import EventSubscriber
+from observer.bus import SLOTS, EventSubscriber, stats_topic
 from observer.calendar import TradingCalendar
 from observer.clock import Clock, SystemClock, datetime_to_ns, kst_date, ns_to_datetime
 from observer.config import Config, Secrets
@@ -151,7 +151,7 @@ class WsCollectorWorker(Worker):
             self.ctx, self.cfg, self.name, data_ep, ack_ep, run_id=self.run_id, on_gap=self.report.seq_gap
         )
         self.register(self.sender.ack_sub, self.sender.handle_acks)
-        self.slot_events = EventSubscriber(self.ctx, self.cfg, ["slots"])
+        self.slot_events = EventSubscriber(self.ctx, self.cfg, [SLOTS])
         self.register(self.slot_events.sock, self.handle_slots)
 
     def on_tick(self) -> None:
@@ -493,6 +493,6 @@ class WsCollectorWorker(Worker):
             counters["ingest_resend_rounds"] = float(self.sender.resend_rounds)
             counters["ingest_abandoned"] = float(self.sender.abandoned)
         self.events.publish(
-            f"stats.{self.name}",
+            stats_topic(self.name),
             WorkerStats(worker=self.name, at=self.clock.now(), counters=counters, gauges=self._gauges()),
         )

@@ -14,6 +14,30 @@ events_out      XPUB      supervisor (forwarder)     workers SUB connect here
 control         REP       supervisor                 Command -> CommandReply
 ==============  ========  =========================  =====================================
 
+Topics on the PUB/SUB event bus (first frame of each message; subscriptions match by prefix).
+A topic name is spelled only here: everybody else uses these constants and functions.
+
+========================  =============================  =======================  ==================
+topic                     body                           published by             subscribed by
+========================  =============================  =======================  ==================
+heartbeat.<worker>        Heartbeat                      every worker (base)      supervisor,
+                                                                                  monitor
+stats.<worker>            CoreStats / WriterStats /      observer, writer,        supervisor (status),
+                          WsCollectorStats /             ws-collector, monitor    monitor
+                          MonitorStats
+slots                     SlotCommand                    observer                 ws-collector,
+                                                                                  supervisor, monitor
+mitigation                MitigationLevel                monitor                  observer, writer,
+                                                                                  supervisor
+ctl.<worker>              Command (pin, unpin)           supervisor               that worker
+supervisor.state          SystemEvent (worker_state)     supervisor               monitor
+system.<worker>           SystemEvent (live copy of      ws-collector, writer     monitor (CRITICAL
+                          what is also archived)                                  -> alert)
+alert.<worker>            SystemEvent to alert on        housekeeper              monitor
+========================  =============================  =======================  ==================
+
+On the ack sockets (``ingest_ack``, ``archive_ack``), not the event bus: ``ack.<producer>.`` -> Ack.
+
 Defaults are ``ipc://<runtime_dir>/<name>.sock`` (the runtime dir is 0700); any of them may be
 ``tcp://`` through ``[bus.endpoints]``. Reliable delivery on PUSH/PULL lives in ``observer.reliable``.
 One zmq Context per process, created in the process that uses it (`context()`).
@@ -34,6 +58,43 @@ from observer.schema import ArchiveBody, CommandReply, EventBody, IngestBody
 ENDPOINT_NAMES = ("ingest", "ingest_ack", "archive", "archive_ack", "events_in", "events_out", "control")
 
 T = TypeVar("T")
+
+# --------------------------------------------------------------------------- topics (see the table)
+HEARTBEAT = "heartbeat."
+STATS = "stats."
+SLOTS = "slots"
+MITIGATION = "mitigation"
+CTL = "ctl."
+SUPERVISOR = "supervisor."
+SUPERVISOR_STATE = SUPERVISOR + "state"
+SYSTEM = "system."
+ALERT = "alert."
+ACK = "ack."
+
+
+def heartbeat_topic(worker: str) -> str:
+    return HEARTBEAT + worker
+
+
+def stats_topic(worker: str) -> str:
+    return STATS + worker
+
+
+def ctl_topic(worker: str) -> str:
+    return CTL + worker
+
+
+def system_topic(worker: str) -> str:
+    return SYSTEM + worker
+
+
+def alert_topic(worker: str) -> str:
+    return ALERT + worker
+
+
+def ack_topic(producer: str) -> bytes:
+    """The ack topic of one producer; the trailing dot keeps ``p`` from matching ``p2``."""
+    return f"{ACK}{producer}.".encode()
 
 
 class BusError(Exception):

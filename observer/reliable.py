@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 import zmq
 
-from observer.bus import Endpoints, bind, encode, make_socket
+from observer.bus import Endpoints, ack_topic, bind, encode, make_socket
 from observer.config import Config
 from observer.schema import Ack, Envelope
 
@@ -55,10 +55,6 @@ class SeqGap:
     @property
     def count(self) -> int:
         return self.last - self.first + 1
-
-
-def ack_topic(producer: str) -> bytes:
-    return f"ack.{producer}.".encode()
 
 
 class ReliableSender:

@@ -5,7 +5,13 @@ receiving role:
 
 * ``IngestBody``  — what collectors (and any worker that wants something archived) push to the core;
 * ``ArchiveBody`` — what the core pushes to the writer;
-* ``EventBody``   — what travels on the PUB/SUB event bus (heartbeats, acks, levels, slots, stats).
+* ``EventBody``   — what travels on the PUB/SUB event bus (heartbeats, acks, levels, slots, stats);
+  the topic each travels on is named in ``observer.bus`` (the topic table).
+
+What one process tells another is a Struct here, never a string to compare: the WS feed's state is a
+``FeedStatus``, a new universe a ``UniverseBuilt``, an anomalous day a ``DayAnomalous``; each is
+archived as the ``SystemEvent`` its ``event()`` returns. Worker stats are one Struct per worker
+(``CoreStats``, ``WriterStats``, ``WsCollectorStats``, ``MonitorStats``) with fixed fields.
 
 Every reliable message travels inside an ``Envelope`` (producer, run id, seq, floor, send time).
 Archive lines (``PatternRecord``, ``SystemEvent``, ``GapMarker``, ``OverflowEntry``, ``RawFrameRecord``,
@@ -14,7 +20,7 @@ Archive lines (``PatternRecord``, ``SystemEvent``, ``GapMarker``, ``OverflowEntr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 import msgspec
@@ -163,7 +169,120 @@ class MetricsSnapshot(_Msg, frozen=True, tag="metrics"):
     gaps: dict[str, int] = {}
 
 
-IngestBody = TradeFrame | QuoteSnapshot | SystemEvent | GapMarker | OverflowEntry | MetricsSnapshot
+# --------------------------------------------------------------------------- typed system events
+# Each says one thing another process acts on; each is archived as the SystemEvent its event()
+# returns (the archive's ``type`` names stay what they were).
+
+FeedState = Literal["disconnected", "failure"]
+_FEED_EVENT_TYPE: dict[str, str] = {"disconnected": "ws_disconnected", "failure": "ws_failure"}
+
+
+class FeedStatus(_Msg, frozen=True, tag="feed_status"):
+    """The WebSocket feed's state as its collector sees it.
+
+    ``disconnected``: a session failed or an attempt did not come up; the feed is down from ``at``.
+    ``failure``: down for longer than ``track_b.pause_after_failure_s`` (CRITICAL): scalp recording
+    pauses until data flows again. A data frame arriving is what says the feed is back.
+    """
+
+    record_id: str
+    state: FeedState
+    at: datetime
+    source: str
+    provider: str
+    severity: Severity
+    message: str
+    details: dict[str, DetailValue] = {}
+
+    def event(self) -> SystemEvent:
+        return SystemEvent(
+            record_id=self.record_id,
+            type=_FEED_EVENT_TYPE[self.state],
+            severity=self.severity,
+            at=self.at,
+            source=self.source,
+            provider=self.provider,
+            message=self.message,
+            details=self.details,
+        )
+
+
+class UniverseBuilt(_Msg, frozen=True, tag="universe_built"):
+    """A market's universe snapshot for ``day`` was written (the core reloads the day's universe)."""
+
+    record_id: str
+    at: datetime
+    source: str
+    provider: str
+    market: str
+    day: date
+    symbols: int
+    path: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.market} universe for {self.day}: {self.symbols} symbols"
+
+    def event(self) -> SystemEvent:
+        return SystemEvent(
+            record_id=self.record_id,
+            type="universe_built",
+            severity="INFO",
+            at=self.at,
+            source=self.source,
+            provider=self.provider,
+            message=self.message,
+            details={
+                "market": self.market,
+                "day": self.day.isoformat(),
+                "symbols": self.symbols,
+                "path": self.path,
+            },
+        )
+
+
+class DayAnomalous(_Msg, frozen=True, tag="day_anomalous"):
+    """``day`` (KST trading date) was anomalous: retention keeps its raw/ longer."""
+
+    record_id: str
+    at: datetime
+    source: str
+    provider: str
+    day: date
+    severity: Severity
+    reasons: list[str]
+
+    @property
+    def message(self) -> str:
+        return f"{self.day.isoformat()} is an anomalous day: " + "; ".join(self.reasons)
+
+    def event(self) -> SystemEvent:
+        return SystemEvent(
+            record_id=self.record_id,
+            type="day_anomalous",
+            severity=self.severity,
+            at=self.at,
+            source=self.source,
+            provider=self.provider,
+            message=self.message,
+            details={"day": self.day.isoformat(), "reasons": list(self.reasons)},
+        )
+
+
+TypedEvent = FeedStatus | UniverseBuilt | DayAnomalous
+
+
+IngestBody = (
+    TradeFrame
+    | QuoteSnapshot
+    | SystemEvent
+    | GapMarker
+    | OverflowEntry
+    | MetricsSnapshot
+    | FeedStatus
+    | UniverseBuilt
+    | DayAnomalous
+)
 
 
 # --------------------------------------------------------------------------- archive records
@@ -338,8 +457,172 @@ class CommandReply(_Msg, frozen=True, tag="reply"):
     data: dict[str, msgspec.Raw] = {}
 
 
+# --------------------------------------------------------------------------- worker stats
+# One Struct per worker, fixed fields, published on topic stats.<worker> every few seconds.
+# Counters are totals since that worker process started (a lower value than before means it
+# restarted); gauges are current values; None means unknown, never zero.
+
+
+class SlotProgress(_Plain, frozen=True):
+    """One occupied slot's scalp windows: due so far today and durably written."""
+
+    slot_number: int
+    symbol: str
+    expected: int
+    written: int
+
+
+class CoreStats(_Msg, frozen=True, tag="core_stats"):
+    """The core (``stats.observer``)."""
+
+    worker: str
+    at: datetime
+    # counters
+    records: dict[str, int] = {}  # archive lines sent to the writer, by ArchiveKind
+    findings: dict[str, int] = {}  # "rejection.<rule>" / "guard.<rule>"
+    frames_parse_error: int = 0
+    samples_paused: int = 0  # windows not written while the WS feed had failed
+    bus_gaps: int = 0
+    ingest_accepted: int = 0
+    ingest_duplicates: int = 0
+    ingest_malformed: int = 0
+    late_ticks: int = 0
+    archive_resent: int = 0
+    archive_abandoned: int = 0
+    missed_trade_volume: int = 0
+    samples_expected: int = 0  # scalp windows due (Track B rate = delta written / delta expected)
+    samples_written: int = 0  # scalp samples the writer made durable
+    # gauges
+    mitigation_level: int = 0
+    slots_used: int | None = None
+    archive_unacked: int = 0
+    ingest_pending: int = 0
+    ingest_held_by_windows: int = 0
+    universe_size: int = 0
+    track_a_collection_rate: float | None = None  # symbols recorded / universe of the last whole sweep
+    track_b_collection_rate: float | None = None
+    event_lag_mean_s: float | None = None  # receive -> durable, since the previous stats
+    event_lag_max_s: float | None = None
+    slots: list[SlotProgress] = []
+    # optional figures the monitor uses when present (the core does not compute them yet)
+    track_a_sweep_recorded: int | None = None
+    track_a_sweep_universe: int | None = None
+    track_a_sweep_at: datetime | None = None  # the latest sweep's scheduled mark
+    track_b_oldest_sample_age_s: float | None = None
+    track_b_silent_symbols: int | None = None
+    track_a_open: bool | None = None
+    track_b_open: bool | None = None
+
+
+class WriterStats(_Msg, frozen=True, tag="writer_stats"):
+    """The partition writer (``stats.writer``)."""
+
+    worker: str
+    at: datetime
+    # counters
+    written: dict[str, int] = {}  # lines made durable, by ArchiveKind
+    duplicates_skipped: int = 0
+    rejected: int = 0
+    gaps: int = 0
+    commits: int = 0
+    disk_errors: int = 0
+    torn_lines_repaired: int = 0
+    intake_pauses: int = 0
+    malformed_envelopes: int = 0
+    # gauges
+    fsync_last_ms: float | None = None
+    fsync_p99_ms: float | None = None  # write+fsync latency, p99 of the recent commits
+    lag_p99_ms: float | None = None
+    queue_bytes: int = 0
+    queue_records: int = 0
+    disk_error: bool = False  # the disk refuses writes
+    intake_paused: bool = False
+    mitigation_level: int = 0
+    index_ready: bool = False
+    index_ids: int = 0
+
+
+class WsCollectorStats(_Msg, frozen=True, tag="ws_collector_stats"):
+    """The WebSocket collector (``stats.ws-collector``)."""
+
+    worker: str
+    at: datetime
+    # counters
+    frames: int = 0
+    ticks: int = 0
+    rejected: int = 0
+    reconnects: int = 0
+    sessions_opened: int = 0
+    session_failures: int = 0
+    dropped_frames: int = 0
+    overflow_gaps: int = 0
+    outage_gaps: int = 0
+    acks: int = 0
+    ack_events: int = 0
+    pingpongs: int = 0
+    invalid_control: int = 0
+    slot_commands: int = 0
+    silent_reports: int = 0
+    session_in_use: int = 0
+    session_dropped_frames: int = 0
+    ingest_resent: int = 0
+    ingest_resend_rounds: int = 0
+    ingest_abandoned: int = 0
+    # gauges
+    connected: bool = False
+    subscribed: int = 0
+    held: int = 0
+    desired: int = 0
+    peak_registrations: int = 0
+    last_frame_age_s: float | None = None  # None: no data frame yet
+    in_session: bool = False
+    failing_s: float = 0.0
+    unacked: int = 0
+
+
+class HealthValues(_Plain, frozen=True):
+    """The figures behind the monitor's health status (None: unknown)."""
+
+    mitigation_level: int = 0
+    cpu_pct: float | None = None
+    memory_pct: float | None = None
+    disk_usage_pct: float | None = None
+    disk_latency_ms: float | None = None
+    lag_s: float | None = None
+    track_a_rate: float | None = None
+    track_b_rate: float | None = None
+    track_b_rate_so_far: float | None = None
+    ws_reconnects_today: int | None = None
+    ws_connected: bool | None = None
+    slots_used: int | None = None
+
+
+class MonitorStats(_Msg, frozen=True, tag="monitor_stats"):
+    """The monitor (``stats.monitor``): health status, its reasons and figures, alert counts."""
+
+    worker: str
+    at: datetime
+    # gauges
+    health: int | None = None  # 0 green, 1 amber, 2 red; None before the first sample
+    reasons: dict[str, int] = {}  # active health reason -> 1 amber / 2 red
+    values: HealthValues = HealthValues()
+    mitigation_level: int = 0
+    # counters
+    samples: int = 0
+    level_changes: int = 0
+    events_sent: int = 0
+    metrics_sent: int = 0
+    malformed_events: int = 0
+    gaps: int = 0
+    alert_episodes: int = 0
+    alerts_sent: int = 0
+    alerts_failed_attempts: int = 0
+    alerts_refused: int = 0
+    alerts_dropped: int = 0
+
+
 class WorkerStats(_Msg, frozen=True, tag="stats"):
-    """Periodic counters a worker publishes (topic stats.<worker>)."""
+    """Legacy untyped counters (being replaced by the per-worker Structs above)."""
 
     worker: str
     at: datetime
@@ -348,7 +631,18 @@ class WorkerStats(_Msg, frozen=True, tag="stats"):
 
 
 EventBody = (
-    Heartbeat | Ack | MitigationLevel | SlotCommand | Command | CommandReply | WorkerStats | SystemEvent
+    Heartbeat
+    | Ack
+    | MitigationLevel
+    | SlotCommand
+    | Command
+    | CommandReply
+    | SystemEvent
+    | WorkerStats
+    | CoreStats
+    | WriterStats
+    | WsCollectorStats
+    | MonitorStats
 )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import zmq
 
-from observer.bus import EventPublisher, context
+from observer.bus import EventPublisher, context, heartbeat_topic
 from observer.clock import Clock, SessionClock, SystemClock, anchor_from_env, parse_start_at
 from observer.config import Config, Secrets, log_dir
 from observer.logs import setup_logging
@@ -166,4 +166,4 @@ class Worker:
         hb = Heartbeat(
             worker=self.name, pid=os.getpid(), run_id=self.run_id, at=self.clock.now(), stats=self.stats()
         )
-        self.events.publish(f"heartbeat.{self.name}", hb)
+        self.events.publish(heartbeat_topic(self.name), hb)

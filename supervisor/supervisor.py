@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from observer.bus import EventPublisher, EventSubscriber, Forwarder, context
+from observer.bus import SUPERVISOR_STATE, EventPublisher, EventSubscriber, Forwarder, context, ctl_topic
 from observer.clock import ANCHOR_ENV, Clock, SystemClock
 from observer.config import Config, runtime_dir
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints, new_run_id
@@ -35,8 +35,6 @@ from supervisor.watcher import Transition, Watcher
 log = logging.getLogger("observer.supervisor")
 
 PRODUCER = "supervisor"
-STATE_TOPIC = "supervisor.state"
-PIN_TOPIC = "ctl.observer"
 #: shutdown order of the known workers: intake first, the core after its sources, the writer last
 #: but one, the simulator (the market itself) last. Workers not listed stop first.
 SHUTDOWN_ORDER = ("rest-collector", "ws-collector", "monitor", "housekeeper", "observer", "writer", "sim")
@@ -260,7 +258,7 @@ class Supervisor:
         if self._sender is not None:
             self._sender.send(event)
         if self._publisher is not None:
-            self._publisher.publish(STATE_TOPIC, event)
+            self._publisher.publish(SUPERVISOR_STATE, event)
 
     def _on_gap(self, gap: SeqGap) -> None:
         log.error(
@@ -281,7 +279,7 @@ class Supervisor:
                 if not cmd.target:
                     return make_reply(False, f"{cmd.action} needs a SYMBOL")
                 assert self._publisher is not None
-                self._publisher.publish(PIN_TOPIC, Command(action=cmd.action, target=cmd.target))
+                self._publisher.publish(ctl_topic("observer"), Command(action=cmd.action, target=cmd.target))
                 log.info("slot command sent to the core", extra={"action": cmd.action, "symbol": cmd.target})
                 return make_reply(True, "sent")
             case _:

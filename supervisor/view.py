@@ -8,9 +8,10 @@ from typing import Any
 
 import msgspec
 
+from observer.bus import HEARTBEAT, MITIGATION, SLOTS, STATS
 from observer.schema import EventBody, Heartbeat, MitigationLevel, SlotCommand, WorkerStats
 
-TOPICS = ["heartbeat.", "slots", "mitigation", "stats."]
+TOPICS = [HEARTBEAT, SLOTS, MITIGATION, STATS]
 
 
 class BusView:
@@ -23,11 +24,11 @@ class BusView:
 
     def handle(self, topic: str, body: EventBody) -> None:
         match body:
-            case SlotCommand() if topic == "slots":
+            case SlotCommand():
                 self.slots = body  # the latest wins: a restarted core starts its versions again
-            case MitigationLevel() if topic == "mitigation":
+            case MitigationLevel():
                 self.mitigation = body
-            case WorkerStats() if topic.startswith("stats."):
+            case WorkerStats():
                 self.stats[body.worker] = body
             case Heartbeat():
                 self.heartbeat_stats[body.worker] = dict(body.stats)

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from observer.bus import system_topic
 from observer.clock import ns_to_datetime
 from observer.reliable import SeqGap
 from observer.schema import GapMarker, SystemEvent
@@ -119,7 +120,7 @@ class WsReporter:
     def event(self, type_: str, severity: str, message: str, **details: Any) -> SystemEvent:
         ev = self._make_event(type_, severity, message, **details)
         self._send(ev)
-        self._publish(f"system.{self.worker}", ev)
+        self._publish(system_topic(self.worker), ev)
         self._log.log(_LOG_LEVELS.get(severity, 20), message, extra={"event": type_})
         return ev
 

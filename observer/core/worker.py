@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from observer.bus import EventSubscriber, ingest_decoder
+from observer.bus import MITIGATION, SLOTS, EventSubscriber, ctl_topic, ingest_decoder, stats_topic
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets, state_dir
 from observer.core.acks import AckLedger, Pending
@@ -114,7 +114,7 @@ class CoreWorker(Worker):
             run_id=self.run_id,
             on_gap=self._gaps_waiting.append,
         )
-        self.subscriber = EventSubscriber(self.ctx, self.cfg, ["mitigation", "ctl.observer"])
+        self.subscriber = EventSubscriber(self.ctx, self.cfg, [MITIGATION, ctl_topic(self.name)])
         self.register(self.receiver.pull, self.handle_ingest)
         self.register(self.sender.ack_sub, self.handle_archive_acks)
         self.register(self.subscriber.sock, self.handle_events)
@@ -431,7 +431,7 @@ class CoreWorker(Worker):
     def _publish_slots(self, now: datetime) -> None:
         self._next_publish = self.clock.monotonic() + self.cfg.core.slot_publish_interval_s
         if self.events is not None:
-            self.events.publish("slots", self.slots.command(now))
+            self.events.publish(SLOTS, self.slots.command(now))
 
     def _publish_stats(self, now: datetime) -> None:
         if self.events is None:
@@ -455,7 +455,7 @@ class CoreWorker(Worker):
             "universe_size": float(len(self.universe)),
         }
         self.events.publish(
-            "stats.observer",
+            stats_topic(self.name),
             self.stats_.snapshot(
                 now,
                 expected=self.sampler.expected,

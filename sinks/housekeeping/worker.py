@@ -31,6 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from observer.bus import alert_topic
 from observer.calendar import at_kst
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets
@@ -210,7 +211,7 @@ class HousekeeperWorker(Worker):
             self._sent_ids.popitem(last=False)
         self.sender.send(event)
         if event.severity in ALERT_SEVERITIES:
-            self.events.publish(f"alert.{self.name}", event)
+            self.events.publish(alert_topic(self.name), event)
 
     def _on_gap(self, gap: SeqGap) -> None:
         self.bus_gaps += 1

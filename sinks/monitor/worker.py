@@ -18,7 +18,17 @@ from typing import Any
 
 import psutil
 
-from observer.bus import EventSubscriber
+from observer.bus import (
+    ALERT,
+    HEARTBEAT,
+    MITIGATION,
+    SLOTS,
+    STATS,
+    SUPERVISOR,
+    SYSTEM,
+    EventSubscriber,
+    stats_topic,
+)
 from observer.calendar import TradingCalendar
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets, data_dir
@@ -40,7 +50,7 @@ from sinks.monitor.metrics import MetricsWindow
 from sinks.monitor.mitigation import LevelChange, MitigationState, SignalSample
 from sinks.monitor.stats import StatsBook
 
-TOPICS = ["stats.", "heartbeat.", "slots", "alert.", "supervisor.", "system."]
+TOPICS = [STATS, HEARTBEAT, SLOTS, ALERT, SUPERVISOR, SYSTEM]
 _REPLAY_BYTES = 8 * 1024 * 1024
 _SEEN_EVENTS = 1_000
 _DRAIN_MAX = 2_000
@@ -181,7 +191,7 @@ class MonitorWorker(Worker):
         (``supervisor.*``, ``system.*``); ``symbol_silent`` reports feed the freshness rules."""
         if event.type == "symbol_silent" and isinstance(event.details.get("symbol"), str):
             self.rules.note_silent_symbol(str(event.details["symbol"]), self.clock.now())
-        if not (topic.startswith("alert.") or event.severity == "CRITICAL"):
+        if not (topic.startswith(ALERT) or event.severity == "CRITICAL"):
             return
         if event.record_id in self._seen_events:
             return
@@ -331,7 +341,7 @@ class MonitorWorker(Worker):
             at=now,
             reasons=reasons if reasons is not None else self.mitigation.reasons_now(),
         )
-        self.events.publish("mitigation", level)
+        self.events.publish(MITIGATION, level)
 
     def _publish_health(self, now: datetime) -> None:
         assert self.events is not None
@@ -359,7 +369,7 @@ class MonitorWorker(Worker):
                 alerts_dropped=self.alerts.dropped,
             )
         self.events.publish(
-            f"stats.{self.name}",
+            stats_topic(self.name),
             WorkerStats(worker=self.name, at=now, counters=counters, gauges=gauges),
         )
 

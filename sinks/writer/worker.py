@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from observer.bus import EventSubscriber, archive_decoder
+from observer.bus import MITIGATION, EventSubscriber, archive_decoder, stats_topic, system_topic
 from observer.clock import kst_date, ns_to_datetime
 from observer.config import data_dir, ensure_private_dir, state_dir
 from observer.reliable import ReliableReceiver, SeqGap, hop_endpoints
@@ -22,8 +22,6 @@ from sinks.writer.partitions import PartitionError, check_route
 from sinks.writer.queue import IntakeQueue, Item
 
 EXIT_LOCKED = 3
-STATS_TOPIC = "stats.writer"
-EVENT_TOPIC = "event.writer"
 
 
 class _LineId(msgspec.Struct):
@@ -87,7 +85,7 @@ class WriterWorker(Worker):
             self.ctx, hop_cfg, self.name, data_ep, ack_ep, on_gap=self.handle_gap
         )
         self.register(self.receiver.pull, self.handle_archive)
-        self.mitigation = EventSubscriber(self.ctx, self.cfg, ["mitigation"])
+        self.mitigation = EventSubscriber(self.ctx, self.cfg, [MITIGATION])
         self.register(self.mitigation.sock, self.handle_events)
         self.register(self._wake_r, self.handle_commits)
 
@@ -234,11 +232,11 @@ class WriterWorker(Worker):
         self.receiver.republish_acks()
         assert self.events is not None
         while self.committer.alerts:
-            self.events.publish(EVENT_TOPIC, self.committer.alerts.popleft())
+            self.events.publish(system_topic(self.name), self.committer.alerts.popleft())
         now = time.monotonic()
         if now - self._last_stats >= self.stats_interval_s:
             self._last_stats = now
-            self.events.publish(STATS_TOPIC, self.worker_stats())
+            self.events.publish(stats_topic(self.name), self.worker_stats())
 
     def worker_stats(self) -> WorkerStats:
         c = self.committer

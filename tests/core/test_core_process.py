@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from observer.bus import MITIGATION, SLOTS, ctl_topic, stats_topic
 from observer.schema import (
     Command,
     GapMarker,
@@ -103,7 +104,7 @@ def test_rejections_are_rate_limited_with_a_summary_count(core: CoreHarness) -> 
 def test_samples_hold_upstream_acks_until_durable_and_follow_the_level(core: CoreHarness) -> None:
     h = core
     h.start_core()
-    h.subscribe(["slots"])
+    h.subscribe([SLOTS])
     _until(
         h, lambda: any(isinstance(b, SlotCommand) and b.slots for _, b in h.events_seen), what="seeded slots"
     )
@@ -116,7 +117,7 @@ def test_samples_hold_upstream_acks_until_durable_and_follow_the_level(core: Cor
     assert any(i.startswith("scalp:000001:") for i in ids)
 
     def level_applied() -> bool:
-        h.publish("mitigation", MitigationLevel(level=2, at=h.now()))  # idempotent; PUB joins late
+        h.publish(MITIGATION, MitigationLevel(level=2, at=h.now()))  # idempotent; PUB joins late
         return bool(h.writer.events("sampling_level"))
 
     _until(h, level_applied, what="level applied")
@@ -137,7 +138,7 @@ def test_samples_hold_upstream_acks_until_durable_and_follow_the_level(core: Cor
 def test_pin_publishes_slots_and_a_restart_resumes_the_table(core: CoreHarness) -> None:
     h = core
     h.start_core()
-    h.subscribe(["slots"])
+    h.subscribe([SLOTS])
 
     def table() -> SlotCommand | None:
         found = [b for _, b in h.events_seen if isinstance(b, SlotCommand)]
@@ -146,7 +147,7 @@ def test_pin_publishes_slots_and_a_restart_resumes_the_table(core: CoreHarness) 
     _until(h, lambda: table() is not None and len(table().slots) == len(SYMBOLS), what="seeded table")  # type: ignore[union-attr]
 
     def pinned() -> bool:
-        h.publish("ctl.observer", Command(action="pin", target="000007"))  # idempotent; PUB joins late
+        h.publish(ctl_topic("observer"), Command(action="pin", target="000007"))  # idempotent; PUB joins late
         return any(s.pinned and s.symbol == "000007" for s in table().slots)  # type: ignore[union-attr]
 
     _until(h, pinned, what="pin")
@@ -167,7 +168,7 @@ def test_pin_publishes_slots_and_a_restart_resumes_the_table(core: CoreHarness) 
 def test_stats_are_published_with_rates_and_rejections(core: CoreHarness) -> None:
     h = core
     h.start_core()
-    h.subscribe(["stats.observer"])
+    h.subscribe([stats_topic("observer")])
     h.until(lambda: h.writer.events("slots_seeded"), what="core up")
     h.send(h.frame([h.tick("000001"), h.tick("000002", price=0, low=0)]))
     h.send(h.snapshot("000003", "S1"))
@@ -222,7 +223,7 @@ def test_a_42nd_surge_candidate_goes_to_the_overflow_ledger(short_tmp: Path) -> 
     write_universe(h.cfg, h.day, symbols)
     try:
         h.start_core()
-        h.subscribe(["slots"])
+        h.subscribe([SLOTS])
         h.until(lambda: h.writer.events("slots_seeded"), what="core up")
         for s in symbols:
             h.send(h.snapshot(s, "S1", volume=100_000))

@@ -15,7 +15,7 @@ from typing import Any
 
 import zmq
 
-from observer.bus import EventSubscriber, Forwarder, ingest_decoder
+from observer.bus import ALERT, EventSubscriber, Forwarder, ingest_decoder
 from observer.config import Config
 from observer.reliable import ReliableReceiver, hop_endpoints
 from observer.schema import EventBody, SystemEvent
@@ -28,7 +28,7 @@ class HkBus:
         self.forwarder = Forwarder(self.ctx, cfg)
         self.forwarder.start()
         self.receiver = ReliableReceiver(self.ctx, cfg, "observer", *hop_endpoints(cfg, "ingest"))
-        self.sub = EventSubscriber(self.ctx, cfg, ["alert."])
+        self.sub = EventSubscriber(self.ctx, cfg, [ALERT])
         self.ingested: list[SystemEvent] = []
         self.alerts: list[tuple[str, EventBody]] = []
 

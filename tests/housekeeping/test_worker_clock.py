@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from observer.bus import alert_topic
 from observer.clock import KST, ManualClock
 from observer.config import Config
 from sinks.housekeeping.layout import package_dir
@@ -80,7 +81,7 @@ def test_a_failed_backup_is_critical_and_retried(short_tmp: Path, run_worker) ->
     [failed] = wait_for(lambda: r.bus.events_of("backup_failed"), 10, what="backup_failed")
     assert failed.severity == "CRITICAL" and "no-such-group-krx" in failed.message
     wait_for(lambda: r.worker.next_backup_at == _at(21, 15), 10, what="retry in backup_retry_s")
-    assert any(t == "alert.housekeeper" for t, _ in r.bus.alerts)
+    assert any(t == alert_topic("housekeeper") for t, _ in r.bus.alerts)
     clock.set(_at(21, 15))
     wait_for(lambda: len(r.bus.events_of("backup_failed")) == 2, 10, what="the retry fails again, visibly")
     wait_for(lambda: r.worker.next_backup_at == _at(21, 35), 10, what="backing off: 20 min")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from observer.bus import alert_topic
 from observer.clock import KST, SystemClock, parse_start_at
 from observer.config import Config, data_dir, load_config
 from observer.schema import SystemEvent
@@ -126,7 +127,9 @@ def test_housekeeper_process_backs_up_at_21_records_receipts_and_applies_retenti
     # WARNING and above also went out as alerts (the monitor sends them to Telegram)
     def alert_types() -> set[str]:
         bus.drain()
-        return {b.type for t, b in bus.alerts if t == "alert.housekeeper" and isinstance(b, SystemEvent)}
+        return {
+            b.type for t, b in bus.alerts if t == alert_topic("housekeeper") and isinstance(b, SystemEvent)
+        }
 
     wait_for(lambda: {"backup_failed", "retention_blocked"} <= alert_types(), 5, what="alerts")
     assert "backup_created" not in alert_types() and "backup_verified" not in alert_types()

@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 import zmq
 
-from observer.bus import EventPublisher, EventSubscriber, Forwarder, ingest_decoder
+from observer.bus import (
+    MITIGATION,
+    SLOTS,
+    EventPublisher,
+    EventSubscriber,
+    Forwarder,
+    ingest_decoder,
+    stats_topic,
+)
 from observer.clock import SystemClock
 from observer.config import Config, load_config
 from observer.reliable import ReliableReceiver, hop_endpoints
@@ -104,7 +112,7 @@ class TestBus:
         self.forwarder.start()
         self.receiver = ReliableReceiver(self.ctx, cfg, "observer", *hop_endpoints(cfg, "ingest"))
         self.pub = EventPublisher(self.ctx, cfg)
-        self.sub = EventSubscriber(self.ctx, cfg, ["mitigation", "stats.monitor", "slots"])
+        self.sub = EventSubscriber(self.ctx, cfg, [MITIGATION, stats_topic("monitor"), SLOTS])
         self.ingested: list[IngestBody] = []
         self.events: list[tuple[str, EventBody]] = []
 
@@ -114,7 +122,7 @@ class TestBus:
         body = WorkerStats(
             worker=worker, at=SystemClock().now(), gauges=gauges or {}, counters=counters or {}
         )
-        self.pub.publish(f"stats.{worker}", body)
+        self.pub.publish(stats_topic(worker), body)
 
     def drain(self) -> None:
         for env in self.receiver.receive():

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from observer.bus import SLOTS, alert_topic, stats_topic
 from observer.clock import KST
 from observer.schema import MetricsSnapshot, MitigationLevel, SlotCommand, SystemEvent, WorkerStats
 from tests.conftest import free_port, wait_for
@@ -61,12 +62,12 @@ def test_sustained_disk_latency_raises_level_1_then_2_and_back_down(monitor_env:
     # the level is re-published between changes (late joiners), and coverage is never touched:
     # the monitor publishes no slot table, the level only changes the sampling frequency
     assert len(_levels(bus)) > 3 + 3
-    assert not [b for t, b in bus.events if t == "slots" or isinstance(b, SlotCommand)]
+    assert not [b for t, b in bus.events if t == SLOTS or isinstance(b, SlotCommand)]
     assert proc.stop() == 0
 
 
 def _health(bus: Any) -> dict[str, float]:
-    stats = [b for t, b in bus.events if t == "stats.monitor" and isinstance(b, WorkerStats)]
+    stats = [b for t, b in bus.events if t == stats_topic("monitor") and isinstance(b, WorkerStats)]
     return dict(stats[-1].gauges) if stats else {}
 
 
@@ -123,10 +124,10 @@ def test_silent_symbols_turn_status_red_with_one_alert_per_episode(monitor_env: 
             message="backup 20261126 failed: checksum mismatch",
         )
         for _ in range(3):
-            bus.pub.publish("alert.housekeeper", failed)
+            bus.pub.publish(alert_topic("housekeeper"), failed)
         wait_for(lambda: (feed(), len(telegram.texts()) == 3)[1], 10, 0.05, "the backup failure alert")
         sentinel = msgspec.structs.replace(failed, record_id="evt-housekeeper-2", message="sentinel")
-        bus.pub.publish("alert.housekeeper", sentinel)
+        bus.pub.publish(alert_topic("housekeeper"), sentinel)
         wait_for(lambda: (feed(), len(telegram.texts()) == 4)[1], 10, 0.05, "the sentinel alert")
         assert telegram.texts()[2:] == [
             "[CRITICAL] KRX observer: housekeeper: backup 20261126 failed: checksum mismatch",
@@ -144,7 +145,7 @@ def test_silent_symbols_turn_status_red_with_one_alert_per_episode(monitor_env: 
 
 
 def _health_samples(bus: Any) -> float:
-    stats = [b for t, b in bus.events if t == "stats.monitor" and isinstance(b, WorkerStats)]
+    stats = [b for t, b in bus.events if t == stats_topic("monitor") and isinstance(b, WorkerStats)]
     return stats[-1].counters.get("samples", 0.0) if stats else 0.0
 
 

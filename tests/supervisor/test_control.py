@@ -9,7 +9,16 @@ from typing import Any
 import zmq
 from click.testing import CliRunner
 
-from observer.bus import Endpoints, encode, event_decoder, reply_decoder
+from observer.bus import (
+    MITIGATION,
+    SLOTS,
+    Endpoints,
+    ctl_topic,
+    encode,
+    event_decoder,
+    reply_decoder,
+    stats_topic,
+)
 from observer.cli import cli
 from observer.clock import KST
 from observer.schema import Command, MitigationLevel, SlotAssignment, SlotCommand, WorkerStats
@@ -26,7 +35,7 @@ def test_status_remembers_slots_mitigation_and_stats_and_pins_reach_the_core(sta
     pub = ctx.socket(zmq.PUB)
     pub.connect(Endpoints(run.cfg)["events_in"])
     core = ctx.socket(zmq.SUB)  # plays the core, which acts on pins
-    core.setsockopt(zmq.SUBSCRIBE, b"ctl.observer")
+    core.setsockopt(zmq.SUBSCRIBE, ctl_topic("observer").encode())
     core.connect(Endpoints(run.cfg)["events_out"])
     slots = SlotCommand(
         version=7,
@@ -36,10 +45,15 @@ def test_status_remembers_slots_mitigation_and_stats_and_pins_reach_the_core(sta
     try:
 
         def published_and_seen() -> bool:  # re-publish until the PUB has joined (no sleep for subscribers)
-            pub.send_multipart([b"slots", encode(slots)])
-            pub.send_multipart([b"mitigation", encode(MitigationLevel(level=1, at=AT, reasons=["cpu"]))])
+            pub.send_multipart([SLOTS.encode(), encode(slots)])
             pub.send_multipart(
-                [b"stats.observer", encode(WorkerStats(worker="observer", at=AT, counters={"n": 3}))]
+                [MITIGATION.encode(), encode(MitigationLevel(level=1, at=AT, reasons=["cpu"]))]
+            )
+            pub.send_multipart(
+                [
+                    stats_topic("observer").encode(),
+                    encode(WorkerStats(worker="observer", at=AT, counters={"n": 3})),
+                ]
             )
             status = run.status()
             return bool(status["slots"] and status["mitigation"] and status["stats"])
@@ -64,7 +78,7 @@ def test_status_remembers_slots_mitigation_and_stats_and_pins_reach_the_core(sta
             while core.poll(100):
                 topic, body = core.recv_multipart()
                 cmd = event_decoder.decode(body)
-                if topic == b"ctl.observer" and isinstance(cmd, Command):
+                if topic == ctl_topic("observer").encode() and isinstance(cmd, Command):
                     got.append(cmd)
             return bool(got)
 

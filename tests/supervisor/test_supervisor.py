@@ -10,7 +10,7 @@ from typing import Any
 import psutil
 import zmq
 
-from observer.bus import Endpoints, event_decoder, ingest_decoder
+from observer.bus import SUPERVISOR_STATE, Endpoints, event_decoder, ingest_decoder
 from observer.clock import ANCHOR_ENV
 from observer.reliable import ReliableReceiver, hop_endpoints
 from observer.schema import SystemEvent
@@ -61,7 +61,7 @@ def test_crash_at_start_goes_fatal_with_a_critical_event(start_supervisor: Any) 
     run = start_supervisor(["fake-crash", "fake-ok"])
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"supervisor.state")
+    sub.setsockopt(zmq.SUBSCRIBE, SUPERVISOR_STATE.encode())
     sub.connect(Endpoints(run.cfg)["events_out"])
     try:
         run.wait_ready()

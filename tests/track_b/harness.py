@@ -20,7 +20,16 @@ import zmq
 from collectors.kis_sim.schema import FaultWindow, Truth
 from collectors.kis_sim.server import SimOptions, Simulator
 from collectors.ws_worker import WsCollectorWorker
-from observer.bus import EventPublisher, EventSubscriber, Forwarder, context, ingest_decoder
+from observer.bus import (
+    SLOTS,
+    EventPublisher,
+    EventSubscriber,
+    Forwarder,
+    context,
+    ingest_decoder,
+    stats_topic,
+    system_topic,
+)
 from observer.clock import KST, Clock, SessionClock
 from observer.config import Config
 from observer.reliable import ReliableReceiver, hop_endpoints
@@ -132,7 +141,7 @@ class Bus:
         data_ep, ack_ep = hop_endpoints(self.cfg, "ingest")
         receiver = ReliableReceiver(self.ctx, self.cfg, "core", data_ep, ack_ep)
         pub = EventPublisher(self.ctx, self.cfg)
-        sub = EventSubscriber(self.ctx, self.cfg, ["stats.ws-collector", "system.ws-collector"])
+        sub = EventSubscriber(self.ctx, self.cfg, [stats_topic("ws-collector"), system_topic("ws-collector")])
         poller = zmq.Poller()
         poller.register(receiver.pull, zmq.POLLIN)
         poller.register(sub.sock, zmq.POLLIN)
@@ -164,7 +173,7 @@ class Bus:
                         SlotAssignment(slot_number=i + 1, symbol=s, rule="manual", since=SESSION_START)
                         for i, s in enumerate(self._slots)
                     ]
-                    pub.publish("slots", SlotCommand(version=self._version, at=SESSION_START, slots=slots))
+                    pub.publish(SLOTS, SlotCommand(version=self._version, at=SESSION_START, slots=slots))
         finally:
             receiver.close()
             pub.close()

@@ -17,7 +17,7 @@ import pytest
 import zmq
 from click.testing import CliRunner
 
-from observer.bus import EventSubscriber, Forwarder
+from observer.bus import EventSubscriber, Forwarder, stats_topic, system_topic
 from observer.cli import cli
 from observer.schema import ArchiveRecord, SystemEvent, WorkerStats
 from tests.conftest import wait_for
@@ -64,7 +64,7 @@ def test_disk_full_critical_no_partial_line_resume_and_exact_gap(
     rig = tmpfs_rig
     forwarder = Forwarder(ctx, rig.cfg)
     forwarder.start()
-    sub = EventSubscriber(ctx, rig.cfg, ["event.writer", "stats.writer"])
+    sub = EventSubscriber(ctx, rig.cfg, [system_topic("writer"), stats_topic("writer")])
     seen: list[Any] = []
 
     def events() -> list[Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import zmq
 from click.testing import CliRunner
 
-from observer.bus import EventPublisher, EventSubscriber, Forwarder
+from observer.bus import MITIGATION, EventPublisher, EventSubscriber, Forwarder, stats_topic
 from observer.cli import cli
 from observer.clock import KST
 from observer.schema import MitigationLevel, WorkerStats
@@ -33,7 +33,7 @@ def test_rotation_follows_levels_without_loss_or_duplicate(
     forwarder = Forwarder(ctx, rig.cfg)
     forwarder.start()
     pub = EventPublisher(ctx, rig.cfg)
-    stats = EventSubscriber(ctx, rig.cfg, ["stats.writer"])
+    stats = EventSubscriber(ctx, rig.cfg, [stats_topic("writer")])
     writer = rig.start_writer()
     prod = Producer(ctx, rig.cfg)
     prod.start()
@@ -43,7 +43,7 @@ def test_rotation_follows_levels_without_loss_or_duplicate(
     last: list[WorkerStats] = []
 
     def writer_level_is(level: int) -> bool:
-        pub.publish("mitigation", MitigationLevel(level=level, at=T0))
+        pub.publish(MITIGATION, MitigationLevel(level=level, at=T0))
         while (got := stats.recv_nowait()) is not None:
             if isinstance(got[1], WorkerStats):
                 last.append(got[1])
