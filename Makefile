@@ -10,7 +10,7 @@ CONFIG ?= config/demo.toml
 .PHONY: run test test-services lint bench status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || { command -v $(PY) >/dev/null 2>&1 && $(PY) -m venv $(VENV) || python3 -m venv $(VENV); }
+	@test -x $(BIN)/pip || { rm -rf $(VENV); command -v $(PY) >/dev/null 2>&1 && $(PY) -m venv $(VENV) || python3 -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip >/dev/null
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
