@@ -189,6 +189,8 @@ class MonitorConfig(_Section, frozen=True):
     swing_sweep_grace_s: float = 300.0  # a sweep's records may arrive this long after its mark
     silent_red_fraction: float = 0.5  # acked-but-silent symbols / slots in use at which status is red
     heartbeat_silence_s: float = 60.0  # a worker silent this long counts as a log silence (anomalous day)
+    # Prometheus /metrics served by the monitor, "host:port" (loopback by default); "" = off
+    metrics_listen: str = "127.0.0.1:9464"
 
 
 class AlertsConfig(_Section, frozen=True):

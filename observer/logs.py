@@ -85,7 +85,13 @@ class JsonFormatter(logging.Formatter):
         return self.masker.mask(line)
 
 
-_COLOURS = {"DEBUG": "\x1b[2m", "INFO": "\x1b[32m", "WARNING": "\x1b[33m", "ERROR": "\x1b[31m", "CRITICAL": "\x1b[1;31m"}
+_COLOURS = {
+    "DEBUG": "\x1b[2m",
+    "INFO": "\x1b[32m",
+    "WARNING": "\x1b[33m",
+    "ERROR": "\x1b[31m",
+    "CRITICAL": "\x1b[1;31m",
+}
 _RESET = "\x1b[0m"
 
 
@@ -105,10 +111,7 @@ class HumanFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         at = datetime.fromtimestamp(record.created, KST).strftime("%H:%M:%S.%f")[:-3]
         level = record.levelname
-        if self.colour:
-            level = f"{_COLOURS.get(level, '')}{level:<8}{_RESET}"
-        else:
-            level = f"{level:<8}"
+        level = f"{_COLOURS.get(level, '')}{level:<8}{_RESET}" if self.colour else f"{level:<8}"
         extras = " ".join(f"{k}={_short(v)}" for k, v in _extra_of(record).items())
         line = f"{at} {level} {self.process:<15} {record.getMessage()}"
         if extras:
@@ -119,7 +122,9 @@ class HumanFormatter(logging.Formatter):
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else _json.encode(msgspec.to_builtins(value, enc_hook=str)).decode()
+    text = (
+        value if isinstance(value, str) else _json.encode(msgspec.to_builtins(value, enc_hook=str)).decode()
+    )
     return text if len(text) <= 120 else text[:117] + "..."
 
 
@@ -151,7 +156,11 @@ def rotate_old_logs(directory: Path, name: str, today: date) -> None:
                 target = path.with_name(path.name + ".gz")
                 partial = target.with_name(target.name + ".part")
                 fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with path.open("rb") as src, os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
+                with (
+                    path.open("rb") as src,
+                    os.fdopen(fd, "wb") as raw,
+                    gzip.GzipFile(fileobj=raw, mode="wb") as gz,
+                ):
                     shutil.copyfileobj(src, gz)
                 os.replace(partial, target)
                 path.unlink()

@@ -11,7 +11,7 @@ import msgspec
 
 from observer.bus import BusError
 from observer.cli import config_of
-from observer.config import ConfigError, Secrets, log_dir, resolve_config_path
+from observer.config import Config, ConfigError, Secrets, data_dir, log_dir, resolve_config_path
 from observer.logs import setup_logging
 from observer.schema import Command, CommandReply
 from observer.workers import registry
@@ -43,12 +43,30 @@ def run(ctx: click.Context, workers: str | None) -> None:
         click.echo(f"config error: {e}", err=True)
         sys.exit(2)
     setup_logging("supervisor", cfg.logging.level, log_dir(cfg), secrets.values())
+    click.echo(banner(cfg, names, _config_path(ctx)), err=True)
     try:
         code = Supervisor(cfg, names, config_path=_config_path(ctx)).run()
     except (AlreadyRunning, BusError) as e:
         click.echo(f"observer run: {e}", err=True)
         sys.exit(1)
     sys.exit(code)
+
+
+def banner(cfg: Config, names: list[str], config_path: str | None) -> str:
+    """What a person starting the pipeline needs first: where data lands, how to watch, how to stop."""
+    cfg_arg = f" --config {config_path}" if config_path else ""
+    clock = cfg.clock
+    when = "wall clock (KST)" if clock.mode == "real" else f"session clock from {clock.start_at} KST x{clock.speed:g}"
+    metrics = f"http://{cfg.monitor.metrics_listen}/metrics" if cfg.monitor.metrics_listen else "off ([monitor] metrics_listen)"
+    return "\n".join(
+        [
+            f"KRX observer: {len(names)} workers ({', '.join(names)}), {when}",
+            f"  archive   {data_dir(cfg).resolve()}",
+            f"  logs      {log_dir(cfg).resolve()}",
+            f"  watch     make status  |  observer{cfg_arg} status  |  metrics {metrics}",
+            "  stop      Ctrl-C (or SIGTERM): collectors first, the writer last after its final fsync",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- ctl

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from sinks.monitor.prometheus import METRIC_NAMES
+
 from tests.conftest import REPO
 
 PROM_DIR = REPO / "deploy" / "prometheus"
@@ -34,9 +35,14 @@ def test_a_broken_rule_is_caught_by_the_unit_tests(tmp_path: Path) -> None:
     """The unit tests really evaluate the rules: weakening a threshold makes them fail."""
     rules = (PROM_DIR / "krx-observer.rules.yml").read_text().replace("> 0.80", "> 0.85")
     (tmp_path / "krx-observer.rules.yml").write_text(rules)
-    (tmp_path / "krx-observer.rules.test.yml").write_text((PROM_DIR / "krx-observer.rules.test.yml").read_text())
+    (tmp_path / "krx-observer.rules.test.yml").write_text(
+        (PROM_DIR / "krx-observer.rules.test.yml").read_text()
+    )
     out = subprocess.run(
-        [PROMTOOL, "test", "rules", "krx-observer.rules.test.yml"], cwd=tmp_path, capture_output=True, text=True
+        [PROMTOOL, "test", "rules", "krx-observer.rules.test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode != 0 and "KrxObserverDiskHigh" in out.stdout + out.stderr
 
