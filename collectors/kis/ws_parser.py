@@ -33,15 +33,72 @@ from observer.clock import KST
 from observer.schema import Tick
 
 TRADE_TR_IDS = frozenset({"H0STCNT0", "H0NXCNT0", "H0UNCNT0"})  # KRX, Nextrade, combined: one layout
-TRADE_FIELD_COUNT = 46
 MAX_RECORDS_PER_FRAME = 999  # the count is three digits
 
-# H0STCNT0 field positions (kis_protocol.md)
-_CODE, _HOUR, _PRICE, _SIGN, _CHANGE = 0, 1, 2, 3, 4
-_OPEN, _HIGH, _LOW, _ASK1, _BID1 = 7, 8, 9, 10, 11
-_CNTG_VOL, _ACML_VOL, _ACML_PBMN = 12, 13, 14
-_CCLD_DVSN, _BSOP_DATE, _MKOP_CLS, _TRHT_YN = 21, 33, 34, 35
-_ASK_RSQN1, _BID_RSQN1, _HOUR_CLS = 36, 37, 43
+FieldKind = Literal["text", "int", "decimal", "time", "date"]
+
+# H0STCNT0 fields in wire order (kis_protocol.md) with the type of their text: ``int`` KRW prices,
+# quantities and counts; ``decimal`` rates and averages; ``time`` HHMMSS (KST); ``date`` YYYYMMDD;
+# ``text`` codes and flags. Readers of raw/ frames (the research export) name columns from it.
+TRADE_FIELDS: tuple[tuple[str, FieldKind], ...] = (
+    ("MKSC_SHRN_ISCD", "text"),
+    ("STCK_CNTG_HOUR", "time"),
+    ("STCK_PRPR", "int"),
+    ("PRDY_VRSS_SIGN", "text"),
+    ("PRDY_VRSS", "int"),
+    ("PRDY_CTRT", "decimal"),
+    ("WGHN_AVRG_STCK_PRC", "decimal"),
+    ("STCK_OPRC", "int"),
+    ("STCK_HGPR", "int"),
+    ("STCK_LWPR", "int"),
+    ("ASKP1", "int"),
+    ("BIDP1", "int"),
+    ("CNTG_VOL", "int"),
+    ("ACML_VOL", "int"),
+    ("ACML_TR_PBMN", "int"),
+    ("SELN_CNTG_CSNU", "int"),
+    ("SHNU_CNTG_CSNU", "int"),
+    ("NTBY_CNTG_CSNU", "int"),
+    ("CTTR", "decimal"),
+    ("SELN_CNTG_SMTN", "int"),
+    ("SHNU_CNTG_SMTN", "int"),
+    ("CCLD_DVSN", "text"),
+    ("SHNU_RATE", "decimal"),
+    ("PRDY_VOL_VRSS_ACML_VOL_RATE", "decimal"),
+    ("OPRC_HOUR", "time"),
+    ("OPRC_VRSS_PRPR_SIGN", "text"),
+    ("OPRC_VRSS_PRPR", "int"),
+    ("HGPR_HOUR", "time"),
+    ("HGPR_VRSS_PRPR_SIGN", "text"),
+    ("HGPR_VRSS_PRPR", "int"),
+    ("LWPR_HOUR", "time"),
+    ("LWPR_VRSS_PRPR_SIGN", "text"),
+    ("LWPR_VRSS_PRPR", "int"),
+    ("BSOP_DATE", "date"),
+    ("NEW_MKOP_CLS_CODE", "text"),
+    ("TRHT_YN", "text"),
+    ("ASKP_RSQN1", "int"),
+    ("BIDP_RSQN1", "int"),
+    ("TOTAL_ASKP_RSQN", "int"),
+    ("TOTAL_BIDP_RSQN", "int"),
+    ("VOL_TNRT", "decimal"),
+    ("PRDY_SMNS_HOUR_ACML_VOL", "int"),
+    ("PRDY_SMNS_HOUR_ACML_VOL_RATE", "decimal"),
+    ("HOUR_CLS_CODE", "text"),
+    ("MRKT_TRTM_CLS_CODE", "text"),
+    ("VI_STND_PRC", "int"),
+)
+_AT = {name: i for i, (name, _) in enumerate(TRADE_FIELDS)}
+_CODE, _HOUR, _PRICE, _SIGN, _CHANGE = (
+    _AT[n] for n in ("MKSC_SHRN_ISCD", "STCK_CNTG_HOUR", "STCK_PRPR", "PRDY_VRSS_SIGN", "PRDY_VRSS")
+)
+_OPEN, _HIGH, _LOW, _ASK1, _BID1 = (_AT[n] for n in ("STCK_OPRC", "STCK_HGPR", "STCK_LWPR", "ASKP1", "BIDP1"))
+_CNTG_VOL, _ACML_VOL, _ACML_PBMN = _AT["CNTG_VOL"], _AT["ACML_VOL"], _AT["ACML_TR_PBMN"]
+_CCLD_DVSN, _BSOP_DATE, _MKOP_CLS, _TRHT_YN = (
+    _AT[n] for n in ("CCLD_DVSN", "BSOP_DATE", "NEW_MKOP_CLS_CODE", "TRHT_YN")
+)
+_ASK_RSQN1, _BID_RSQN1, _HOUR_CLS = _AT["ASKP_RSQN1"], _AT["BIDP_RSQN1"], _AT["HOUR_CLS_CODE"]
+TRADE_FIELD_COUNT = len(TRADE_FIELDS)  # 46
 
 _SIDE: dict[str, Literal["buy", "sell", "none"]] = {"1": "buy", "5": "sell"}
 _NEGATIVE_SIGNS = frozenset({"4", "5"})  # lower limit, down
