@@ -79,6 +79,7 @@ def _register_optional() -> None:
         ("collectors.cli", "commands"),
         ("collectors.kis_sim.cli", "sim"),
         ("sinks.housekeeping_cli", "commands"),
+        ("sinks.research.cli", "commands"),
     ):
         try:
             module = importlib.import_module(module_name)

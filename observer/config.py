@@ -224,6 +224,29 @@ class HousekeepingConfig(_Section, frozen=True):
     verify_deadline_h: float = 24.0  # a package not verified this long after creation is CRITICAL
 
 
+class ResearchConfig(_Section, frozen=True):
+    """Research outputs (``sinks.research``): Parquet export, PostgreSQL load, daily report.
+
+    The nightly jobs run in the housekeeper right after the day's backup package is made. The DSN
+    names host, database and user; a password comes from ``PGPASSWORD`` / ``~/.pgpass``, never
+    from this file."""
+
+    out_dir: str = ""  # empty: <data_dir>/research (parquet/YYYYMMDD, reports/YYYYMMDD)
+    nightly_export: bool = False
+    nightly_etl: bool = False
+    etl_dsn: str = ""  # e.g. postgresql://observer@db.local/market (required by nightly_etl)
+    etl_connect_timeout_s: float = 10.0
+    summary_telegram: bool = True  # the monitor sends the end-of-day summary once
+    summary_delay_s: float = 600.0  # after both tracks' end (market time)
+    summary_timeout_real_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.nightly_etl and not self.etl_dsn:
+            raise ValueError("nightly_etl needs etl_dsn")
+        if ":" in self.etl_dsn.partition("@")[0].removeprefix("postgresql://").removeprefix("postgres://"):
+            raise ValueError("etl_dsn must not carry a password (use PGPASSWORD or ~/.pgpass)")
+
+
 class SupervisorConfig(_Section, frozen=True):
     workers: list[str] = msgspec.field(
         default_factory=lambda: [
@@ -264,6 +287,7 @@ class Config(_Section, frozen=True):
     monitor: MonitorConfig = MonitorConfig()
     alerts: AlertsConfig = AlertsConfig()
     housekeeping: HousekeepingConfig = HousekeepingConfig()
+    research: ResearchConfig = ResearchConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
 
 
@@ -385,6 +409,11 @@ def data_dir(cfg: Config) -> Path:
 
 def log_dir(cfg: Config) -> Path:
     return Path(cfg.paths.log_dir) if cfg.paths.log_dir else data_dir(cfg) / "logs"
+
+
+def research_dir(cfg: Config) -> Path:
+    """Where the research outputs go (``parquet/``, ``reports/``)."""
+    return Path(cfg.research.out_dir) if cfg.research.out_dir else data_dir(cfg) / "research"
 
 
 def state_dir(cfg: Config) -> Path:

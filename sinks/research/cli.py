@@ -1,0 +1,69 @@
+"""``observer export``, ``observer etl`` and ``observer report``: research outputs of one KST day.
+
+Exit codes: 0 done, 1 the day could not be produced (no data, a damaged archive, a count
+mismatch, an unreachable database: the message says which, and nothing half-written is left
+visible), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from observer.config import Config, data_dir, research_dir
+from sinks.research.errors import ResearchError
+from sinks.research.tables import TABLES
+
+
+def _cfg(ctx: click.Context) -> Config:
+    from observer.cli import config_of
+
+    return config_of(ctx)
+
+
+def parse_day(text: str) -> date:
+    for fmt in ("%Y%m%d", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise click.BadParameter(f"not a day (YYYYMMDD or YYYY-MM-DD): {text!r}")
+
+
+def _fail(e: ResearchError) -> None:
+    click.echo(f"error: {e}", err=True)
+    sys.exit(1)
+
+
+_day_option = click.option("--day", "day_text", required=True, help="KST trading day, YYYYMMDD")
+
+
+@click.command("export")
+@_day_option
+@click.option(
+    "--tracks", default=",".join(TABLES), show_default=True, help="tables to write, comma-separated"
+)
+@click.option("--out", "out", default=None, help="output directory (default <research dir>/parquet)")
+@click.pass_context
+def export_cmd(ctx: click.Context, day_text: str, tracks: str, out: str | None) -> None:
+    """Write one day as typed Parquet (zstd) with a manifest (row counts, SHA-256)."""
+    from sinks.research.export import Export
+
+    cfg = _cfg(ctx)
+    day = parse_day(day_text)
+    out_dir = Path(out) if out else research_dir(cfg) / "parquet"
+    tables = tuple(t.strip() for t in tracks.split(",") if t.strip())
+    try:
+        manifest = Export(data_dir(cfg), out_dir, tables).run(day)
+    except ResearchError as e:
+        _fail(e)
+        return
+    for f in manifest.files:
+        click.echo(f"{f.file}: {f.rows} rows (archive {f.archive_count}) sha256 {f.sha256[:16]}")
+    click.echo(f"{out_dir / day.strftime('%Y%m%d')}: {len(manifest.files)} files, manifest.json")
+
+
+commands = [export_cmd]

@@ -1,0 +1,255 @@
+"""Archive lines -> typed Arrow record batches, one schema per output table, and back.
+
+Column conventions (the Parquet files and the PostgreSQL tables share them): timestamps are
+``timestamp[us, tz=Asia/Seoul]``, prices, volumes and sizes ``int64`` (KRW / shares), every table
+keeps ``record_id``; nested JSON that has no fixed shape (``details``, metrics ``records``/``gaps``)
+is kept as JSON text. A pattern record holds one instrument; its fields are flattened
+(``observation.instruments[0].price.close`` -> ``close``, ``timestamp`` -> ``exchange_at``).
+
+`rebuild` turns rows back into the archive's JSON shape: the round trip a test checks field by field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+from observer.schema import GapMarker, MetricsSnapshot, PatternRecord, SystemEvent
+from sinks.research.day import Group, read_lines
+from sinks.research.errors import DamagedArchive
+from sinks.research.trades import TRADES_SCHEMA, trade_rows
+
+TZ = "Asia/Seoul"
+TS = pa.timestamp("us", tz=TZ)
+BATCH_ROWS = 50_000
+
+_PATTERN_HEAD = [
+    ("record_id", pa.string()),
+    ("session_id", pa.string()),
+    ("generated_at", TS),
+    ("schema_version", pa.string()),
+    ("field_count", pa.int32()),
+    ("validation_passed", pa.bool_()),
+    ("guard_passed", pa.bool_()),
+    ("quality_flag", pa.string()),
+    ("mitigation_level", pa.int16()),
+    ("track", pa.string()),
+    ("slot_number", pa.int16()),
+    ("source", pa.string()),
+    ("market", pa.string()),
+    ("captured_at", TS),
+    ("meta_schema_version", pa.string()),
+]
+# instrument fields in Instrument order; ``price`` is split into open/high/low/close
+_INSTRUMENT = [
+    ("symbol", pa.string()),
+    ("exchange_at", TS),
+    ("received_at", TS),
+    ("open", pa.int64()),
+    ("high", pa.int64()),
+    ("low", pa.int64()),
+    ("close", pa.int64()),
+    ("volume", pa.int64()),
+    ("bid_price", pa.int64()),
+    ("ask_price", pa.int64()),
+    ("bid_size", pa.int64()),
+    ("ask_size", pa.int64()),
+    ("prev_close", pa.int64()),
+    ("trade_count", pa.int64()),
+    ("window_volume", pa.int64()),
+    ("window_high", pa.int64()),
+    ("window_low", pa.int64()),
+    ("vwap", pa.float64()),
+    ("window_start", TS),
+    ("window_end", TS),
+    ("sweep_id", pa.string()),
+]
+PATTERN_SCHEMA = pa.schema(_PATTERN_HEAD + _INSTRUMENT)
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("type", pa.string()),
+        ("severity", pa.string()),
+        ("at", TS),
+        ("source", pa.string()),
+        ("provider", pa.string()),
+        ("message", pa.string()),
+        ("details", pa.string()),
+    ]
+)
+GAPS_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("track", pa.string()),
+        ("provider", pa.string()),
+        ("market", pa.string()),
+        ("symbols", pa.list_(pa.string())),
+        ("start", TS),
+        ("end", TS),
+        ("reason", pa.string()),
+        ("detected_by", pa.string()),
+        ("details", pa.string()),
+    ]
+)
+_METRIC_FLOATS = ("slot_utilization", "disk_usage_percent", "cpu_usage_percent", "memory_usage_percent")
+METRICS_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("at", TS),
+        ("track_a_collection_rate", pa.float64()),
+        ("track_b_collection_rate", pa.float64()),
+        ("ws_reconnect_count", pa.int64()),
+        ("slot_utilization", pa.float64()),
+        ("mitigation_level", pa.int16()),
+        ("disk_usage_percent", pa.float64()),
+        ("cpu_usage_percent", pa.float64()),
+        ("memory_usage_percent", pa.float64()),
+        ("latency_p50_ms", pa.float64()),
+        ("latency_p95_ms", pa.float64()),
+        ("latency_p99_ms", pa.float64()),
+        ("records", pa.string()),
+        ("gaps", pa.string()),
+    ]
+)
+SCHEMAS: dict[str, pa.Schema] = {
+    "swing": PATTERN_SCHEMA,
+    "scalp": PATTERN_SCHEMA,
+    "trades": TRADES_SCHEMA,
+    "gaps": GAPS_SCHEMA,
+    "events": EVENTS_SCHEMA,
+    "metrics": METRICS_SCHEMA,
+}
+TABLES = tuple(SCHEMAS)
+
+_pattern = msgspec.json.Decoder(PatternRecord)
+_system = msgspec.json.Decoder(SystemEvent | GapMarker)
+_metrics = msgspec.json.Decoder(MetricsSnapshot)
+_json = msgspec.json.Encoder(order="sorted")
+
+
+def _text(value: object) -> str:
+    return _json.encode(value).decode()
+
+
+def _pattern_row(rec: PatternRecord) -> tuple[Any, ...]:
+    obs = rec.observation
+    if len(obs.instruments) != 1:
+        raise ValueError(f"{len(obs.instruments)} instruments (one expected)")
+    i = obs.instruments[0]
+    p = i.price
+    return (
+        rec.record_id, rec.session_id, rec.generated_at, rec.schema.version, rec.schema.field_count,
+        rec.quality.validation_passed, rec.quality.guard_passed, rec.quality.quality_flag,
+        rec.interpretation.mitigation_level, rec.interpretation.track, rec.interpretation.slot_number,
+        obs.meta.source, obs.meta.market, obs.meta.captured_at, obs.meta.schema_version,
+        i.symbol, i.timestamp, i.received_at, p["open"], p["high"], p["low"], p["close"], i.volume,
+        i.bid_price, i.ask_price, i.bid_size, i.ask_size, i.prev_close, i.trade_count, i.window_volume,
+        i.window_high, i.window_low, i.vwap, i.window_start, i.window_end, i.sweep_id,
+    )  # fmt: skip
+
+
+def _rows(group: Group) -> Iterator[tuple[Any, ...]]:
+    """Row tuples in the table's schema order, strictly: a bad line raises `DamagedArchive`."""
+    for path in group.files:
+        for number, line in read_lines(path):
+            try:
+                if group.table in ("swing", "scalp"):
+                    yield _pattern_row(_pattern.decode(line))
+                elif group.table == "trades":
+                    yield from trade_rows(line)
+                elif group.table == "metrics":
+                    m = _metrics.decode(line)
+                    yield (
+                        m.record_id, m.at, m.track_a_collection_rate, m.track_b_collection_rate,
+                        m.ws_reconnect_count, m.slot_utilization, m.mitigation_level, m.disk_usage_percent,
+                        m.cpu_usage_percent, m.memory_usage_percent, m.latency_p50_ms, m.latency_p95_ms,
+                        m.latency_p99_ms, _text(m.records), _text(m.gaps),
+                    )  # fmt: skip
+                else:
+                    e = _system.decode(line)
+                    if group.table == "gaps" and isinstance(e, GapMarker):
+                        yield (
+                            e.record_id, e.track, e.provider, e.market, e.symbols, e.start, e.end,
+                            e.reason, e.detected_by, _text(e.details),
+                        )  # fmt: skip
+                    elif group.table == "events" and isinstance(e, SystemEvent):
+                        yield (
+                            e.record_id, e.type, e.severity, e.at, e.source, e.provider, e.message,
+                            _text(e.details),
+                        )  # fmt: skip
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError) as err:
+                raise DamagedArchive(f"{path}:{number}: not a {group.table} line: {str(err)[:200]}") from err
+
+
+def batches(group: Group, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """The group's rows as record batches of at most `batch_rows` rows."""
+    schema = SCHEMAS[group.table]
+    width = len(schema)
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    count = 0
+    for row in _rows(group):
+        for i in range(width):
+            columns[i].append(row[i])
+        count += 1
+        if count == batch_rows:
+            yield _batch(columns, schema)
+            columns = [[] for _ in range(width)]
+            count = 0
+    if count:
+        yield _batch(columns, schema)
+
+
+def _batch(columns: list[list[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
+# --------------------------------------------------------------------------- the way back
+
+
+def rebuild(table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of `table` (``pa.Table.to_pylist()``) -> archive-shaped dicts (timestamps as datetimes;
+    trades: one dict of named fields per record)."""
+    out: list[dict[str, Any]] = []
+    head = [name for name, _ in _PATTERN_HEAD]
+    for r in rows:
+        if table in ("swing", "scalp"):
+            inst = {name: r[name] for name, _ in _INSTRUMENT}
+            inst["timestamp"] = inst.pop("exchange_at")
+            inst["price"] = {k: inst.pop(k) for k in ("open", "high", "low", "close")}
+            h = {k: r[k] for k in head}
+            out.append(
+                {
+                    "record_id": h["record_id"],
+                    "session_id": h["session_id"],
+                    "generated_at": h["generated_at"],
+                    "observation": {
+                        "meta": {
+                            "source": h["source"],
+                            "market": h["market"],
+                            "captured_at": h["captured_at"],
+                            "schema_version": h["meta_schema_version"],
+                        },
+                        "instruments": [inst],
+                    },
+                    "schema": {"version": h["schema_version"], "field_count": h["field_count"]},
+                    "quality": {k: h[k] for k in ("validation_passed", "guard_passed", "quality_flag")},
+                    "interpretation": {k: h[k] for k in ("mitigation_level", "track", "slot_number")},
+                }
+            )
+        elif table == "events":
+            out.append({"kind": "system_event", **r, "details": json.loads(r["details"])})
+        elif table == "gaps":
+            out.append({"kind": "gap_marker", **r, "details": json.loads(r["details"]), "type": "gap_marker"})
+        elif table == "metrics":
+            out.append(
+                {"kind": "metrics", **r, "records": json.loads(r["records"]), "gaps": json.loads(r["gaps"])}
+            )
+        else:
+            out.append(dict(r))
+    return out
