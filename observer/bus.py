@@ -12,12 +12,14 @@ archive_ack     PUB       writer                     Ack after fsync
 events_in       XSUB      supervisor (forwarder)     workers PUB connect here
 events_out      XPUB      supervisor (forwarder)     workers SUB connect here
 control         REP       supervisor                 Command -> CommandReply
+feed            PUB       writer                     FeedBody: every archived line (public)
+replay_feed     XPUB      ``observer replay``        FeedBody: a recorded range, same shape
 ==============  ========  =========================  =====================================
 
 Topics on the PUB/SUB event bus (first frame of each message; subscriptions match by prefix).
 A topic name is spelled only here: everybody else uses these constants and functions.
 
-========================  =============================  =======================  ==================
+========================  =============================  =======================  ===========
 topic                     body                           published by             subscribed by
 ========================  =============================  =======================  ==================
 heartbeat.<worker>        Heartbeat                      every worker (base)      supervisor,
@@ -37,6 +39,11 @@ alert.<worker>            SystemEvent to alert on        housekeeper            
 ========================  =============================  =======================  ==================
 
 On the ack sockets (``ingest_ack``, ``archive_ack``), not the event bus: ``ack.<producer>.`` -> Ack.
+=======
+The public feed's topics (`feed_topic`): ``swing.<market>.<symbol>``, ``scalp.<market>.<symbol>``,
+``raw.<market>``, ``event.<type>`` (system events by type, ``event.gap_marker`` included,
+``event.overflow``, ``event.metrics``), and ``feed.stats``. Feed sockets never block: a slow
+subscriber loses messages at the HWM and sees the holes in each topic's ``seq``.
 
 Defaults are ``ipc://<runtime_dir>/<name>.sock`` (the runtime dir is 0700); any of them may be
 ``tcp://`` through ``[bus.endpoints]``. Reliable delivery on PUSH/PULL lives in ``observer.reliable``.
@@ -46,6 +53,8 @@ One zmq Context per process, created in the process that uses it (`context()`).
 from __future__ import annotations
 
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,9 +62,28 @@ import msgspec
 import zmq
 
 from observer.config import Config, ensure_private_dir, runtime_dir
-from observer.schema import ArchiveBody, CommandReply, EventBody, IngestBody
+from observer.schema import (
+    ArchiveBody,
+    ArchiveKind,
+    CommandReply,
+    EventBody,
+    FeedBody,
+    FeedMessage,
+    FeedStats,
+    IngestBody,
+)
 
-ENDPOINT_NAMES = ("ingest", "ingest_ack", "archive", "archive_ack", "events_in", "events_out", "control")
+ENDPOINT_NAMES = (
+    "ingest",
+    "ingest_ack",
+    "archive",
+    "archive_ack",
+    "events_in",
+    "events_out",
+    "control",
+    "feed",
+    "replay_feed",
+)
 
 T = TypeVar("T")
 
@@ -170,6 +198,7 @@ ingest_decoder: msgspec.json.Decoder[IngestBody] = msgspec.json.Decoder(IngestBo
 archive_decoder: msgspec.json.Decoder[ArchiveBody] = msgspec.json.Decoder(ArchiveBody)
 event_decoder: msgspec.json.Decoder[EventBody] = msgspec.json.Decoder(EventBody)
 reply_decoder: msgspec.json.Decoder[CommandReply] = msgspec.json.Decoder(CommandReply)
+feed_decoder: msgspec.json.Decoder[FeedBody] = msgspec.json.Decoder(FeedBody)
 
 
 def encode(msg: Any) -> bytes:
@@ -283,3 +312,125 @@ class Forwarder:
         self._thread.join(5)
         ctl.close(linger=0)  # only after the join: closing the peer at once can lose TERMINATE
         self._thread = None
+
+
+# --------------------------------------------------------------------------- public feed (PUB/SUB)
+
+FEED_STATS_TOPIC = "feed.stats"
+FEED_TOPIC_PREFIXES = ("swing.", "scalp.", "raw.", "event.", "feed.")
+
+
+class _EventType(msgspec.Struct):
+    type: str = ""
+
+
+_event_type_decoder = msgspec.json.Decoder(_EventType)
+
+
+def feed_topic(track: str, market: str, record_id: str, line: bytes) -> str:
+    """The feed topic of one archive line (``record_id`` is ``<track>:<symbol>:...`` for swing/scalp)."""
+    match track:
+        case "swing" | "scalp":
+            return f"{track}.{market}.{record_id.split(':', 2)[1]}"
+        case "raw":
+            return f"raw.{market}"
+        case "system":
+            try:
+                kind = _event_type_decoder.decode(line).type
+            except msgspec.DecodeError:
+                kind = ""
+            return f"event.{kind or 'unknown'}"
+        case _:
+            return f"event.{track}"
+
+
+class FeedPublisher:
+    """A feed PUB/XPUB socket: per-topic seq, `FeedMessage` encoding, never blocks.
+
+    What zmq drops for a slow subscriber shows up as holes in that topic's ``seq``; `dropped` counts
+    what the caller itself had to drop before publishing (reported in `FeedStats`)."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        cfg: Config,
+        address: str,
+        *,
+        run_id: str,
+        replay: bool = False,
+        sock_type: int = zmq.PUB,
+    ):
+        self.sock = make_socket(ctx, sock_type, cfg, hwm=cfg.bus.send_hwm)
+        bind(self.sock, address)
+        self.address = address
+        self.run_id = run_id
+        self.replay = replay
+        self.seqs: dict[str, int] = {}
+        self.published: dict[str, int] = {}
+        self.dropped = 0
+
+    def publish(self, track: ArchiveKind, market: str, record_id: str, line: bytes, at: datetime) -> str:
+        topic = feed_topic(track, market, record_id, line)
+        seq = self.seqs.get(topic, 0) + 1
+        self.seqs[topic] = seq
+        body = FeedMessage(
+            topic=topic,
+            track=track,
+            seq=seq,
+            run_id=self.run_id,
+            at=at,
+            sent_at_ns=time.time_ns(),
+            line=msgspec.Raw(line),
+            replay=self.replay,
+        )
+        self.published[track] = self.published.get(track, 0) + 1
+        self._send(topic, _encoder.encode(body))
+        return topic
+
+    def publish_stats(self, at: datetime, *, final: bool = False) -> None:
+        stats = FeedStats(
+            run_id=self.run_id,
+            at=at,
+            published=dict(self.published),
+            dropped=self.dropped,
+            replay=self.replay,
+            final=final,
+        )
+        self._send(FEED_STATS_TOPIC, _encoder.encode(stats))
+
+    def _send(self, topic: str, body: bytes) -> None:
+        try:
+            self.sock.send_multipart([topic.encode(), body], flags=zmq.NOBLOCK, copy=True)
+        except zmq.Again:
+            pass  # XPUB/PUB at HWM: the subscriber sees the hole in seq
+
+    def close(self, linger_ms: int = 0) -> None:
+        self.sock.close(linger=linger_ms)
+
+
+class FeedSubscriber:
+    """SUB on a feed endpoint (live or replay), subscribed to topic prefixes ("" = everything)."""
+
+    def __init__(self, ctx: zmq.Context[Any], cfg: Config, address: str, topics: list[str]):
+        self.sock = make_socket(ctx, zmq.SUB, cfg, hwm=cfg.bus.recv_hwm)
+        for topic in topics or [""]:
+            self.sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self.sock.connect(address)
+        self.malformed = 0
+
+    def recv(self, timeout_ms: int) -> tuple[str, FeedBody] | None:
+        """One message, or None when nothing came within `timeout_ms`. Malformed ones are counted."""
+        if not self.sock.poll(timeout_ms):
+            return None
+        frames = self.sock.recv_multipart()
+        if len(frames) != 2:
+            self.malformed += 1
+            return None
+        try:
+            return frames[0].decode(), feed_decoder.decode(frames[1])
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            self.malformed += 1
+            return None
+
+    def close(self) -> None:
+        self.sock.close(linger=0)

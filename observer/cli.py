@@ -80,6 +80,7 @@ def _register_optional() -> None:
         ("collectors.kis_sim.cli", "sim"),
         ("sinks.housekeeping_cli", "commands"),
         ("sinks.research.cli", "commands"),
+        ("observer.replay.cli", "commands"),
     ):
         try:
             module = importlib.import_module(module_name)

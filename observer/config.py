@@ -39,8 +39,8 @@ class PathsConfig(_Section, frozen=True):
 
 
 class BusConfig(_Section, frozen=True):
-    # Endpoint overrides by name (ingest, ingest_ack, archive, archive_ack, events_in, events_out,
-    # control); anything not given is ipc://<runtime_dir>/<name>.sock
+    # Endpoint overrides by name (ingest, ingest_ack, archive, archive_ack, events_in, events_out, feed,
+    # replay_feed, control); anything not given is ipc://<runtime_dir>/<name>.sock
     endpoints: dict[str, str] = {}
     send_hwm: int = 10_000
     recv_hwm: int = 10_000  # bounds what a paused receiver keeps reading into its zmq queue

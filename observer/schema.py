@@ -6,7 +6,8 @@ receiving role:
 * ``IngestBody``  — what collectors (and any worker that wants something archived) push to the core;
 * ``ArchiveBody`` — what the core pushes to the writer;
 * ``EventBody``   — what travels on the PUB/SUB event bus (heartbeats, acks, levels, slots, stats);
-  the topic each travels on is named in ``observer.bus`` (the topic table).
+  the topic each travels on is named in ``observer.bus`` (the topic table);
+* ``FeedBody``    — what the public ``feed`` (and its replay twin) publishes: every archived line.
 
 What one process tells another is a Struct here, never a string to compare: the WS feed's state is a
 ``FeedStatus``, a new universe a ``UniverseBuilt``, an anomalous day a ``DayAnomalous``; each is
@@ -644,6 +645,44 @@ EventBody = (
     | WsCollectorStats
     | MonitorStats
 )
+
+
+# --------------------------------------------------------------------------- public feed
+
+
+class FeedMessage(_Msg, frozen=True, tag="feed"):
+    """One archived line on the public feed (topic frame first, see ``observer.bus.feed_topic``).
+
+    ``line`` is the archive line exactly as stored; ``at`` its own time (captured / received /
+    window end / event time), so a replayed message carries the original time. ``seq`` counts per
+    topic from 1 for one publisher run (``run_id``): a hole means the consumer lost messages (a slow
+    subscriber is dropped at the HWM, never waited for). ``replay`` is the only other difference
+    between a live and a replayed message."""
+
+    topic: str
+    track: ArchiveKind
+    seq: int
+    run_id: str
+    at: datetime
+    sent_at_ns: int
+    line: msgspec.Raw
+    replay: bool = False
+
+
+class FeedStats(_Msg, frozen=True, tag="feed_stats"):
+    """Published on topic ``feed.stats`` every few seconds and once at the end of a run: how many
+    messages the publisher sent per track (compare with what arrived) and how many it had to drop
+    itself because its own bounded queue was full (the pipeline never waits for the feed)."""
+
+    run_id: str
+    at: datetime
+    published: dict[str, int]
+    dropped: int = 0
+    replay: bool = False
+    final: bool = False
+
+
+FeedBody = FeedMessage | FeedStats
 
 
 def field_count(struct_type: type[msgspec.Struct]) -> int:

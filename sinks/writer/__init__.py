@@ -9,9 +9,10 @@ Data flow::
            dedup by record_id (RecordIndex) -> route (partitions.Partitioner) -> one write per file
            (FileTable, O_APPEND, rolled back on error) -> fsync files + new dirs
         -> acks (pipe wakeup) -> WriterWorker publishes cumulative Acks on archive_ack
+        -> fresh lines of each commit -> feed.FeedThread -> public ``feed`` PUB (after the fsync)
 
 Modules: ``partitions`` (path rules, scalp rotation), ``files`` (file table, lock), ``repair``
 (torn-tail truncation), ``index`` (committed record ids), ``queue`` (intake queue), ``committer``
-(the writer thread), ``worker`` (the process), ``cli`` (``observer verify``; logic in
+(the writer thread), ``feed`` (the public feed thread), ``worker`` (the process), ``cli`` (``observer verify``; logic in
 ``sinks.verify``).
 """

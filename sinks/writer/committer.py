@@ -61,6 +61,7 @@ class Committer(threading.Thread):
         make_event: EventFactory,
         today: Callable[[], date],
         wake_fd: int | None = None,
+        on_commit: Callable[[list[Item]], None] | None = None,
     ):
         super().__init__(name="writer-committer", daemon=True)
         self.root = root
@@ -70,6 +71,7 @@ class Committer(threading.Thread):
         self.make_event = make_event
         self.today = today
         self.wake_fd = wake_fd
+        self.on_commit = on_commit  # gets each commit's fresh lines after the fsync (the public feed)
         self.files = FileTable(root)
         self.index = RecordIndex(root)
         self.partitioner = Partitioner(root)
@@ -174,6 +176,7 @@ class Committer(threading.Thread):
         groups: dict[Path, list[bytes]] = {}
         acks: dict[tuple[str, str], int] = {}
         fresh: list[tuple[str, date, str]] = []
+        fresh_items: list[Item] = []
         seen: set[tuple[str, date, str]] = set()
         duplicates = 0
         for item in batch:
@@ -188,6 +191,7 @@ class Committer(threading.Thread):
                 continue
             seen.add(key)
             fresh.append(key)
+            fresh_items.append(item)
             if item.path is None:
                 item.path = self.partitioner.relpath(
                     item.track, item.provider, item.market, item.partition_at, item.level
@@ -200,6 +204,8 @@ class Committer(threading.Thread):
         for track, day, record_id in fresh:
             self.index.add(track, day, record_id)
             self.written[track] += 1
+        if self.on_commit is not None and fresh_items:
+            self.on_commit(fresh_items)
         self.duplicates += duplicates
         self.commits += 1
         oldest = min(i.enqueued_ns for i in batch)

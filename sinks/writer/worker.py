@@ -17,6 +17,7 @@ from observer.reliable import ReliableReceiver, SeqGap, hop_endpoints
 from observer.schema import ArchiveRecord, GapMarker, MitigationLevel, WorkerStats
 from observer.worker import Worker
 from sinks.writer.committer import Committer, event_item
+from sinks.writer.feed import FeedThread
 from sinks.writer.files import DataDirLock, WriterLocked
 from sinks.writer.partitions import PartitionError, check_route
 from sinks.writer.queue import IntakeQueue, Item
@@ -66,6 +67,8 @@ class WriterWorker(Worker):
         self._last_sent_ns: dict[tuple[str, str], int] = {}
         self._last_stats = 0.0
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.feed = FeedThread(self.ctx, self.cfg, run_id=self.run_id, now=self.clock.now)
+        self.feed.start()
         self.committer = Committer(
             self.root,
             self.cfg.writer,
@@ -74,6 +77,7 @@ class WriterWorker(Worker):
             make_event=self.make_event,
             today=lambda: kst_date(self.clock.now()),
             wake_fd=self._wake_w,
+            on_commit=self.feed.offer,
         )
         self.committer.start()
         data_ep, ack_ep = hop_endpoints(self.cfg, "archive")
@@ -287,6 +291,9 @@ class WriterWorker(Worker):
                 "shutdown: the disk did not take the queued records; they stay unacknowledged",
                 extra={"queue_records": len(self.queue)},
             )
+        if hasattr(self, "feed"):
+            self.feed.stop()
+            self.feed.join(2.0)
         if hasattr(self, "receiver"):
             self._publish_acks()
             self.receiver.ack_pub.close(linger=200)

@@ -216,3 +216,24 @@ def test_bus_keeps_kst_offsets() -> None:
     assert isinstance(back, s.TradeFrame)
     assert back.received_at.utcoffset() == timedelta(hours=9)
     assert back.ticks[0].exchange_at.isoformat().endswith("+09:00")
+
+
+def test_feed_round_trip() -> None:
+    from observer.bus import feed_decoder, feed_topic
+
+    line = encode(_pattern())
+    msg = s.FeedMessage(
+        topic=feed_topic("scalp", "KRX", "scalp:005930:20261126T093102.500", line),
+        track="scalp",
+        seq=7,
+        run_id="r1",
+        at=AT,
+        sent_at_ns=1,
+        line=msgspec.Raw(line),
+        replay=True,
+    )
+    back = feed_decoder.decode(encode(msg))
+    assert isinstance(back, s.FeedMessage) and back.topic == "scalp.KRX.005930"
+    assert bytes(back.line) == line and back.at == AT and back.replay
+    stats = s.FeedStats(run_id="r1", at=AT, published={"scalp": 3}, dropped=1, final=True)
+    assert feed_decoder.decode(encode(stats)) == stats

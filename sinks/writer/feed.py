@@ -1,0 +1,101 @@
+"""The writer's side of the public feed: every committed line, published after its fsync.
+
+The committer hands each commit's fresh lines to `FeedThread.offer` (a list append under a lock:
+nothing on the commit path encodes, sends or waits). The feed thread owns the ``feed`` PUB socket
+(`observer.bus.FeedPublisher`) and publishes each line with its topic and per-topic seq, plus a
+`FeedStats` on ``feed.stats`` every ``STATS_INTERVAL_S``. Bounds: zmq drops what a slow subscriber
+does not take (holes in ``seq``); if the thread itself falls ``MAX_QUEUED`` lines behind, the
+oldest are dropped and counted in ``FeedStats.dropped``. A feed that cannot bind is logged and
+disabled: the archive never depends on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, cast
+
+import zmq
+
+from observer.bus import BusError, Endpoints, FeedPublisher
+from observer.config import Config
+from observer.schema import ArchiveKind
+from sinks.writer.queue import Item
+
+log = logging.getLogger("observer.writer.feed")
+STATS_INTERVAL_S = 5.0
+MAX_QUEUED = 200_000
+
+
+class FeedThread(threading.Thread):
+    def __init__(self, ctx: zmq.Context[Any], cfg: Config, *, run_id: str, now: Callable[[], datetime]):
+        super().__init__(name="writer-feed", daemon=True)
+        self.ctx = ctx
+        self.cfg = cfg
+        self.run_id = run_id
+        self.now = now
+        self.address = Endpoints(cfg)["feed"]
+        self._queue: deque[Item] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.dropped = 0
+        self.published = 0
+
+    def offer(self, items: list[Item]) -> None:
+        """Called by the committer after a commit's fsync. Never blocks on the feed."""
+        with self._cond:
+            self._queue.extend(items)
+            over = len(self._queue) - MAX_QUEUED
+            for _ in range(max(over, 0)):
+                self._queue.popleft()
+            if over > 0:
+                self.dropped += over
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    def run(self) -> None:
+        try:
+            pub = FeedPublisher(self.ctx, self.cfg, self.address, run_id=self.run_id)
+        except BusError as e:
+            log.error("public feed disabled: %s", e)
+            return
+        try:
+            self._loop(pub)
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            pub.close(linger_ms=1_000)  # bounded: the last lines and the final stats get out
+
+    def _loop(self, pub: FeedPublisher) -> None:
+        next_stats = 0.0
+        while True:
+            with self._cond:
+                if not self._queue and not self._stopping:
+                    self._cond.wait(STATS_INTERVAL_S)
+                batch, self._queue = self._queue, deque()
+                stopping = self._stopping
+                pub.dropped = self.dropped
+            for item in batch:
+                if item.line is not None and item.partition_at is not None:
+                    pub.publish(
+                        cast(ArchiveKind, item.track),
+                        item.market,
+                        item.record_id,
+                        item.line,
+                        item.partition_at,
+                    )
+            self.published += len(batch)
+            now_mono = time.monotonic()
+            if now_mono >= next_stats or stopping:
+                next_stats = now_mono + STATS_INTERVAL_S
+                pub.publish_stats(self.now(), final=stopping)
+            if stopping:
+                return
