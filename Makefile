@@ -28,8 +28,8 @@ test-services:
 	@bash tests/services/install.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check observer collectors sinks supervisor tests bench
-	$(BIN)/ruff format --check observer collectors sinks supervisor tests bench
+	$(BIN)/ruff check observer collectors sinks supervisor testkit tests bench
+	$(BIN)/ruff format --check observer collectors sinks supervisor testkit tests bench
 	$(BIN)/mypy observer collectors sinks supervisor
 
 bench: $(STAMP)

@@ -46,8 +46,8 @@ from observer.schema import (  # noqa: E402
     RawFrameRecord,
     SchemaInfo,
 )
-from sinks.backup import create_package  # noqa: E402
-from sinks.backup_pull import PullTarget, pull  # noqa: E402
+from sinks.housekeeping.backup import create_package  # noqa: E402
+from sinks.housekeeping.backup_pull import PullTarget, pull  # noqa: E402
 from sinks.housekeeping.layout import ensure_dir, package_dir, receipts_dir  # noqa: E402
 from sinks.housekeeping.manifest import verify_package  # noqa: E402
 

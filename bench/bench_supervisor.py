@@ -30,10 +30,10 @@ import psutil  # noqa: E402
 import zmq  # noqa: E402
 
 from observer.config import load_config  # noqa: E402
+from observer.control import ControlClient, NoSupervisor, reply_data  # noqa: E402
 from observer.schema import Command  # noqa: E402
-from observer.workers import EXTRA_WORKERS_ENV  # noqa: E402
-from supervisor.control import ControlClient, NoSupervisor, reply_data  # noqa: E402
-from tests.fakes.workers import EXTRA_WORKERS  # noqa: E402
+from observer.worker_registry import EXTRA_WORKERS_ENV  # noqa: E402
+from testkit.fake_workers import EXTRA_WORKERS  # noqa: E402
 
 TOML = """
 [supervisor]
@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=300)
     args = ap.parse_args()
     extra = EXTRA_WORKERS + "".join(
-        f",fake-ok-{i}=tests.fakes.workers:HealthyWorker" for i in range(args.workers)
+        f",fake-ok-{i}=testkit.fake_workers:HealthyWorker" for i in range(args.workers)
     )
     names = [f"fake-ok-{i}" for i in range(args.workers)]
     base = Path(tempfile.mkdtemp(prefix="obs-bench-", dir="/tmp"))

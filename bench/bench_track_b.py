@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import websocket
 import zmq
 
+from collectors.kis_sim.rfc6455 import OP_TEXT, WsConnection, WsServer
 from collectors.kis_sim.server import SimOptions, Simulator
-from collectors.kis_sim.websocket import OP_TEXT, WsConnection, WsServer
 from observer.bus import (
     SLOTS,
     EventPublisher,

@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 from observer.bus import context  # noqa: E402
 from observer.reliable import ReliableSender, hop_endpoints  # noqa: E402
 from sinks.writer.index import RecordIndex  # noqa: E402
-from tests.conftest import make_config, write_config  # noqa: E402
-from tests.writer.support import DAY, line_for, record  # noqa: E402
+from testkit.config import make_config, write_config  # noqa: E402
+from testkit.records import DAY, line_for, record  # noqa: E402
 
 BARE_SINK = """
 import sys, zmq

@@ -31,7 +31,7 @@ from observer.clock import KST
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
 from observer.schema import DetailValue, GapMarker, QuoteSnapshot, SystemEvent
 from observer.universe import UniverseError
-from observer.worker import Worker
+from observer.worker_base import Worker
 
 UNIVERSE_RETRY_S = 60.0
 QUEUE_BOUND = 20_000  # quotes in flight between the sweep thread and the loop (a sweep is ~4,000)

@@ -43,7 +43,7 @@ from collectors.kis.ws import (
     unpack_frame,
 )
 from collectors.kis.ws_parser import parse_control_frame, parse_data_frame
-from collectors.kis.ws_report import COUNTERS, Outage, OutageTracker, WsReporter
+from collectors.ws_report import COUNTERS, Outage, OutageTracker, WsReporter
 from observer.bus import SLOTS, EventSubscriber, stats_topic
 from observer.calendar import TradingCalendar
 from observer.clock import Clock, SystemClock, datetime_to_ns, kst_date, ns_to_datetime
@@ -51,7 +51,7 @@ from observer.config import Config, Secrets
 from observer.reliable import ReliableSender, hop_endpoints
 from observer.retry import Backoff
 from observer.schema import SlotCommand, SystemEvent, TradeFrame, WorkerStats
-from observer.worker import Worker
+from observer.worker_base import Worker
 
 MARKET = "KRX"
 TR_ID = "H0STCNT0"
@@ -123,8 +123,8 @@ class WsCollectorWorker(Worker):
         self.slot_events: EventSubscriber | None = None
         self._frames_sock: zmq.Socket[Any] | None = None
         self._frames_endpoint = f"inproc://ws-frames-{self.run_id}"
-        # counters
-        self.c: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        # counters (names in `ws_report.COUNTERS`)
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
 
     def _clock_ns(self) -> int:
         return datetime_to_ns(self.clock.now())
@@ -210,16 +210,16 @@ class WsCollectorWorker(Worker):
         text = data.decode("utf-8", "replace")
         received_at = ns_to_datetime(at_ns)
         parsed = parse_data_frame(text, received_at)
-        self.c["frames"] += 1
+        self.counters["frames"] += 1
         self._last_any_mono = now_mono
         ended = self.outages.frame(at_ns)
         if ended is not None:
             self._outage_gap(ended, at_ns)
         if parsed.error:
-            self.c["rejected"] += 1
+            self.counters["rejected"] += 1
             self.report.rejected(parsed.error)
         else:
-            self.c["ticks"] += len(parsed.ticks)
+            self.counters["ticks"] += len(parsed.ticks)
             for tick in parsed.ticks:
                 self.subs.note_data(tick.symbol, now_mono)
         self.sender.send(
@@ -240,7 +240,7 @@ class WsCollectorWorker(Worker):
         while (got := self.slot_events.recv_nowait()) is not None:
             match got[1]:
                 case SlotCommand(slots=slots, paused=paused):
-                    self.c["slot_commands"] += 1
+                    self.counters["slot_commands"] += 1
                     ordered = sorted(slots, key=lambda a: a.slot_number)
                     self.subs.set_desired([] if paused else [a.symbol for a in ordered])
                 case _:
@@ -310,9 +310,9 @@ class WsCollectorWorker(Worker):
         self._up_mono = now_mono
         self._last_any_mono = now_mono
         self._seen_frames = 0
-        self.c["sessions_opened"] += 1
+        self.counters["sessions_opened"] += 1
         if self._had_session_today:
-            self.c["reconnects"] += 1
+            self.counters["reconnects"] += 1
         self._had_session_today = True
         self.log.info(
             "ws session up", extra={"session": self.session.session_id, "url": self.settings.ws_url}
@@ -322,7 +322,7 @@ class WsCollectorWorker(Worker):
         self, reason: str, detail: str, now_mono: float, *, delay_s: float | None = None
     ) -> None:
         """The current session is gone (or never came up): open/extend the outage, schedule a retry."""
-        self.c["session_failures"] += 1
+        self.counters["session_failures"] += 1
         symbols = self.subs.registered or self.subs.desired[: self.tb.max_slots]
         outage = self.outages.lost(reason, symbols, self._now_ns(), now_mono)
         self.subs.reset()
@@ -372,23 +372,23 @@ class WsCollectorWorker(Worker):
             _, data = session.control.popleft()
             ctl = parse_control_frame(data)
             if ctl.kind == "pingpong":
-                self.c["pingpongs"] += 1
+                self.counters["pingpongs"] += 1
             elif ctl.kind == "invalid":
-                self.c["invalid_control"] += 1
+                self.counters["invalid_control"] += 1
                 self.report.rejected(ctl.error)
             else:
-                self.c["acks"] += 1
+                self.counters["acks"] += 1
                 self._handle_ack_outcome(self.subs.handle_ack(ctl, now_mono), now_mono)
 
     def _handle_ack_outcome(self, outcome: Any, now_mono: float) -> None:
         if outcome.action == "none":
             return
-        self.c["ack_events"] += 1
+        self.counters["ack_events"] += 1
         details = {"symbol": outcome.symbol, "code": outcome.code}
         if outcome.action == "event":
             self.report.event("ws_subscription", outcome.severity, outcome.message, **details)
         elif outcome.action == "session_in_use":
-            self.c["session_in_use"] += 1
+            self.counters["session_in_use"] += 1
             self.report.event("ws_session_in_use", "WARNING", outcome.message, **details)
             self._drop_session("session_in_use", now_mono, delay_s=self.tb.session_in_use_backoff_s)
         elif outcome.action == "invalid_key":
@@ -421,7 +421,7 @@ class WsCollectorWorker(Worker):
         if now_mono - self._last_silent_check >= 1.0:
             self._last_silent_check = now_mono
             for symbol in self.subs.silent_symbols(now_mono):
-                self.c["silent_reports"] += 1
+                self.counters["silent_reports"] += 1
                 self.report.event(
                     "symbol_silent",
                     "WARNING",
@@ -445,7 +445,7 @@ class WsCollectorWorker(Worker):
 
     # ------------------------------------------------------------------ gaps
     def _outage_gap(self, outage: Outage, end_ns: int, extra_reason: str = "") -> None:
-        self.c["outage_gaps"] += 1
+        self.counters["outage_gaps"] += 1
         self.report.outage_gap(outage, end_ns, extra_reason)
 
     def _drain_overflow(self) -> None:
@@ -454,15 +454,15 @@ class WsCollectorWorker(Worker):
                 ep = self._overflow.get_nowait()
             except queue.Empty:
                 return
-            self.c["dropped_frames"] += ep.frames
-            self.c["overflow_gaps"] += 1
+            self.counters["dropped_frames"] += ep.frames
+            self.counters["overflow_gaps"] += 1
             self.report.gap(
                 self.subs.registered, ep.first_ns, ep.last_ns, "collector_queue_overflow", frames=ep.frames
             )
 
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.c.items()} | self._gauges()
+        return {k: float(v) for k, v in self.counters.items()} | self._gauges()
 
     def _gauges(self) -> dict[str, float]:
         session = self.session
@@ -485,7 +485,7 @@ class WsCollectorWorker(Worker):
         if self.events is None:
             return
         session = self.session
-        counters = {k: float(v) for k, v in self.c.items()}
+        counters = {k: float(v) for k, v in self.counters.items()}
         if session is not None:
             counters["session_dropped_frames"] = float(session.dropped_frames)
         if self.sender is not None:

@@ -57,7 +57,7 @@ def config_check(ctx: click.Context) -> None:
 @click.pass_context
 def worker_cmd(ctx: click.Context, name: str) -> None:
     """Run one worker in the foreground (the supervisor does this for you)."""
-    from observer.workers import UnknownWorker, build_worker
+    from observer.worker_registry import UnknownWorker, build_worker
 
     cfg = config_of(ctx)
     try:
@@ -78,7 +78,7 @@ def _register_optional() -> None:
         ("sinks.monitor.cli", "commands"),
         ("collectors.cli", "commands"),
         ("collectors.kis_sim.cli", "sim"),
-        ("sinks.housekeeping_cli", "commands"),
+        ("sinks.housekeeping.cli", "commands"),
         ("sinks.research.cli", "commands"),
         ("observer.replay.cli", "commands"),
     ):

@@ -12,10 +12,10 @@ import msgspec
 from observer.bus import BusError
 from observer.cli import config_of
 from observer.config import Config, ConfigError, Secrets, data_dir, log_dir, resolve_config_path
+from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.logs import setup_logging
 from observer.schema import Command, CommandReply
-from observer.workers import registry
-from supervisor.control import ControlClient, NoSupervisor, reply_data
+from observer.worker_registry import registry
 from supervisor.lock import AlreadyRunning
 from supervisor.supervisor import Supervisor
 
@@ -56,8 +56,16 @@ def banner(cfg: Config, names: list[str], config_path: str | None) -> str:
     """What a person starting the pipeline needs first: where data lands, how to watch, how to stop."""
     cfg_arg = f" --config {config_path}" if config_path else ""
     clock = cfg.clock
-    when = "wall clock (KST)" if clock.mode == "real" else f"session clock from {clock.start_at} KST x{clock.speed:g}"
-    metrics = f"http://{cfg.monitor.metrics_listen}/metrics" if cfg.monitor.metrics_listen else "off ([monitor] metrics_listen)"
+    when = (
+        "wall clock (KST)"
+        if clock.mode == "real"
+        else f"session clock from {clock.start_at} KST x{clock.speed:g}"
+    )
+    metrics = (
+        f"http://{cfg.monitor.metrics_listen}/metrics"
+        if cfg.monitor.metrics_listen
+        else "off ([monitor] metrics_listen)"
+    )
     return "\n".join(
         [
             f"KRX observer: {len(names)} workers ({', '.join(names)}), {when}",

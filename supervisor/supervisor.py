@@ -21,11 +21,12 @@ import zmq
 from observer.bus import SUPERVISOR_STATE, EventPublisher, EventSubscriber, Forwarder, context, ctl_topic
 from observer.clock import ANCHOR_ENV, Clock, SystemClock
 from observer.config import Config, runtime_dir
+from observer.control import make_reply
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints, new_run_id
 from observer.schema import Command, CommandReply, Heartbeat, SystemEvent
-from observer.worker import clock_from_config
-from observer.workers import registry
-from supervisor.control import ControlServer, make_reply
+from observer.worker_base import clock_from_config
+from observer.worker_registry import registry
+from supervisor.control import ControlServer
 from supervisor.lock import RuntimeLock
 from supervisor.process import WorkerProcess, worker_env
 from supervisor.states import State

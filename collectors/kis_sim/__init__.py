@@ -5,8 +5,9 @@ Data flow::
     universe (listings from the seed) -> market (lazy per-symbol trade processes on virtual time,
         one `state` per symbol and day; the first look crosses the past with `fastforward`)
         -> views   -> rest   (OAuth, quotations, chk-holiday, master files)   -> HTTP clients
-        -> records -> ws     (sessions, registrations, pump, PINGPONG) -> websocket (RFC 6455)
-    faults (admin-switched windows) act on rest and ws at the moment they answer or write;
+        -> records -> ws_service (registrations, pump, PINGPONG) -> ws_session (per-session queue,
+           writer thread, frame faults) -> rfc6455 (the WebSocket server: handshake, framing)
+    faults (admin-switched windows) act on rest and the ws_* modules at the moment they answer or write;
     truth (ledger) counts what was actually written; admin serves health, truth and faults;
     server.Simulator starts and stops all of it (and warms the market up in the background);
     cli / __main__ run it (`observer sim ...`).

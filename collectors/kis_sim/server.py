@@ -28,11 +28,12 @@ from collectors.kis_sim.faults import FaultBoard, stamp
 from collectors.kis_sim.httpbase import StoppableHTTPServer
 from collectors.kis_sim.market import Market
 from collectors.kis_sim.rest import RestService, rest_server
+from collectors.kis_sim.rfc6455 import WsServer
 from collectors.kis_sim.schema import ExpireTokens, Health, Truth
 from collectors.kis_sim.truth import Ledger
 from collectors.kis_sim.universe import build_listings
-from collectors.kis_sim.websocket import WsServer
-from collectors.kis_sim.ws import KisWsService, WsOptions
+from collectors.kis_sim.ws_service import KisWsService
+from collectors.kis_sim.ws_session import WsOptions
 from observer.clock import Clock, SessionClock, SystemClock, anchor_from_env, parse_start_at
 from observer.config import Config
 

@@ -5,7 +5,7 @@ credentials are set. With credentials present it serves nothing and says so once
 from __future__ import annotations
 
 from collectors.kis_sim.server import SimOptions, Simulator
-from observer.worker import Worker
+from observer.worker_base import Worker
 
 
 class SimulatorWorker(Worker):

@@ -45,7 +45,7 @@ from observer.schema import (
     Tick,
     TradeFrame,
 )
-from observer.worker import Worker
+from observer.worker_base import Worker
 
 _SAMPLER_FILE = "sampler.json"
 _SLOTS_FILE = "slots.json"

@@ -17,8 +17,8 @@ from observer.calendar import TradingCalendar, at_kst
 from observer.clock import KST, Clock
 from observer.config import Config, data_dir
 from observer.schema import DetailValue, Severity, SystemEvent
-from sinks import retention
-from sinks.backup import BackupCancelled, BackupError, create_package
+from sinks.housekeeping import retention
+from sinks.housekeeping.backup import BackupCancelled, BackupError, create_package
 from sinks.housekeeping.layout import DAY_KEY, backup_root, day_key, days_with_data, parse_day
 from sinks.housekeeping.manifest import read_manifest
 from sinks.housekeeping.receipts import ingest_receipts, is_verified, verified_days

@@ -5,7 +5,7 @@ Data flow::
     on_tick (loop thread, injected clock)
       -> due? backup (at start: catch-up; then daily at backup_at), retention (daily at retention_at),
          disk check (every disk_check_interval_s), receipts (every receipt_poll_real_s, wall clock)
-      -> job queue -> one job thread: sinks.housekeeping.jobs (sinks.backup, .receipts, sinks.retention)
+      -> job queue -> one job thread: sinks.housekeeping.jobs (sinks.housekeeping.backup, .receipts, sinks.housekeeping.retention)
       -> inbox -> loop thread: SystemEvent -> ReliableSender(ingest) (the core archives it in
          system/events); WARNING and above also on the event bus as ``alert.housekeeper`` (Telegram
          via the monitor)
@@ -38,7 +38,7 @@ from observer.config import Config, Secrets
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
 from observer.retry import Backoff
 from observer.schema import SystemEvent
-from observer.worker import Worker
+from observer.worker_base import Worker
 from sinks.housekeeping.jobs import ALERT_SEVERITIES, Jobs
 
 _REPLAY_BYTES = 8 * 1024 * 1024

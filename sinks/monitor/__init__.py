@@ -1,5 +1,9 @@
 """The monitor: machine and data health -> mitigation level, metrics, alerts, the operator's view.
 
+Consumes: the event bus (worker stats, heartbeats, slots, alerts, supervisor and system events),
+psutil, and for ``observer status`` the supervisor's control socket (through `observer.control`,
+never the supervisor package) and today's gap markers on disk.
+
 Data flow::
 
     psutil (CPU %, memory %, disk usage of the data dir)  --+
@@ -9,7 +13,7 @@ Data flow::
       MitigationState (mitigation.py)   -> MitigationLevel on topic ``mitigation`` (each change and
                                            every few seconds) + SystemEvent ``mitigation_change``
       HealthRules (health.py)           -> status green/amber/red + reasons on ``stats.monitor``;
-                                           alert episodes -> sinks.alerts (Telegram or log);
+                                           alert episodes -> sinks.monitor.alerts (Telegram or log);
                                            SystemEvent ``day_anomalous`` once per KST day
       MetricsWindow (metrics.py)        -> MetricsSnapshot every ``metrics_interval_s``
     SystemEvents and MetricsSnapshots go over the ingest hop (ReliableSender, producer ``monitor``);

@@ -21,10 +21,10 @@ import msgspec
 
 from observer.clock import KST, Clock
 from observer.config import Config, data_dir
+from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.schema import Command
 from sinks.monitor.health import REASON_TEXT, STATUS_NAMES
 from sinks.monitor.worker import disk_usage_pct
-from supervisor.control import ControlClient, NoSupervisor, reply_data
 
 TAIL_BYTES = 256 * 1024
 MAX_GAPS = 10

@@ -42,9 +42,9 @@ from observer.schema import (
     SystemEvent,
     WorkerStats,
 )
-from observer.worker import Worker
-from sinks.alerts import AlertSender
+from observer.worker_base import Worker
 from sinks.monitor import stats as S
+from sinks.monitor.alerts import AlertSender
 from sinks.monitor.health import HealthReport, HealthRules, Inputs
 from sinks.monitor.metrics import MetricsWindow
 from sinks.monitor.mitigation import LevelChange, MitigationState, SignalSample

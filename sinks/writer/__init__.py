@@ -1,5 +1,8 @@
 """The partition writer: the only process that touches archive files.
 
+Consumes: the archive hop (ArchiveRecords from the core) and ``mitigation`` (scalp rotation);
+produces acks after fsync. ``verify`` reads an archive back and judges it.
+
 Data flow::
 
     archive PULL (ReliableReceiver, in order, no duplicates)      mitigation SUB (scalp rotation)
@@ -13,6 +16,6 @@ Data flow::
 
 Modules: ``partitions`` (path rules, scalp rotation), ``files`` (file table, lock), ``repair``
 (torn-tail truncation), ``index`` (committed record ids), ``queue`` (intake queue), ``committer``
-(the writer thread), ``feed`` (the public feed thread), ``worker`` (the process), ``cli`` (``observer verify``; logic in
-``sinks.verify``).
+(the writer thread), ``feed`` (the public feed thread), ``worker`` (the process), ``verify`` (is an
+archive sound), ``cli`` (``observer verify``).
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sinks.verify import verify_archive
+from sinks.writer.verify import verify_archive
 
 
 @click.command("verify")

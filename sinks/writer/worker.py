@@ -15,7 +15,7 @@ from observer.clock import kst_date, ns_to_datetime
 from observer.config import data_dir, ensure_private_dir, state_dir
 from observer.reliable import ReliableReceiver, SeqGap, hop_endpoints
 from observer.schema import ArchiveRecord, GapMarker, MitigationLevel, WorkerStats
-from observer.worker import Worker
+from observer.worker_base import Worker
 from sinks.writer.committer import Committer, event_item
 from sinks.writer.feed import FeedThread
 from sinks.writer.files import DataDirLock, WriterLocked

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, free_port, terminate, wait_for, write_config
+from testkit.config import write_config
+from tests.conftest import REPO, free_port, terminate, wait_for
 
 
 def clean_env(**extra: str) -> dict[str, str]:

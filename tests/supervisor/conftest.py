@@ -20,11 +20,12 @@ import psutil
 import pytest
 
 from observer.config import Config, load_config
+from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.schema import Command
-from observer.workers import EXTRA_WORKERS_ENV
-from supervisor.control import ControlClient, NoSupervisor, reply_data
-from tests.conftest import REPO, wait_for, write_config
-from tests.fakes.workers import EXTRA_WORKERS
+from observer.worker_registry import EXTRA_WORKERS_ENV
+from testkit.config import write_config
+from testkit.fake_workers import EXTRA_WORKERS
+from tests.conftest import REPO, wait_for
 
 FAST = """
 [supervisor]

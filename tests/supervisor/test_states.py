@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from observer.workers import EXTRA_WORKERS_ENV, WORKERS, UnknownWorker, registry, worker_class
+from observer.worker_registry import EXTRA_WORKERS_ENV, WORKERS, UnknownWorker, registry, worker_class
 from supervisor.states import ALIVE, TRANSITIONS, IllegalTransition, State, check_transition
 from supervisor.supervisor import SHUTDOWN_ORDER, shutdown_order
-from tests.fakes.workers import EXTRA_WORKERS, StubbornWorker
+from testkit.fake_workers import EXTRA_WORKERS, StubbornWorker
 
 
 def test_every_state_has_a_row_and_fatal_is_only_left_by_an_operator() -> None:
@@ -61,7 +61,7 @@ def test_shutdown_order_collectors_first_writer_and_sim_last() -> None:
 def test_extra_workers_from_the_environment_join_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {EXTRA_WORKERS_ENV: EXTRA_WORKERS + ", bad-entry ,=x:y,also-bad=nocolon"}
     merged = registry(env)
-    assert merged["fake-stubborn"] == "tests.fakes.workers:StubbornWorker"
+    assert merged["fake-stubborn"] == "testkit.fake_workers:StubbornWorker"
     assert set(WORKERS) <= set(merged)
     assert "bad-entry" not in merged and "also-bad" not in merged and "" not in merged
     monkeypatch.setenv(EXTRA_WORKERS_ENV, EXTRA_WORKERS)

@@ -1,0 +1,3 @@
+"""Helpers shared by `tests/` and `bench/` (neither imports the other): `config` (configs under a
+private directory), `records` (archive records of every track), `fake_workers` (misbehaving workers
+run through the real ``observer worker NAME`` path). Not installed; importable from the repo root."""

@@ -1,0 +1,96 @@
+"""Provider registry and the universe CLI (click.testing.CliRunner)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from collectors.kis.provider import KisProvider
+from collectors.kis_sim.server import Simulator
+from collectors.providers import IMarketDataProvider, ProviderUnavailable, build_provider
+from collectors.universe_build import UniverseBuilder
+from observer.cli import cli
+from observer.clock import KST, ManualClock
+from observer.config import Secrets
+from observer.schema import DetailValue
+from observer.universe import snapshot_path
+from testkit.config import make_config, write_config
+from tests.collectors.conftest import sim_toml
+
+
+@pytest.mark.parametrize("name", ["kiwoom", "upbit", "ib"])
+def test_declared_providers_fail_at_start_up_with_a_clear_message(short_tmp: Path, name: str) -> None:
+    cfg = make_config(short_tmp, f'[provider]\nname = "{name}"\n')
+    with pytest.raises(ProviderUnavailable, match=f"^{name} is not available in this release$"):
+        build_provider(cfg, Secrets({}))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            str(write_config(short_tmp, f'[provider]\nname = "{name}"\n')),
+            "universe",
+            "build",
+            "--date",
+            "2026-03-13",
+        ],
+    )
+    assert result.exit_code == 2 and f"{name} is not available in this release" in result.output
+
+
+def test_kis_provider_satisfies_the_interface(short_tmp: Path) -> None:
+    provider = build_provider(make_config(short_tmp), Secrets({}))
+    assert isinstance(provider, KisProvider) and isinstance(provider, IMarketDataProvider)
+    assert provider.settings.simulated and provider.name == "kis"
+    provider.close()
+
+
+def test_universe_build_filters_then_falls_back_with_an_event(
+    start_sim: Callable[..., Simulator], short_tmp: Path
+) -> None:
+    clock = ManualClock(datetime(2026, 3, 13, 8, 30, tzinfo=KST))
+    sim = start_sim(clock, symbol_count=240)
+    cfg = make_config(short_tmp, sim_toml(sim))
+    seen: list[tuple[str, dict[str, DetailValue]]] = []
+    provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
+    builder = UniverseBuilder(cfg, provider, clock, emit=lambda t, s, m, d: seen.append((t, d)))
+    loaded = builder.ensure(date(2026, 3, 13))
+    listings = {x.code: x for x in sim.market.listings}
+    kept = {e.symbol for lu in loaded.values() for e in lu.snapshot.symbols}
+    for code in kept:
+        x = listings[code]
+        assert x.group == "ST" and not x.halted and not x.liquidation
+    for lu in loaded.values():
+        assert all(e.prev_close >= 4_000 for e in lu.snapshot.symbols)
+    expected = {
+        c
+        for c, x in listings.items()
+        if x.group == "ST"
+        and not x.halted
+        and not x.liquidation
+        and sim.market.base_price(x, date(2026, 3, 13)) >= 4_000
+    }
+    assert kept == expected
+    assert [t for t, _ in seen] == ["universe_built", "universe_built"]
+    path = snapshot_path(Path(cfg.paths.universe_dir), date(2026, 3, 13), "KOSPI")
+    assert path.stat().st_mode & 0o777 == 0o600
+    # the next day, the master files are unreachable: the latest earlier snapshot is used, and said so
+    sim.stop()
+    seen.clear()
+    fallback = builder.ensure(date(2026, 3, 16))
+    assert fallback["KOSPI"].fallback_from == date(2026, 3, 16)
+    assert fallback["KOSPI"].snapshot.date == date(2026, 3, 13)
+    assert [t for t, _ in seen] == ["universe_fallback", "universe_fallback"]
+    assert not snapshot_path(Path(cfg.paths.universe_dir), date(2026, 3, 16), "KOSPI").exists()
+    provider.close()
+    runner = CliRunner()
+    config = write_config(short_tmp, sim_toml(sim))
+    out = runner.invoke(
+        cli, ["--config", str(config), "universe", "show", "--date", "20260316", "--market", "KOSPI"]
+    )
+    assert out.exit_code == 0 and "fallback" in out.output and "20260313_KOSPI.json" in out.output
+    out = runner.invoke(cli, ["--config", str(config), "universe", "show", "--date", "2026-03-12"])
+    assert out.exit_code == 1 and "no universe snapshot" in out.output

@@ -1,0 +1,100 @@
+"""The housekeeper's schedule under an injected ManualClock (the worker runs in a thread on a real
+bus): nothing for today before 21:00, the package right after, retries after a failure."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from observer.bus import alert_topic
+from observer.clock import KST, ManualClock
+from observer.config import Config
+from sinks.housekeeping.layout import package_dir
+from sinks.housekeeping.worker import HousekeeperWorker, next_daily
+from testkit.config import make_config
+from tests.conftest import wait_for
+from tests.sinks.housekeeping.conftest import write_day
+from tests.sinks.housekeeping.harness import HkBus
+
+MONDAY = date(2026, 1, 5)
+
+
+def _at(hh: int, mm: int, day: date = MONDAY) -> datetime:
+    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=KST)
+
+
+class Running:
+    def __init__(self, cfg: Config, clock: ManualClock):
+        self.bus = HkBus(cfg)
+        self.worker = HousekeeperWorker(cfg, clock=clock)
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.worker.request_stop()
+        self.thread.join(10)
+        self.bus.close()
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def run_worker() -> Iterator[object]:
+    started: list[Running] = []
+
+    def start(cfg: Config, clock: ManualClock) -> Running:
+        started.append(Running(cfg, clock))
+        return started[-1]
+
+    yield start
+    for r in started:
+        r.stop()
+
+
+TOML = "[calendar]\nuse_chk_holiday = false\n[housekeeping]\nreceipt_poll_real_s = 0.1\n"
+
+
+def test_today_is_packaged_only_once_21_00_has_come(short_tmp: Path, run_worker) -> None:  # type: ignore[no-untyped-def]
+    cfg = make_config(short_tmp, TOML)
+    write_day(cfg, MONDAY)
+    clock = ManualClock(_at(20, 0))
+    r = run_worker(cfg, clock)
+    wait_for(lambda: r.worker.next_backup_at == _at(21, 0), 10, what="first run done, next due at 21:00")
+    assert not package_dir(cfg, MONDAY).exists()
+    assert r.bus.events_of("backup_created") == []
+    clock.set(_at(21, 0))
+    [created] = wait_for(lambda: r.bus.events_of("backup_created"), 10, what="backup_created at 21:00")
+    assert created.at == _at(21, 0) and created.details["day"] == "2026-01-05"
+    assert (package_dir(cfg, MONDAY) / "manifest.json").exists()
+    wait_for(
+        lambda: r.worker.next_backup_at == _at(21, 0, MONDAY + timedelta(days=1)), 10, what="next: tomorrow"
+    )
+
+
+def test_a_failed_backup_is_critical_and_retried(short_tmp: Path, run_worker) -> None:  # type: ignore[no-untyped-def]
+    cfg = make_config(short_tmp, TOML + 'backup_group = "no-such-group-krx"\nbackup_retry_s = 600.0\n')
+    write_day(cfg, MONDAY)
+    clock = ManualClock(_at(21, 5))
+    r = run_worker(cfg, clock)
+    [failed] = wait_for(lambda: r.bus.events_of("backup_failed"), 10, what="backup_failed")
+    assert failed.severity == "CRITICAL" and "no-such-group-krx" in failed.message
+    wait_for(lambda: r.worker.next_backup_at == _at(21, 15), 10, what="retry in backup_retry_s")
+    assert any(t == alert_topic("housekeeper") for t, _ in r.bus.alerts)
+    clock.set(_at(21, 15))
+    wait_for(lambda: len(r.bus.events_of("backup_failed")) == 2, 10, what="the retry fails again, visibly")
+    wait_for(lambda: r.worker.next_backup_at == _at(21, 35), 10, what="backing off: 20 min")
+
+
+def test_a_trading_day_without_data_is_reported(short_tmp: Path, run_worker) -> None:  # type: ignore[no-untyped-def]
+    cfg = make_config(short_tmp, TOML)
+    r = run_worker(cfg, ManualClock(_at(21, 0)))
+    [skipped] = wait_for(lambda: r.bus.events_of("backup_skipped"), 10, what="backup_skipped")
+    assert skipped.severity == "WARNING" and skipped.details["day"] == "2026-01-05"
+
+
+def test_next_daily_is_strictly_after_now() -> None:
+    assert next_daily(_at(20, 0), "21:00") == _at(21, 0)
+    assert next_daily(_at(21, 0), "21:00") == _at(21, 0, date(2026, 1, 6))
