@@ -81,8 +81,9 @@ class IMarketDataProvider(Protocol):
         """Confirmed previous closes, and the symbols that could not be confirmed (-> error code)."""
         ...
 
-    def is_open(self, day: date) -> bool:
-        """Whether the market trades on `day` (KST)."""
+    def is_open(self, day: date) -> bool | None:
+        """The broker's answer: whether the market trades on `day` (KST), None when it cannot say.
+        Only `observer.sessions` (through `TradingCalendar`) reads it; workers ask the sessions."""
         ...
 
     def stream_factory(self) -> StreamFactory | None:

@@ -6,18 +6,16 @@ Data flow::
       -> sweep thread: provider.snapshot(universe) -> QuoteSnapshot ... -> queue
       -> loop thread: ReliableSender(ingest) <- QuoteSnapshot, GapMarker, SystemEvent
 
-Scheduling is a pure function of the injected clock (`observer.calendar.due_mark`), driven from
-`on_tick`; apscheduler is not used because it runs on wall time and cannot follow a ManualClock
-or a sped-up SessionClock, and the one thing it would add — firing at a mark — is a comparison
-here. Sweeps start at the marks and never drift with their duration. A sweep still running at the
-next mark makes that mark a missed slot: a ``sweep_overrun`` event and a gap marker. Network work
-(calendar check, universe build, sweeps) runs in threads so the loop keeps heartbeating; results
-come back through a bounded queue because `ReliableSender` belongs to the loop thread.
+When is asked of `observer.sessions` (the trading calendar, the universe build time, the mark due
+at the injected clock's ``now``), from `on_tick`. Sweeps start at the marks and never drift with
+their duration. A sweep still running at the next mark makes that mark a missed slot: a
+``sweep_overrun`` event and a gap marker. Network work (calendar check, universe build, sweeps)
+runs in background threads (`Worker.spawn`) so the loop keeps heartbeating; results come back
+through the worker's bounded inbox because `ReliableSender` belongs to the loop thread.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,10 +24,11 @@ from typing import Any
 
 from collectors.providers import IMarketDataProvider, SweepResult, build_provider
 from collectors.universe_build import UniverseBuilder, symbols_of
-from observer.calendar import at_kst, due_mark
+from observer.calendar import TradingCalendar
 from observer.clock import KST
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
 from observer.schema import DetailValue, GapMarker, QuoteSnapshot, SystemEvent
+from observer.sessions import MarketSessions
 from observer.universe import UniverseError
 from observer.worker_base import Worker
 
@@ -62,12 +61,6 @@ class _UniverseReady:
 
 
 @dataclass(frozen=True, slots=True)
-class _Crashed:
-    what: str
-    error: BaseException
-
-
-@dataclass(frozen=True, slots=True)
 class _Event:
     type: str
     severity: str
@@ -97,12 +90,14 @@ class RestCollectorWorker(Worker):
 
     name = "rest-collector"
     tick_interval_s = 0.05
+    inbox_size = QUEUE_BOUND
 
     def __init__(self, cfg: Any, *, provider: IMarketDataProvider | None = None, **kwargs: Any):
         super().__init__(cfg, **kwargs)
         self.provider = provider
         self.sender: ReliableSender | None = None
-        self.inbox: queue.Queue[object] = queue.Queue(maxsize=QUEUE_BOUND)
+        self.sessions = MarketSessions.from_config(cfg)  # the loop's view; the broker is asked in a thread
+        self._broker_calendar: TradingCalendar | None = None
         self.plan: _DayPlan | None = None
         self._sweep_thread: threading.Thread | None = None
         self.counters: dict[str, float] = {
@@ -128,6 +123,7 @@ class RestCollectorWorker(Worker):
         )
         self.register(self.sender.ack_sub, self.sender.handle_acks)
         self.builder = UniverseBuilder(self.cfg, self.provider, self.clock, emit=self._post_event)
+        self._broker_calendar = TradingCalendar.from_config(self.cfg, fetch_holiday=self.provider.is_open)
 
     def on_tick(self) -> None:
         self._drain()
@@ -163,24 +159,21 @@ class RestCollectorWorker(Worker):
         if plan.is_open is None:
             if not plan.checking:
                 plan.checking = True
-                self._spawn("calendar", self._check_day, day)
+                self.spawn("calendar", self._check_day, day)
             return
         if not plan.is_open:
             return
-        ta = self.cfg.track_a
-        build_at = plan.build_after or at_kst(day, self.cfg.universe.build_at)
+        build_at = plan.build_after or self.sessions.universe_build_at(day)
         if plan.symbols is None and not plan.building and now >= build_at:
             plan.building = True
-            self._spawn("universe", self._build_universe, day)
-        slot = due_mark(now, ta.start, ta.end, ta.sweep_interval_min)
+            self.spawn("universe", self._build_universe, day)
+        slot = self.sessions.due_mark(now)
         if slot is not None and slot != plan.last_slot:
             plan.last_slot = slot
             if plan.pending_slot is not None:
                 self._missed(plan.pending_slot, slot, "universe_unavailable", plan.symbols or {})
             if self._sweep_running():
-                self._missed(
-                    slot, slot + timedelta(minutes=ta.sweep_interval_min), "sweep_overrun", plan.symbols or {}
-                )
+                self._missed(slot, slot + self.sessions.sweep_interval, "sweep_overrun", plan.symbols or {})
                 plan.pending_slot = None
             else:
                 plan.pending_slot = slot
@@ -193,54 +186,47 @@ class RestCollectorWorker(Worker):
         return self._sweep_thread is not None and self._sweep_thread.is_alive()
 
     def _start_sweep(self, slot: datetime, symbols: dict[str, str]) -> None:
-        thread = threading.Thread(
-            target=self._guarded, args=("sweep", self._sweep, slot, symbols), name="sweep", daemon=True
-        )
-        self._sweep_thread = thread
-        thread.start()
-
-    def _spawn(self, what: str, fn: Any, *args: Any) -> None:
-        threading.Thread(target=self._guarded, args=(what, fn, *args), name=what, daemon=True).start()
-
-    def _guarded(self, what: str, fn: Any, *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception as e:  # a bug in a thread must crash the worker visibly, not hang the plan
-            self.inbox.put(_Crashed(what, e))
+        self._sweep_thread = self.spawn("sweep", self._sweep, slot, symbols)
 
     # -- background work (threads): results go through the inbox only
     def _check_day(self, day: date) -> None:
-        assert self.provider is not None
-        self.inbox.put(_DayChecked(day, self.provider.is_open(day)))
+        """Ask the broker about `day` (answers are cached on disk for every worker) and, ahead of
+        time, about the next weekday, so the other workers know a holiday before it begins."""
+        calendar = self._broker_calendar
+        assert calendar is not None
+        is_open = calendar.is_trading_day(day)
+        self.post(_DayChecked(day, is_open))
+        ahead = day + timedelta(days=1)
+        while ahead.weekday() >= 5:
+            ahead += timedelta(days=1)
+        calendar.is_trading_day(ahead)
 
     def _build_universe(self, day: date) -> None:
         try:
             symbols = symbols_of(self.builder.ensure(day))
-            self.inbox.put(_UniverseReady(day, symbols))
+            self.post(_UniverseReady(day, symbols))
         except UniverseError as e:
-            self.inbox.put(_UniverseReady(day, {}, str(e)))
+            self.post(_UniverseReady(day, {}, str(e)))
 
     def _sweep(self, slot: datetime, symbols: dict[str, str]) -> None:
         assert self.provider is not None
         sweep_id = sweep_id_of(slot)
         started_at = self.clock.now()
         t0 = time.monotonic()
-        result = self.provider.snapshot(symbols, sweep_id, self.inbox.put)
-        self.inbox.put(
+        result = self.provider.snapshot(symbols, sweep_id, self._post_quote)
+        self.post(
             _SweepDone(sweep_id, slot, started_at, self.clock.now(), time.monotonic() - t0, symbols, result)
         )
 
+    def _post_quote(self, quote: QuoteSnapshot) -> None:
+        self.post(quote)  # blocks while the inbox is full: the sweep slows, the loop never does
+
     def _post_event(self, type_: str, severity: str, message: str, details: dict[str, DetailValue]) -> None:
-        self.inbox.put(_Event(type_, severity, message, details))
+        self.post(_Event(type_, severity, message, details))
 
     # -- results (loop thread)
     def _drain(self, limit: int = 5_000) -> None:
-        for _ in range(limit):
-            try:
-                item = self.inbox.get_nowait()
-            except queue.Empty:
-                return
-            self._handle(item)
+        self.drain_inbox(self._handle, limit)
 
     def _handle(self, item: object) -> None:
         match item:
@@ -255,8 +241,6 @@ class RestCollectorWorker(Worker):
                 self._handle_universe(item)
             case _Event(type=t, severity=s, message=m, details=d):
                 self._send(self.make_event(t, s, m, **d))
-            case _Crashed(what=what, error=error):
-                raise RuntimeError(f"{what} thread failed") from error
 
     def _handle_day_checked(self, day: date, is_open: bool) -> None:
         plan = self.plan

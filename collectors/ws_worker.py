@@ -36,7 +36,6 @@ from collectors.kis.subscriptions import SubscriptionManager, request_text
 from collectors.kis.ws import (
     OverflowEpisode,
     SessionDown,
-    SessionSchedule,
     SessionStatus,
     SessionUp,
     WsSession,
@@ -45,12 +44,12 @@ from collectors.kis.ws import (
 from collectors.kis.ws_parser import parse_control_frame, parse_data_frame
 from collectors.ws_report import COUNTERS, Outage, OutageTracker, WsReporter
 from observer.bus import SLOTS, EventSubscriber, stats_topic
-from observer.calendar import TradingCalendar
 from observer.clock import Clock, SystemClock, datetime_to_ns, kst_date, ns_to_datetime
 from observer.config import Config, Secrets
 from observer.reliable import ReliableSender, hop_endpoints
 from observer.retry import Backoff
 from observer.schema import SlotCommand, SystemEvent, TradeFrame, WorkerStats
+from observer.sessions import MarketSessions
 from observer.worker_base import Worker
 
 MARKET = "KRX"
@@ -70,19 +69,14 @@ class WsCollectorWorker(Worker):
         *,
         clock: Clock | None = None,
         secrets: Secrets | None = None,
-        calendar: TradingCalendar | None = None,
+        sessions: MarketSessions | None = None,
         settings: KisSettings | None = None,
     ):
         super().__init__(cfg, clock=clock, secrets=secrets)
         tb = cfg.track_b
         self.tb = tb
         self.settings = settings or resolve_kis_settings(cfg, self.secrets)
-        self.schedule = SessionSchedule(
-            tb.start,
-            tb.end,
-            (lambda: calendar) if calendar else lambda: TradingCalendar.from_config(cfg),
-            tb.session_margin_s,
-        )
+        self.sessions = sessions or MarketSessions.from_config(cfg)
         self.subs = SubscriptionManager(
             max_registrations=tb.max_slots,
             tr_id=TR_ID,
@@ -249,7 +243,7 @@ class WsCollectorWorker(Worker):
     # ------------------------------------------------------------------ session lifecycle
     def _follow_schedule(self, now_mono: float) -> None:
         now = self.clock.now()
-        want = self.schedule.in_session(now)
+        want = self.sessions.track_b_open(now, self.tb.session_margin_s)
         if want and not self._in_session:
             self._in_session = True
             self._had_session_today = False

@@ -1,4 +1,4 @@
-"""The KRX trading calendar: which KST dates are collected, and the session bounds of a day.
+"""The KRX trading calendar: which KST dates are collected. Read through `observer.sessions`.
 
 A day is closed when it is a Saturday or Sunday, or when the broker says so (KIS ``chk-holiday``,
 ``opnd_yn``), or — when the broker's answer is unknown — when it is in ``[calendar].holidays``.
@@ -14,12 +14,11 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import msgspec
 
-from observer.clock import KST
 from observer.config import Config, ensure_private_dir, state_dir
 
 log = logging.getLogger(__name__)
@@ -32,31 +31,6 @@ _cache_encoder = msgspec.json.Encoder()
 
 class CalendarError(Exception):
     """The calendar cannot answer (bad configuration)."""
-
-
-def parse_hhmm(text: str) -> tuple[int, int]:
-    try:
-        hh, mm = text.strip().split(":")[:2]
-        hour, minute = int(hh), int(mm)
-    except ValueError as e:
-        raise CalendarError(f"not an HH:MM time: {text!r}") from e
-    if not (0 <= hour <= 23 and 0 <= minute <= 59):
-        raise CalendarError(f"not an HH:MM time: {text!r}")
-    return hour, minute
-
-
-def at_kst(day: date, hhmm: str) -> datetime:
-    """`day` at `hhmm` KST (aware)."""
-    hour, minute = parse_hhmm(hhmm)
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=KST)
-
-
-def session_bounds(day: date, start_hhmm: str, end_hhmm: str) -> tuple[datetime, datetime]:
-    """(start, end) of a session on `day`, KST-aware. Raises CalendarError when end <= start."""
-    start, end = at_kst(day, start_hhmm), at_kst(day, end_hhmm)
-    if end <= start:
-        raise CalendarError(f"session end {end_hhmm} is not after its start {start_hhmm}")
-    return start, end
 
 
 class TradingCalendar:
@@ -80,18 +54,13 @@ class TradingCalendar:
         self._known: dict[date, bool] = {}
         self._unknown_at: dict[date, float] = {}
         self.fetches = 0
-        self._load_cache()
+        self._cache_mtime_ns: int | None = None
+        self.reload()
 
     @classmethod
     def from_config(cls, cfg: Config, fetch_holiday: FetchHoliday | None = None) -> TradingCalendar:
-        holidays: list[date] = []
-        for text in cfg.calendar.holidays:
-            try:
-                holidays.append(date.fromisoformat(text))
-            except ValueError as e:
-                raise CalendarError(f"[calendar].holidays: not a YYYY-MM-DD date: {text!r}") from e
         fetch = fetch_holiday if cfg.calendar.use_chk_holiday else None
-        return cls(holidays, fetch, state_dir(cfg) / "calendar.json")
+        return cls(cfg.calendar.holidays, fetch, state_dir(cfg) / "calendar.json")
 
     # -- queries
     def is_trading_day(self, day: date) -> bool:
@@ -151,9 +120,18 @@ class TradingCalendar:
         self._store(day, answer)
         return answer
 
-    def _load_cache(self) -> None:
-        if self._cache_path is None or not self._cache_path.exists():
+    def reload(self) -> None:
+        """Take in broker answers another process cached on disk since the last look (cheap when
+        the cache is unchanged: one stat)."""
+        if self._cache_path is None:
             return
+        try:
+            mtime_ns = self._cache_path.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime_ns == self._cache_mtime_ns:
+            return
+        self._cache_mtime_ns = mtime_ns
         try:
             raw = _cache_decoder.decode(self._cache_path.read_bytes())
         except (OSError, msgspec.DecodeError) as e:
@@ -195,45 +173,3 @@ class TradingCalendar:
                 os.close(lock_fd)
         except OSError as e:
             log.warning("calendar cache not written", extra={"path": str(path), "error": str(e)})
-
-
-# --------------------------------------------------------------------------- sweep schedule
-# Pure functions of the time given: the collectors call them with their injected clock, so a
-# ManualClock or a fast SessionClock drives the schedule exactly like wall time does.
-
-
-def sweep_marks(day: date, start_hhmm: str, end_hhmm: str, interval_min: int) -> list[datetime]:
-    """Every mark ``start + k * interval`` (KST) up to and including ``end``."""
-    if interval_min <= 0:
-        raise CalendarError(f"sweep interval must be > 0 minutes, got {interval_min}")
-    start, end = session_bounds(day, start_hhmm, end_hhmm)
-    step = timedelta(minutes=interval_min)
-    marks = []
-    at = start
-    while at <= end:
-        marks.append(at)
-        at += step
-    return marks
-
-
-def due_mark(now: datetime, start_hhmm: str, end_hhmm: str, interval_min: int) -> datetime | None:
-    """The mark whose slot ``[mark, mark + interval)`` contains `now`, or None outside the session.
-
-    Aligned to the marks, not to when the previous sweep ended, so a schedule never drifts."""
-    local = now.astimezone(KST)
-    start, end = session_bounds(local.date(), start_hhmm, end_hhmm)
-    if local < start:
-        return None
-    step_s = interval_min * 60
-    k = int((local - start).total_seconds() // step_s)
-    mark = start + timedelta(seconds=k * step_s)
-    return mark if mark <= end else None
-
-
-def next_mark(now: datetime, start_hhmm: str, end_hhmm: str, interval_min: int) -> datetime | None:
-    """The first mark strictly after `now` on `now`'s KST date, or None when the session is over."""
-    local = now.astimezone(KST)
-    for mark in sweep_marks(local.date(), start_hhmm, end_hhmm, interval_min):
-        if mark > local:
-            return mark
-    return None

@@ -12,10 +12,12 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +43,19 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         pass
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadCrashed:
+    """A background thread of a worker raised: the loop thread re-raises it (the worker exits and
+    the supervisor restarts it visibly) instead of the thread dying silently."""
+
+    what: str
+    error: BaseException
+
+
+class WorkerThreadError(RuntimeError):
+    """A worker's background thread failed; ``__cause__`` is its exception."""
+
+
 def clock_from_config(cfg: Config) -> Clock:
     if cfg.clock.mode == "real":
         return SystemClock()
@@ -53,6 +68,7 @@ class Worker:
 
     name: str = "worker"
     tick_interval_s: float = 0.05
+    inbox_size: int = 10_000  # results of background threads waiting for the loop thread
 
     def __init__(self, cfg: Config, *, clock: Clock | None = None, secrets: Secrets | None = None):
         self.cfg = cfg
@@ -69,6 +85,7 @@ class Worker:
         self.ctx: zmq.Context[Any] | None = None
         self.events: EventPublisher | None = None
         self.started_at: datetime | None = None
+        self.inbox: queue.Queue[object] = queue.Queue(maxsize=self.inbox_size)
 
     # -- hooks for subclasses
     def on_start(self) -> None:
@@ -92,6 +109,48 @@ class Worker:
     def unregister(self, sock: Any) -> None:
         self._poller.unregister(sock)
         self._handlers.pop(sock, None)
+
+    # -- background threads: network or disk work off the loop thread
+    def spawn(self, what: str, fn: Callable[..., object], *args: object) -> threading.Thread:
+        """Run ``fn(*args)`` in a daemon thread. Results go back with `post`; an exception becomes a
+        `ThreadCrashed` in the inbox, re-raised by `drain_inbox` on the loop thread."""
+
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except Exception as e:  # a bug in a thread must crash the worker visibly, not hang it
+                self.post(ThreadCrashed(what, e))
+
+        thread = threading.Thread(target=guarded, name=what, daemon=True)
+        thread.start()
+        return thread
+
+    def post(self, item: object, timeout_s: float | None = None) -> bool:
+        """Hand `item` to the loop thread. Blocks while the inbox is full (back-pressure on the
+        thread, never on the loop); with `timeout_s`, gives up after it and returns False."""
+        try:
+            self.inbox.put(item, timeout=timeout_s)
+        except queue.Full:
+            self.log.error("inbox full; item dropped", extra={"worker": self.name, "item": repr(item)[:200]})
+            return False
+        return True
+
+    def drain_inbox(
+        self, handle: Callable[[object], None], limit: int = 5_000, *, raise_crash: bool = True
+    ) -> None:
+        """On the loop thread: hand up to `limit` posted items to `handle`; a `ThreadCrashed` raises
+        `WorkerThreadError` (or is only logged when `raise_crash` is False, e.g. while stopping)."""
+        for _ in range(limit):
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, ThreadCrashed):
+                if raise_crash:
+                    raise WorkerThreadError(f"{item.what} thread failed") from item.error
+                self.log.error("thread failed", extra={"what": item.what, "error": repr(item.error)})
+                continue
+            handle(item)
 
     def request_stop(self, *_: object) -> None:
         self._stop_requested = True

@@ -6,23 +6,21 @@ from pathlib import Path
 
 import msgspec
 
-from observer.config import Config, decode_config
+from observer.config import Config, config_from_dict, decode_config
 
 
 def make_config(base: Path, toml: str = "", **sections: dict[str, object]) -> Config:
     """A Config whose runtime and data dirs live under `base` (plus TOML overrides)."""
-    cfg = decode_config(toml, "<test>")
-    paths = msgspec.structs.replace(
-        cfg.paths,
+    raw = msgspec.to_builtins(decode_config(toml, "<test>"))
+    raw["paths"].update(
         data_dir=str(base / "data"),
         runtime_dir=str(base / "run"),
         universe_dir=str(base / "universe"),
         log_dir=str(base / "logs"),
     )
-    cfg = msgspec.structs.replace(cfg, paths=paths)
     for name, values in sections.items():
-        cfg = msgspec.structs.replace(cfg, **{name: msgspec.structs.replace(getattr(cfg, name), **values)})
-    return cfg
+        raw[name].update(values)
+    return config_from_dict(raw, "<test>")  # overrides are validated like a file
 
 
 def write_config(base: Path, toml: str = "") -> Path:

@@ -36,7 +36,6 @@ from collectors.providers import (
     UniverseCandidate,
     registered_stream_factory,
 )
-from observer.calendar import TradingCalendar
 from observer.clock import Clock, SystemClock
 from observer.config import Config, Secrets
 from observer.retry import RetriesExhausted
@@ -63,13 +62,11 @@ class KisProvider:
         client: KisRestClient,
         *,
         clock: Clock | None = None,
-        calendar: TradingCalendar | None = None,
     ):
         self.cfg = cfg
         self.settings = settings
         self.client = client
         self.clock = clock or SystemClock()
-        self.calendar = calendar or TradingCalendar.from_config(cfg, fetch_holiday=client.chk_holiday)
         self.chunk_size = min(max(cfg.track_a.symbols_per_call, 1), KisRestClient.MULTPRICE_MAX_SYMBOLS)
         self._multiprice_ok = settings.multiprice_available
         self._lock = threading.Lock()
@@ -257,8 +254,8 @@ class KisProvider:
         return closes, failed
 
     # -- calendar and streams
-    def is_open(self, day: date) -> bool:
-        return self.calendar.is_trading_day(day)
+    def is_open(self, day: date) -> bool | None:
+        return self.client.chk_holiday(day)
 
     def stream_factory(self) -> StreamFactory | None:
         return registered_stream_factory(self.name)

@@ -27,7 +27,6 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
 from typing import Any
 
 import websocket
@@ -35,8 +34,6 @@ import zmq
 
 from collectors.kis.approval import ApprovalError, ApprovalKeyProvider
 from collectors.kis.ws_parser import is_pingpong
-from observer.calendar import TradingCalendar, session_bounds
-from observer.clock import kst_date
 
 _STAMP = struct.Struct("<q")
 STAMP_SIZE = _STAMP.size
@@ -252,50 +249,3 @@ class WsSession:
             if episode is not None:
                 self._overflow.put(OverflowEpisode(sid, episode[0], episode[1], episode[2]))
         return SessionDown(sid, now_ns(), "closed", was_up=True)
-
-
-# --------------------------------------------------------------------------- the trading session
-
-
-class SessionSchedule:
-    """When the WS session should be open: trading days, ``[start - margin, end + margin)`` KST.
-
-    The calendar is rebuilt once per KST day through `calendar_factory`, so broker holiday
-    answers another process cached on disk are picked up without a restart.
-    """
-
-    def __init__(
-        self,
-        start_hhmm: str,
-        end_hhmm: str,
-        calendar_factory: Callable[[], TradingCalendar],
-        margin_s: float = 0.0,
-    ):
-        self._start, self._end = start_hhmm, end_hhmm
-        self._factory = calendar_factory
-        self._margin = timedelta(seconds=margin_s)
-        self._calendar: TradingCalendar | None = None
-        self._calendar_day: date | None = None
-        self._bounds_day: date | None = None
-        self._bounds: tuple[datetime, datetime] | None = None
-
-    def _calendar_for(self, day: date) -> TradingCalendar:
-        if self._calendar is None or self._calendar_day != day:
-            self._calendar = self._factory()
-            self._calendar_day = day
-        return self._calendar
-
-    def bounds(self, day: date) -> tuple[datetime, datetime] | None:
-        """The session window of `day`, or None on a closed day."""
-        if self._bounds_day != day:
-            self._bounds_day = day
-            if self._calendar_for(day).is_trading_day(day):
-                start, end = session_bounds(day, self._start, self._end)
-                self._bounds = (start - self._margin, end + self._margin)
-            else:
-                self._bounds = None
-        return self._bounds
-
-    def in_session(self, now: datetime) -> bool:
-        bounds = self.bounds(kst_date(now))
-        return bounds is not None and bounds[0] <= now < bounds[1]

@@ -80,7 +80,7 @@ class SimOptions:
             account=sim.account,
             app_key=sim.app_key,
             app_secret=sim.app_secret,
-            holidays=tuple(date.fromisoformat(d) for d in cfg.calendar.holidays),
+            holidays=tuple(cfg.calendar.holidays),
             weekends_closed=True,
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

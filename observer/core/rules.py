@@ -40,12 +40,13 @@ the day.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from observer.clock import KST
 from observer.config import Config
 from observer.core.universe_day import DayUniverse
 from observer.schema import QuoteSnapshot, Tick
+from observer.sessions import DailyWindow
 
 REJECT_RULES = (
     "required_fields",
@@ -97,11 +98,6 @@ def krx_tick_size(price: int) -> int:
     return 1_000
 
 
-def _hhmm(text: str) -> time:
-    hour, minute = (int(p) for p in text.split(":")[:2])
-    return time(hour, minute)
-
-
 @dataclass(slots=True)
 class _SymbolState:
     last_price: int = 0
@@ -117,9 +113,8 @@ class RuleBook:
     def __init__(self, cfg: Config, universe: DayUniverse):
         self._core = cfg.core
         self._universe = universe
-        self._open = _hhmm(cfg.track_a.start)
-        self._close = _hhmm(cfg.track_a.end)
-        self._margin = timedelta(seconds=cfg.core.session_margin_s)
+        self._hours = DailyWindow(cfg.track_a.start, cfg.track_a.end)
+        self._margin_s = cfg.core.session_margin_s
         self._skew = timedelta(seconds=cfg.core.max_clock_skew_s)
         self._stale = timedelta(seconds=cfg.core.stale_snapshot_s)
         self._state: dict[str, _SymbolState] = {}
@@ -276,9 +271,7 @@ class RuleBook:
         if exch - recv > self._skew:
             ahead_s = (exch - recv).total_seconds()
             return Finding("clock_skew", f"exchange time {ahead_s:.1f}s ahead of receive time", symbol)
-        day = recv.date()
-        start = datetime.combine(day, self._open, KST) - self._margin
-        end = datetime.combine(day, self._close, KST) + self._margin
+        start, end = self._hours.on(recv.date(), self._margin_s)
         if not start <= exch <= end:
             return Finding("session_time", f"exchange time {exch.isoformat()} outside the session", symbol)
         return None

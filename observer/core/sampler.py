@@ -29,6 +29,7 @@ from typing import Generic, TypeVar
 
 from observer.clock import KST
 from observer.schema import QuoteSnapshot, Tick
+from observer.sessions import DailyWindow
 
 H = TypeVar("H")
 WIDTH_MS_BY_LEVEL = {0: 500, 1: 1_000, 2: 2_000}
@@ -104,8 +105,7 @@ class Sampler(Generic[H]):
     """Per-symbol windows; `add_tick` feeds, `due` closes. Pure logic: the clock is passed in."""
 
     def __init__(self, track_b_start: time, track_b_end: time, grace_ms: int):
-        self._start = track_b_start
-        self._end = track_b_end
+        self._hours = DailyWindow(track_b_start, track_b_end)
         self._grace_ms = grace_ms
         self._levels: list[tuple[int, int]] = [(0, 0)]  # (effective_ms, level), ascending
         self._symbols: dict[str, _Symbol[H]] = {}
@@ -297,15 +297,10 @@ class Sampler(Generic[H]):
         st.next_start_ms = to_ms_
 
     def _in_hours(self, start_ms: int) -> bool:
-        t = from_ms(start_ms).timetz().replace(tzinfo=None)
-        return self._start <= t < self._end
+        return self._hours.contains(from_ms(start_ms))
 
     def _next_session_start_ms(self, ms: int) -> int:
-        at = from_ms(ms)
-        day = at.date()
-        if at.timetz().replace(tzinfo=None) >= self._end:
-            day += timedelta(days=1)
-        return to_ms(datetime.combine(day, self._start, KST))
+        return to_ms(self._hours.next_start(from_ms(ms)))
 
 
 def tick_from_snapshot(snap: QuoteSnapshot) -> Tick:

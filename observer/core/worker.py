@@ -24,7 +24,7 @@ from observer.core.feed import FeedState
 from observer.core.gaps import MissedTradeDetector, bus_gap_marker
 from observer.core.records import RecordFactory
 from observer.core.rejections import RejectionReporter
-from observer.core.rules import Finding, RuleBook, _hhmm
+from observer.core.rules import Finding, RuleBook
 from observer.core.sampler import Sample, Sampler, tick_from_snapshot, to_ms
 from observer.core.slots import Changes, SlotTable
 from observer.core.state import SamplerCheckpoint, SymbolCheckpoint, load_checkpoint, save_checkpoint
@@ -45,6 +45,7 @@ from observer.schema import (
     Tick,
     TradeFrame,
 )
+from observer.sessions import DailyWindow
 from observer.worker_base import Worker
 
 _SAMPLER_FILE = "sampler.json"
@@ -70,9 +71,8 @@ class CoreWorker(Worker):
             candidate_ttl_s=cfg.core.candidate_ttl_s,
             overflow_interval_s=cfg.core.overflow_interval_s,
         )
-        self._tb_start = _hhmm(cfg.track_b.start)
-        self._tb_end = _hhmm(cfg.track_b.end)
-        self.sampler: Sampler[Pending] = Sampler(self._tb_start, self._tb_end, cfg.core.sample_grace_ms)
+        self._tb_hours = DailyWindow(cfg.track_b.start, cfg.track_b.end)
+        self.sampler: Sampler[Pending] = Sampler(cfg.track_b.start, cfg.track_b.end, cfg.core.sample_grace_ms)
         self._rest_state: dict[str, Tick] = {}  # latest Track A state per symbol: seeds new slots
         self._last_slot: dict[str, int] = {}  # slot of a replaced symbol, for its last windows
         self.feed = FeedState()
@@ -392,10 +392,9 @@ class CoreWorker(Worker):
         self.sampler.released.clear()
 
     def _check_silent(self, now: datetime) -> None:
-        kst = now.astimezone(KST)
-        if not self._tb_start <= kst.time() < self._tb_end:
+        if not self._tb_hours.contains(now):
             return
-        session_start = datetime.combine(kst.date(), self._tb_start, KST)
+        session_start, _ = self._tb_hours.on(now.astimezone(KST).date())
         for a in self.slots.check_silent(now, session_start):
             self._emit(
                 "slot_silent",

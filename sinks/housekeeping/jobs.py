@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
-from observer.calendar import TradingCalendar, at_kst
 from observer.clock import KST, Clock
 from observer.config import Config, data_dir
 from observer.schema import DetailValue, Severity, SystemEvent
+from observer.sessions import MarketSessions
 from sinks.housekeeping import retention
 from sinks.housekeeping.backup import BackupCancelled, BackupError, create_package
 from sinks.housekeeping.layout import DAY_KEY, backup_root, day_key, days_with_data, parse_day
@@ -34,6 +34,7 @@ class Jobs:
         self,
         cfg: Config,
         clock: Clock,
+        sessions: MarketSessions,
         make_event: MakeEvent,
         emit: Callable[[SystemEvent], None],
         halt: threading.Event,
@@ -42,6 +43,7 @@ class Jobs:
         self.cfg = cfg
         self.hk = cfg.housekeeping
         self.clock = clock
+        self.sessions = sessions
         self.make_event = make_event
         self.emit = emit
         self.halt = halt
@@ -56,14 +58,6 @@ class Jobs:
             "bytes_freed": 0,
             "retention_blocked": 0,
         }
-
-    def backup_due_at(self, day: date) -> datetime:
-        """When `day` may be packaged: ``backup_at``, and never before both sessions have ended."""
-        return max(
-            at_kst(day, self.hk.backup_at),
-            at_kst(day, self.cfg.track_a.end),
-            at_kst(day, self.cfg.track_b.end),
-        )
 
     def _event(
         self,
@@ -95,7 +89,7 @@ class Jobs:
         """Package every due day; True when something must be tried again later."""
         now = self.clock.now().astimezone(KST)
         today = now.date()
-        today_due = now >= self.backup_due_at(today)
+        today_due = now >= self.sessions.backup_due_at(today)
         oldest = today - timedelta(days=self.hk.backup_catchup_days)
         done = verified_days(self.cfg)
         with_data = days_with_data(self.cfg)
@@ -103,7 +97,7 @@ class Jobs:
         if today_due:
             if today in with_data:
                 days.append(today)
-            elif TradingCalendar.from_config(self.cfg).is_trading_day(today):
+            elif self.sessions.is_trading_day(today):
                 self._event(
                     "backup_skipped",
                     "WARNING",

@@ -10,10 +10,11 @@ Data flow::
          system/events); WARNING and above also on the event bus as ``alert.housekeeper`` (Telegram
          via the monitor)
 
-Schedules are pure comparisons of the injected clock with the due time, checked every loop turn,
-like the Track A collector: apscheduler runs on wall time and could not follow a ManualClock or a
-sped-up SessionClock. Jobs run in one thread so the loop keeps heartbeating while a day of data is
-compressed; a job checks the stop flag between archive chunks and leaves nothing half-written.
+Due times come from `observer.sessions` (APScheduler triggers evaluated at the injected clock's
+``now``), compared with the clock every loop turn, so a ManualClock or a sped-up SessionClock drives
+them. Jobs run in one background thread (`Worker.spawn`; results through the worker's inbox) so the
+loop keeps heartbeating while a day of data is compressed; a job checks the stop flag between
+archive chunks and leaves nothing half-written.
 
 Events: ``backup_created`` (INFO), ``backup_failed`` (CRITICAL: package not written, a failed
 or mismatching receipt), ``backup_verified`` (INFO), ``backup_unverified`` (CRITICAL: no valid
@@ -32,12 +33,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from observer.bus import alert_topic
-from observer.calendar import at_kst
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
 from observer.retry import Backoff
 from observer.schema import SystemEvent
+from observer.sessions import MarketSessions
 from observer.worker_base import Worker
 from sinks.housekeeping.jobs import ALERT_SEVERITIES, Jobs
 
@@ -58,19 +59,6 @@ class _Done:
     retry: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Crashed:
-    kind: str
-    error: BaseException
-
-
-def next_daily(now: datetime, hhmm: str) -> datetime:
-    """The first ``hhmm`` KST strictly after `now`."""
-    local = now.astimezone(KST)
-    at = at_kst(local.date(), hhmm)
-    return at if at > local else at_kst(local.date() + timedelta(days=1), hhmm)
-
-
 class HousekeeperWorker(Worker):
     """See the module docstring."""
 
@@ -82,7 +70,7 @@ class HousekeeperWorker(Worker):
         self.hk = cfg.housekeeping
         self.sender: ReliableSender | None = None
         self.jobs: queue.Queue[_Job] = queue.Queue(maxsize=16)
-        self.inbox: queue.Queue[SystemEvent | _Done | _Crashed] = queue.Queue(maxsize=10_000)
+        self.sessions = MarketSessions.from_config(cfg)
         self._queued: set[str] = set()
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,7 +82,7 @@ class HousekeeperWorker(Worker):
         self.bus_gaps = 0
         retry_s = self.hk.backup_retry_s
         self._backup_backoff = Backoff(base_s=retry_s, factor=2.0, cap_s=max(retry_s, _RETRY_CAP_S))
-        self.tasks = Jobs(cfg, self.clock, self.make_event, self._post, self._halt, self.log)
+        self.tasks = Jobs(cfg, self.clock, self.sessions, self.make_event, self._post, self._halt, self.log)
 
     # -- lifecycle
     def on_start(self) -> None:
@@ -114,11 +102,10 @@ class HousekeeperWorker(Worker):
         now = self.clock.now().astimezone(KST)
         self.next_backup_at = now  # catch-up of past days (and today if already due)
         # a restart after today's retention time runs it now (it is idempotent)
-        today_run = at_kst(now.date(), self.hk.retention_at)
+        today_run = self.sessions.retention_at(now.date())
         self.next_retention_at = now if now >= today_run else today_run
         self.next_disk_check_at = now
-        self._thread = threading.Thread(target=self._job_loop, name="housekeeping-jobs", daemon=True)
-        self._thread.start()
+        self._thread = self.spawn("housekeeping-jobs", self._job_loop)
 
     def on_tick(self) -> None:
         assert self.sender is not None
@@ -128,7 +115,7 @@ class HousekeeperWorker(Worker):
             self.next_backup_at = None  # set again when the job reports back
         due = self.next_retention_at
         if due is not None and now >= due and self._enqueue("retention", now):
-            self.next_retention_at = next_daily(now, self.hk.retention_at)
+            self.next_retention_at = self.sessions.next_retention_at(now)
         if self.next_disk_check_at is not None and now >= self.next_disk_check_at:
             self.next_disk_check_at = now + timedelta(seconds=self.hk.disk_check_interval_s)
             self._enqueue("disk", now)
@@ -169,30 +156,23 @@ class HousekeeperWorker(Worker):
         return True
 
     def _drain(self, raise_crash: bool = True, limit: int = 1_000) -> None:
-        for _ in range(limit):
-            try:
-                item = self.inbox.get_nowait()
-            except queue.Empty:
-                return
-            match item:
-                case SystemEvent():
-                    self._send(item)
-                case _Done():
-                    self._queued.discard(item.kind)
-                    if item.kind == "backup":
-                        self._schedule_backup(item.retry)
-                case _Crashed():
-                    self._queued.discard(item.kind)
-                    if raise_crash:
-                        raise RuntimeError(f"housekeeping job {item.kind} crashed") from item.error
+        self.drain_inbox(self._handle, limit, raise_crash=raise_crash)
+
+    def _handle(self, item: object) -> None:
+        match item:
+            case SystemEvent():
+                self._send(item)
+            case _Done():
+                self._queued.discard(item.kind)
+                if item.kind == "backup":
+                    self._schedule_backup(item.retry)
 
     def _schedule_backup(self, retry: bool) -> None:
         """Next run: the next due time; after a failure or a postponement sooner, backing off
         (``backup_retry_s`` doubling up to 6 h, so a persistent failure is not a CRITICAL every
         10 minutes) but never later than the next due time."""
         now = self.clock.now().astimezone(KST)
-        today_due = self.backup_due_at(now.date())
-        due = today_due if now < today_due else self.backup_due_at(now.date() + timedelta(days=1))
+        due = self.sessions.next_backup_at(now + timedelta(microseconds=1))  # strictly after now
         if retry:
             due = min(due, now + timedelta(seconds=self._backup_backoff.next_delay()))
         else:
@@ -200,7 +180,7 @@ class HousekeeperWorker(Worker):
         self.next_backup_at = due
 
     def backup_due_at(self, day: date) -> datetime:
-        return self.tasks.backup_due_at(day)
+        return self.sessions.backup_due_at(day)
 
     def _send(self, event: SystemEvent) -> None:
         assert self.sender is not None and self.events is not None
@@ -221,11 +201,8 @@ class HousekeeperWorker(Worker):
         )
 
     # -- job thread
-    def _post(self, item: SystemEvent | _Done | _Crashed) -> None:
-        try:
-            self.inbox.put(item, timeout=5.0)
-        except queue.Full:
-            self.log.error("housekeeper inbox full; event dropped", extra={"item": repr(item)[:200]})
+    def _post(self, item: SystemEvent | _Done) -> None:
+        self.post(item, timeout_s=5.0)
 
     def _job_loop(self) -> None:
         while not self._halt.is_set():
@@ -234,17 +211,13 @@ class HousekeeperWorker(Worker):
             except queue.Empty:
                 continue
             retry = False
-            try:
-                match job.kind:
-                    case "backup":
-                        retry = self.tasks.backup()
-                    case "retention":
-                        self.tasks.retention("daily")
-                    case "disk":
-                        self.tasks.disk()
-                    case "receipts":
-                        self.tasks.receipts()
-            except Exception as e:  # a bug: crash the worker visibly from the loop thread
-                self._post(_Crashed(job.kind, e))
-                return
+            match job.kind:  # an exception (a bug) crashes the worker from the loop thread
+                case "backup":
+                    retry = self.tasks.backup()
+                case "retention":
+                    self.tasks.retention("daily")
+                case "disk":
+                    self.tasks.disk()
+                case "receipts":
+                    self.tasks.receipts()
             self._post(_Done(job.kind, retry))

@@ -1,8 +1,8 @@
 """Health is about data, not processes: the status (green/amber/red), alert episodes and the
 "anomalous day" verdict, evaluated once per monitor sample from what the `StatsBook` knows.
 
-Pure apart from its inputs: time comes from ``Inputs.at`` (the injected clock), the calendar is
-passed in. Thresholds and windows are the DESIGN numbers, gathered in `Policy`.
+Pure apart from its inputs: time comes from ``Inputs.at`` (the injected clock); market hours and
+the trading calendar are asked of `observer.sessions`. Thresholds and windows are the DESIGN numbers, gathered in `Policy`.
 
 Data freshness (red + an alert, even while every process is alive), during a session:
 
@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from observer.calendar import TradingCalendar, session_bounds
 from observer.clock import KST
 from observer.config import Config
 from observer.schema import Severity, SlotCommand
+from observer.sessions import MarketSessions
 from sinks.monitor import stats as S
 from sinks.monitor.freshness import SilentSymbols, SlotProgress
 from sinks.monitor.mitigation import ConditionRun
@@ -139,7 +139,7 @@ class _Day:
 class HealthRules:
     cfg: Config
     book: StatsBook
-    calendar: TradingCalendar
+    sessions: MarketSessions
     policy: Policy = field(default_factory=Policy)
     _b_expected: History = field(init=False)
     _b_written: History = field(init=False)
@@ -170,23 +170,19 @@ class HealthRules:
         self._silent.report(symbol, at)
 
     # -- sessions
-    def _open(self, gauge: str, start: str, end: str, at: datetime) -> bool:
+    def _told(self, gauge: str) -> bool | None:
         told = self.book.gauge(S.CORE, gauge)
         if told is None and gauge == S.B_OPEN:
             told = self.book.gauge(S.WS, S.WS_IN_SESSION)
-        if told is not None:
-            return told >= 1
-        day = at.astimezone(KST).date()
-        if not self.calendar.is_trading_day(day):
-            return False
-        begin, finish = session_bounds(day, start, end)
-        return begin <= at < finish
+        return None if told is None else told >= 1
 
     def track_a_open(self, at: datetime) -> bool:
-        return self._open(S.A_OPEN, self.cfg.track_a.start, self.cfg.track_a.end, at)
+        told = self._told(S.A_OPEN)
+        return self.sessions.track_a_open(at) if told is None else told
 
     def track_b_open(self, at: datetime) -> bool:
-        return self._open(S.B_OPEN, self.cfg.track_b.start, self.cfg.track_b.end, at)
+        told = self._told(S.B_OPEN)
+        return self.sessions.track_b_open(at) if told is None else told
 
     def _roll_day(self, at: datetime) -> _Day:
         day = at.astimezone(KST).date()
@@ -333,14 +329,9 @@ class HealthRules:
         sweep_at_s = self.book.gauge(S.CORE, S.A_SWEEP_AT)
         if sweep_at_s is None:
             return
-        day = at.astimezone(KST).date()
-        start, end = session_bounds(day, self.cfg.track_a.start, self.cfg.track_a.end)
-        interval = timedelta(minutes=self.cfg.track_a.sweep_interval_min)
-        due_before = at - timedelta(seconds=self.cfg.monitor.swing_sweep_grace_s)
-        if due_before < start:
+        mark = self.sessions.latest_mark(at - timedelta(seconds=self.cfg.monitor.swing_sweep_grace_s))
+        if mark is None:
             return
-        marks = int((min(due_before, end - timedelta(microseconds=1)) - start) / interval)
-        mark = start + marks * interval
         if sweep_at_s < mark.timestamp() - 1:
             last = datetime.fromtimestamp(sweep_at_s, KST).strftime("%H:%M")
             flag("swing_missing", RED, f"no sweep for the {mark.strftime('%H:%M')} mark (latest {last})")
@@ -375,7 +366,7 @@ class HealthRules:
     def _anomalous(
         self, inp: Inputs, day: _Day, b_open: bool, b_rate: float | None, reconnects: int | None
     ) -> list[str] | None:
-        if day.anomalous_reported or not self.calendar.is_trading_day(day.day):
+        if day.anomalous_reported or not self.sessions.is_trading_day(day.day):
             return None
         pol = self.policy
         found = []

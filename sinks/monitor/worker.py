@@ -29,7 +29,6 @@ from observer.bus import (
     EventSubscriber,
     stats_topic,
 )
-from observer.calendar import TradingCalendar
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets, data_dir
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
@@ -42,6 +41,7 @@ from observer.schema import (
     SystemEvent,
     WorkerStats,
 )
+from observer.sessions import MarketSessions
 from observer.worker_base import Worker
 from sinks.monitor import stats as S
 from sinks.monitor.alerts import AlertSender
@@ -76,7 +76,7 @@ class MonitorWorker(Worker):
         mon = cfg.monitor
         self.book = StatsBook(mon.stats_stale_s)
         self.mitigation = MitigationState.from_config(mon)
-        self.rules = HealthRules(cfg, self.book, TradingCalendar.from_config(cfg))
+        self.rules = HealthRules(cfg, self.book, MarketSessions.from_config(cfg))
         self.metrics = MetricsWindow(cfg, self.book)
         self.slots: SlotCommand | None = None
         self.report: HealthReport | None = None

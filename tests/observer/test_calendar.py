@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import re
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pytest
 
-from observer.calendar import CalendarError, TradingCalendar, session_bounds
+from observer.calendar import TradingCalendar
 from observer.clock import KST
+from observer.config import ConfigError
+from observer.sessions import MarketSessions
 from testkit.config import make_config
 
 FRI, SAT, SUN, MON, TUE = (
@@ -80,33 +83,45 @@ def test_from_config_reads_holidays_and_rejects_bad_dates(short_tmp: Path) -> No
     cfg = make_config(short_tmp, '[calendar]\nholidays = ["2026-03-16"]\nuse_chk_holiday = false\n')
     cal = TradingCalendar.from_config(cfg, fetch_holiday=lambda d: pytest.fail("disabled"))
     assert not cal.is_trading_day(MON)
-    bad = make_config(short_tmp, '[calendar]\nholidays = ["16/03/2026"]\n')
-    with pytest.raises(CalendarError, match="YYYY-MM-DD"):
-        TradingCalendar.from_config(bad)
+    with pytest.raises(ConfigError, match=r"calendar\.holidays"):  # refused when the config is loaded
+        make_config(short_tmp, '[calendar]\nholidays = ["16/03/2026"]\n')
 
 
-def test_session_bounds_are_kst_aware() -> None:
-    start, end = session_bounds(FRI, "09:00", "15:30")
+def test_session_times_are_validated_at_load(short_tmp: Path) -> None:
+    cfg = make_config(short_tmp, '[track_a]\nstart = "09:05"\nend = 15:20:00\n')
+    assert (cfg.track_a.start, cfg.track_a.end) == (time(9, 5), time(15, 20))
+    for bad, where in (
+        ('[track_a]\nstart = "15:30"\nend = "09:00"', "track_a"),
+        ('[track_b]\nend = "25:00"', "track_b.end"),
+        ('[universe]\nbuild_at = "8:30"', "universe.build_at"),
+        ('[housekeeping]\nbackup_at = "21:00:00+09:00"', "housekeeping.backup_at"),
+        ("[track_a]\nsweep_interval_min = 0", "track_a"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(where)):
+            make_config(short_tmp, bad)
+
+
+def test_session_bounds_are_kst_aware(short_tmp: Path) -> None:
+    sessions = MarketSessions.from_config(make_config(short_tmp))
+    start, end = sessions.track_a_hours.on(FRI)
     assert start == datetime(2026, 3, 13, 9, 0, tzinfo=KST)
     assert end.utcoffset() is not None and (end - start).total_seconds() == 6.5 * 3600
-    with pytest.raises(CalendarError):
-        session_bounds(FRI, "15:30", "09:00")
-    with pytest.raises(CalendarError):
-        session_bounds(FRI, "25:00", "26:00")
 
 
-def test_sweep_schedule_is_aligned_to_marks_and_bounded_by_the_session() -> None:
-    from observer.calendar import due_mark, next_mark, sweep_marks
-
-    marks = sweep_marks(FRI, "09:00", "15:30", 10)
+def test_sweep_schedule_is_aligned_to_marks_and_bounded_by_the_session(short_tmp: Path) -> None:
+    sessions = MarketSessions.from_config(make_config(short_tmp, "[calendar]\nuse_chk_holiday = false\n"))
+    marks = sessions.sweep_marks(FRI)
     assert len(marks) == 40 and marks[0].hour == 9 and marks[-1] == datetime(2026, 3, 13, 15, 30, tzinfo=KST)
     at = datetime(2026, 3, 13, 10, 17, 59, tzinfo=KST)
-    assert due_mark(at, "09:00", "15:30", 10) == datetime(2026, 3, 13, 10, 10, tzinfo=KST)
-    assert next_mark(at, "09:00", "15:30", 10) == datetime(2026, 3, 13, 10, 20, tzinfo=KST)
-    assert due_mark(datetime(2026, 3, 13, 8, 59, 59, tzinfo=KST), "09:00", "15:30", 10) is None
-    assert due_mark(datetime(2026, 3, 13, 15, 39, tzinfo=KST), "09:00", "15:30", 10) == marks[-1]
-    assert due_mark(datetime(2026, 3, 13, 15, 40, tzinfo=KST), "09:00", "15:30", 10) is None
-    assert next_mark(datetime(2026, 3, 13, 15, 30, tzinfo=KST), "09:00", "15:30", 10) is None
+    assert sessions.due_mark(at) == datetime(2026, 3, 13, 10, 10, tzinfo=KST)
+    assert sessions.next_mark(at) == datetime(2026, 3, 13, 10, 20, tzinfo=KST)
+    assert sessions.due_mark(datetime(2026, 3, 13, 8, 59, 59, tzinfo=KST)) is None
+    assert sessions.due_mark(datetime(2026, 3, 13, 15, 39, tzinfo=KST)) == marks[-1]
+    assert sessions.due_mark(datetime(2026, 3, 13, 15, 40, tzinfo=KST)) is None
+    assert sessions.next_mark(datetime(2026, 3, 13, 15, 30, tzinfo=KST)) is None
     # a UTC instant is placed on the KST grid
     utc = datetime(2026, 3, 13, 1, 0, 1, tzinfo=UTC)  # 10:00:01 KST
-    assert due_mark(utc, "09:00", "15:30", 10) == datetime(2026, 3, 13, 10, 0, tzinfo=KST)
+    assert sessions.due_mark(utc) == datetime(2026, 3, 13, 10, 0, tzinfo=KST)
+    assert (
+        sessions.sweep_marks(SAT) == [] and sessions.due_mark(datetime(2026, 3, 14, 10, tzinfo=KST)) is None
+    )

@@ -13,8 +13,9 @@ import pytest
 from observer.bus import alert_topic
 from observer.clock import KST, ManualClock
 from observer.config import Config
+from observer.sessions import MarketSessions
 from sinks.housekeeping.layout import package_dir
-from sinks.housekeeping.worker import HousekeeperWorker, next_daily
+from sinks.housekeeping.worker import HousekeeperWorker
 from testkit.config import make_config
 from tests.conftest import wait_for
 from tests.sinks.housekeeping.conftest import write_day
@@ -95,6 +96,7 @@ def test_a_trading_day_without_data_is_reported(short_tmp: Path, run_worker) -> 
     assert skipped.severity == "WARNING" and skipped.details["day"] == "2026-01-05"
 
 
-def test_next_daily_is_strictly_after_now() -> None:
-    assert next_daily(_at(20, 0), "21:00") == _at(21, 0)
-    assert next_daily(_at(21, 0), "21:00") == _at(21, 0, date(2026, 1, 6))
+def test_next_retention_is_strictly_after_now(short_tmp: Path) -> None:
+    sessions = MarketSessions.from_config(make_config(short_tmp, '[housekeeping]\nretention_at = "21:00"\n'))
+    assert sessions.next_retention_at(_at(20, 0)) == _at(21, 0)
+    assert sessions.next_retention_at(_at(21, 0)) == _at(21, 0, date(2026, 1, 6))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from observer.calendar import TradingCalendar
 from observer.clock import KST
 from observer.schema import SlotAssignment, SlotCommand, WorkerStats
+from observer.sessions import MarketSessions
 from sinks.monitor.health import AMBER, GREEN, RED, HealthRules, Inputs
 from sinks.monitor.stats import StatsBook
 from testkit.config import make_config
@@ -18,7 +18,7 @@ THURSDAY = datetime(2026, 11, 26, 10, 27, tzinfo=KST)
 def _rules(tmp: Path) -> tuple[HealthRules, StatsBook]:
     cfg = make_config(tmp, calendar={"use_chk_holiday": False})
     book = StatsBook(stale_s=30.0, monotonic=lambda: 0.0)
-    return HealthRules(cfg, book, TradingCalendar.from_config(cfg)), book
+    return HealthRules(cfg, book, MarketSessions.from_config(cfg)), book
 
 
 def _feed(

@@ -1,26 +1,15 @@
-"""Configuration: one frozen msgspec tree decoded from TOML, unknown keys forbidden.
+"""The configuration tree: one frozen msgspec Struct per section, unknown keys forbidden.
 
-Units live in field names (`_ms`, `_s`, `_krw`). Secrets never come from the file: they are
-read from the environment into `Secrets`, whose values print as ``***``.
-
-Load order: ``--config PATH`` > ``$OBSERVER_CONFIG`` > ``config/observer.toml``.
-``$OBSERVER_DATA_DIR`` overrides ``paths.data_dir``; ``$OBSERVER_RUNTIME_DIR`` overrides ``paths.runtime_dir``.
-Workers are started with the same environment and re-load the same file.
+Units live in field names (`_ms`, `_s`, `_krw`); times of day are `datetime.time` (KST, naive),
+validated when the file is loaded (`observer.config.load`).
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
-from pathlib import Path
+from datetime import date, time
 from typing import Literal
 
 import msgspec
-
-CONFIG_ENV = "OBSERVER_CONFIG"
-DATA_DIR_ENV = "OBSERVER_DATA_DIR"
-RUNTIME_DIR_ENV = "OBSERVER_RUNTIME_DIR"
-DEFAULT_CONFIG_PATH = Path("config/observer.toml")
 
 
 class ConfigError(Exception):
@@ -29,6 +18,11 @@ class ConfigError(Exception):
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     pass
+
+
+def _check_window(section: str, start: time, end: time) -> None:
+    if end <= start:
+        raise ValueError(f"{section}.end {end:%H:%M:%S} is not after {section}.start {start:%H:%M:%S}")
 
 
 class PathsConfig(_Section, frozen=True):
@@ -95,7 +89,7 @@ class ProviderConfig(_Section, frozen=True):
 
 
 class CalendarConfig(_Section, frozen=True):
-    holidays: list[str] = []  # YYYY-MM-DD, the fallback when chk-holiday cannot be reached
+    holidays: list[date] = []  # YYYY-MM-DD, the fallback when chk-holiday cannot be reached
     use_chk_holiday: bool = True
 
 
@@ -104,19 +98,24 @@ class UniverseConfig(_Section, frozen=True):
     group_codes: list[str] = msgspec.field(default_factory=lambda: ["ST"])
     exclude_halted: bool = True
     exclude_liquidation: bool = True
-    build_at: str = "08:30"
+    build_at: time = time(8, 30)
 
 
 class TrackAConfig(_Section, frozen=True):
-    start: str = "09:00"
-    end: str = "15:30"
+    start: time = time(9, 0)
+    end: time = time(15, 30)
     sweep_interval_min: int = 10
     symbols_per_call: int = 30
 
+    def __post_init__(self) -> None:
+        _check_window("track_a", self.start, self.end)
+        if self.sweep_interval_min <= 0:
+            raise ValueError(f"track_a.sweep_interval_min must be > 0, got {self.sweep_interval_min}")
+
 
 class TrackBConfig(_Section, frozen=True):
-    start: str = "09:30"
-    end: str = "15:00"
+    start: time = time(9, 30)
+    end: time = time(15, 0)
     max_slots: int = 41
     min_dwell_s: float = 120.0
     receive_watchdog_s: float = 30.0
@@ -135,6 +134,9 @@ class TrackBConfig(_Section, frozen=True):
     frame_queue_max: int = 50_000  # frames between the socket reader and the loop thread
     stats_interval_s: float = 5.0
     rejection_event_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check_window("track_b", self.start, self.end)
 
 
 class CoreConfig(_Section, frozen=True):
@@ -206,11 +208,11 @@ class HousekeepingConfig(_Section, frozen=True):
 
     Times of day are KST and follow the worker's clock; ``*_real_s`` are wall-clock seconds."""
 
-    backup_at: str = "21:00"
+    backup_at: time = time(21, 0)
     raw_retention_days: int = 3
     anomalous_retention_days: int = 7
     max_retention_days: int = 10
-    retention_at: str = "21:30"  # the daily retention run
+    retention_at: time = time(21, 30)  # the daily retention run
     backup_retention_days: int = 3  # a *verified* package is removed from this host after this many days
     disk_pressure_pct: float = 80.0  # above it, the oldest verified days' raw/ and packages go first
     disk_check_interval_s: float = 300.0
@@ -289,159 +291,3 @@ class Config(_Section, frozen=True):
     housekeeping: HousekeepingConfig = HousekeepingConfig()
     research: ResearchConfig = ResearchConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
-
-
-class Secret:
-    """A value that never prints. Call `reveal()` at the one place that sends it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret(***)" if self._value else "Secret(<unset>)"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> str:
-        raise TypeError("a Secret is not serialisable")
-
-
-class Secrets:
-    """Credentials from the environment only."""
-
-    def __init__(self, env: dict[str, str] | None = None):
-        env = dict(os.environ) if env is None else env
-        self.kis_app_key = Secret(env.get("KIS_APP_KEY", ""))
-        self.kis_app_secret = Secret(env.get("KIS_APP_SECRET", ""))
-        account = env.get("KIS_ACCOUNT", "real").strip().lower() or "real"
-        if account not in ("real", "mock"):
-            raise ConfigError(f"KIS_ACCOUNT must be 'real' or 'mock', got {account!r}")
-        self.kis_account: Literal["real", "mock"] = account  # type: ignore[assignment]
-        self.telegram_bot_token = Secret(env.get("TELEGRAM_BOT_TOKEN", ""))
-        self.telegram_chat_id = Secret(env.get("TELEGRAM_CHAT_ID", ""))
-
-    @property
-    def has_kis_credentials(self) -> bool:
-        return bool(self.kis_app_key) and bool(self.kis_app_secret)
-
-    def values(self) -> list[str]:
-        """Every non-empty secret value, for log masking."""
-        out = [
-            s.reveal()
-            for s in (self.kis_app_key, self.kis_app_secret, self.telegram_bot_token, self.telegram_chat_id)
-            if s
-        ]
-        return [v for v in out if len(v) >= 4]
-
-
-def resolve_config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
-    if cli_path:
-        return Path(cli_path)
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        return Path(env)
-    return DEFAULT_CONFIG_PATH
-
-
-def decode_config(text: bytes | str, source: str = "<string>") -> Config:
-    try:
-        raw = tomllib.loads(text.decode() if isinstance(text, bytes) else text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML: {e}") from e
-    try:
-        return msgspec.convert(raw, Config, strict=True)
-    except msgspec.ValidationError as e:
-        raise ConfigError(f"{source}: {_explain(str(e))}") from e
-
-
-def _explain(msg: str) -> str:
-    # msgspec says e.g. "Object contains unknown field `foo` - at `$.writer`" or
-    # "Expected `int`, got `str` - at `$.writer.flush_interval_ms`"; turn `$.a.b` into `a.b`.
-    return msg.replace("`$.", "`").replace("at `$`", "at the top level")
-
-
-def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
-    """Decode the config file and apply environment overrides. Raises ConfigError."""
-    env = dict(os.environ) if env is None else env
-    cfg_path = (
-        resolve_config_path(path) if path is not None or CONFIG_ENV not in env else Path(env[CONFIG_ENV])
-    )
-    if cfg_path.exists():
-        try:
-            text = cfg_path.read_bytes()
-        except OSError as e:
-            raise ConfigError(f"{cfg_path}: cannot read: {e.strerror}") from e
-        cfg = decode_config(text, str(cfg_path))
-    elif path is not None or CONFIG_ENV in env:
-        raise ConfigError(f"{cfg_path}: config file not found")
-    else:
-        cfg = Config()
-    paths = cfg.paths
-    if env.get(DATA_DIR_ENV):
-        paths = msgspec.structs.replace(paths, data_dir=env[DATA_DIR_ENV])
-    if env.get(RUNTIME_DIR_ENV):
-        paths = msgspec.structs.replace(paths, runtime_dir=env[RUNTIME_DIR_ENV])
-    if paths is not cfg.paths:
-        cfg = msgspec.structs.replace(cfg, paths=paths)
-    return cfg
-
-
-def runtime_dir(cfg: Config) -> Path:
-    if cfg.paths.runtime_dir:
-        return Path(cfg.paths.runtime_dir)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return Path(xdg) / "krx-observer"
-    return Path(f"/tmp/krx-observer-{os.getuid()}")
-
-
-def data_dir(cfg: Config) -> Path:
-    return Path(cfg.paths.data_dir)
-
-
-def log_dir(cfg: Config) -> Path:
-    return Path(cfg.paths.log_dir) if cfg.paths.log_dir else data_dir(cfg) / "logs"
-
-
-def research_dir(cfg: Config) -> Path:
-    """Where the research outputs go (``parquet/``, ``reports/``)."""
-    return Path(cfg.research.out_dir) if cfg.research.out_dir else data_dir(cfg) / "research"
-
-
-def state_dir(cfg: Config) -> Path:
-    """Small durable state files (token cache, slot state, writer index)."""
-    return data_dir(cfg) / "state"
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) with mode 0700; tighten it if it exists."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
-
-
-def effective_config_text(cfg: Config, secrets: Secrets) -> str:
-    """The effective config as TOML-ish JSON with every secret masked (for `observer config check`)."""
-    doc = msgspec.to_builtins(cfg)
-    doc["secrets"] = {
-        "KIS_APP_KEY": _mask(secrets.kis_app_key),
-        "KIS_APP_SECRET": _mask(secrets.kis_app_secret),
-        "KIS_ACCOUNT": secrets.kis_account,
-        "TELEGRAM_BOT_TOKEN": _mask(secrets.telegram_bot_token),
-        "TELEGRAM_CHAT_ID": _mask(secrets.telegram_chat_id),
-    }
-    doc["sim"]["app_key"] = "***"
-    doc["sim"]["app_secret"] = "***"
-    return msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()
-
-
-def _mask(s: Secret) -> str:
-    return "***" if s else "<unset>"
