@@ -1,0 +1,347 @@
+"""Prometheus ``/metrics``: the monitor's view of the pipeline in the ecosystem's terms.
+
+Data flow::
+
+    monitor poll loop (main thread)                      HTTP scrape (prometheus_client's thread)
+      typed stats (CoreStats, WriterStats,                  ExporterState.collect()
+      WsCollectorStats, MonitorStats), worker_state   -->     reads one immutable `Snapshot`
+      and backup events, psutil figures                       + asks the supervisor for worker
+      -> `ExporterState.update(...)` swaps the Snapshot         states/restarts (control socket)
+
+The main thread never waits for a scrape and a scrape never touches the monitor's objects: the
+poll loop replaces one reference (atomic in CPython) and the collector reads whatever it finds.
+
+Conventions: every name starts ``krx_observer_``, units in names (``_seconds``, ``_ratio``,
+``_bytes``), counters end in ``_total`` and are the producers' own cumulative counts (a producer
+restart resets them, which PromQL's ``rate``/``increase`` handle). Labels are bounded sets —
+worker names, tracks, archive kinds, rejection rules, gap causes — never a symbol.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from observer.control import ControlClient, NoSupervisor, reply_data
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import start_http_server
+
+from observer.config import Config
+from observer.schema import (
+    LAG_BUCKETS_S,
+    Command,
+    CoreStats,
+    MonitorStats,
+    SystemEvent,
+    WriterStats,
+    WsCollectorStats,
+)
+
+log = logging.getLogger(__name__)
+
+PREFIX = "krx_observer_"
+# name -> (type, help); the rules, the dashboard and the tests are checked against this table
+METRICS: dict[str, tuple[str, str]] = {
+    "supervisor_up": ("gauge", "1 when the supervisor answered the monitor's status request"),
+    "worker_up": ("gauge", "1 when the supervisor reports the worker RUNNING"),
+    "worker_state": ("gauge", "1 for the worker's current supervisor state"),
+    "worker_restarts_total": ("counter", "automatic restarts of the worker since its last operator start"),
+    "records_routed_total": ("counter", "archive lines the core sent to the writer, by kind"),
+    "records_archived_total": ("counter", "archive lines the writer made durable (fsynced), by kind"),
+    "records_rejected_total": ("counter", "records rejected before the archive, by worker and reason"),
+    "ingest_messages_total": ("counter", "messages the core received on the ingest hop, by outcome"),
+    "gap_markers_total": ("counter", "gap markers the core archived, by track and cause"),
+    "receive_to_fsync_seconds": ("histogram", "local receive time -> writer fsync acknowledged, per record"),
+    "slots_used": ("gauge", "Track B slots in use"),
+    "slots_capacity": ("gauge", "Track B slots available (41 per WebSocket session)"),
+    "ws_connected": ("gauge", "1 while the WebSocket session is up"),
+    "ws_sessions_opened_total": ("counter", "WebSocket sessions opened"),
+    "ws_reconnects_total": ("counter", "WebSocket reconnects of the collector's current run"),
+    "ws_reconnects_today": ("gauge", "WebSocket reconnects during the current KST day"),
+    "track_a_coverage_ratio": ("gauge", "symbols recorded / universe of the latest whole Track A sweep"),
+    "track_b_collection_ratio": ("gauge", "scalp samples recorded / expected over the last 5 minutes"),
+    "session_open": ("gauge", "1 while the track's trading session is open (calendar and hours)"),
+    "data_age_seconds": ("gauge", "age of the newest data per track (swing: latest sweep mark)"),
+    "data_stale_after_seconds": ("gauge", "data older than this during a session is stale (alert)"),
+    "mitigation_level": ("gauge", "mitigation level: 0 = 2 Hz, 1 = 1 Hz, 2 = 0.5 Hz"),
+    "health_status": ("gauge", "0 green, 1 amber, 2 red"),
+    "health_reason": ("gauge", "active health reasons: 1 amber, 2 red"),
+    "cpu_usage_ratio": ("gauge", "host CPU usage"),
+    "memory_usage_ratio": ("gauge", "host memory usage"),
+    "disk_usage_ratio": ("gauge", "usage of the filesystem holding the archive"),
+    "disk_write_latency_seconds": ("gauge", "worst write+fsync latency of the writer's recent commits"),
+    "writer_queue_records": ("gauge", "records waiting in the writer's queue"),
+    "backup_failed": ("gauge", "1 while the latest backup attempt of a day failed"),
+    "backup_unverified_days": ("gauge", "days past the verification deadline without a verified pull"),
+    "backup_last_verified_timestamp_seconds": ("gauge", "when the latest backup pull was verified"),
+    "retention_blocked_days": ("gauge", "days retention could not delete (no verified backup)"),
+    "stats_age_seconds": ("gauge", "age of the latest stats message from each worker"),
+}
+METRIC_NAMES = frozenset(PREFIX + name for name in METRICS)
+WORKER_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
+TRACKS = ("swing", "scalp", "raw")
+
+
+@dataclass(frozen=True)
+class BackupBoard:
+    """Backup and retention state as the housekeeper's events tell it, per KST day."""
+
+    failed: frozenset[str] = frozenset()
+    unverified: frozenset[str] = frozenset()
+    retention_blocked: frozenset[str] = frozenset()
+    last_verified_at: datetime | None = None
+
+    def apply(self, event: SystemEvent) -> BackupBoard:
+        day = str(event.details.get("day") or event.at.date().isoformat())
+        match event.type:
+            case "backup_failed" | "backup_receipt_invalid":
+                return replace(self, failed=self.failed | {day})
+            case "backup_unverified":
+                return replace(self, unverified=self.unverified | {day})
+            case "backup_verified":
+                return replace(
+                    self,
+                    failed=self.failed - {day},
+                    unverified=self.unverified - {day},
+                    retention_blocked=self.retention_blocked - {day},
+                    last_verified_at=event.at,
+                )
+            case "retention_blocked":
+                return replace(self, retention_blocked=self.retention_blocked | {day})
+            case _:
+                return self
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a scrape reports apart from the supervisor's live answer."""
+
+    at: float = field(default_factory=time.time)  # wall-clock seconds
+    core: CoreStats | None = None
+    writer: WriterStats | None = None
+    ws: WsCollectorStats | None = None
+    monitor: MonitorStats | None = None
+    stats_at: dict[str, float] = field(default_factory=dict)  # worker -> wall time received
+    backup: BackupBoard = BackupBoard()
+    slots_capacity: int = 41
+    data_age_s: dict[str, float] = field(default_factory=dict)
+    stale_after_s: dict[str, float] = field(default_factory=dict)
+
+
+def _gauge(name: str, value: float | None, labels: dict[str, str] | None = None) -> Iterator[Metric]:
+    if value is None:
+        return
+    fam = GaugeMetricFamily(PREFIX + name, METRICS[name][1], labels=list(labels or {}))
+    fam.add_metric(list((labels or {}).values()), float(value))
+    yield fam
+
+
+class ExporterState:
+    """The collector registered with prometheus_client; `update` is called from the poll loop."""
+
+    def __init__(self, cfg: Config, *, ask_supervisor: bool = True):
+        self.cfg = cfg
+        self.snapshot = Snapshot(slots_capacity=cfg.track_b.max_slots)
+        self._ask_supervisor = ask_supervisor
+        self.scrapes = 0
+
+    def update(self, **changes: object) -> None:
+        self.snapshot = replace(self.snapshot, at=time.time(), **changes)  # type: ignore[arg-type]
+
+    def apply_event(self, event: SystemEvent) -> None:
+        board = self.snapshot.backup.apply(event)
+        if board is not self.snapshot.backup:
+            self.update(backup=board)
+
+    # -- prometheus_client calls this from its HTTP thread
+    def collect(self) -> Iterable[Metric]:
+        self.scrapes += 1
+        snap = self.snapshot
+        yield from self._workers()
+        yield from self._core(snap)
+        yield from self._writer(snap)
+        yield from self._ws(snap)
+        yield from self._monitor(snap)
+        yield from self._freshness(snap)
+        yield from self._backup(snap.backup)
+        fam = GaugeMetricFamily(
+            PREFIX + "stats_age_seconds", METRICS["stats_age_seconds"][1], labels=["worker"]
+        )
+        now = time.time()
+        for worker, at in sorted(snap.stats_at.items()):
+            fam.add_metric([worker], max(0.0, now - at))
+        yield fam
+
+    def _workers(self) -> Iterator[Metric]:
+        if not self._ask_supervisor:
+            return
+        try:
+            reply = ControlClient(self.cfg, timeout_s=0.5, tries=1).request(Command(action="status"))
+            data = reply_data(reply) if reply.ok else None
+        except (NoSupervisor, ValueError) as e:
+            log.debug("supervisor status for /metrics failed: %s", e)
+            data = None
+        yield from _gauge("supervisor_up", 0 if data is None else 1)
+        if data is None:
+            return
+        up = GaugeMetricFamily(PREFIX + "worker_up", METRICS["worker_up"][1], labels=["worker"])
+        state = GaugeMetricFamily(
+            PREFIX + "worker_state", METRICS["worker_state"][1], labels=["worker", "state"]
+        )
+        restarts = CounterMetricFamily(
+            PREFIX + "worker_restarts", METRICS["worker_restarts_total"][1], labels=["worker"]
+        )
+        for w in data.get("workers") or []:
+            name, current = str(w.get("name")), str(w.get("state"))
+            up.add_metric([name], 1.0 if current == "RUNNING" else 0.0)
+            for s in WORKER_STATES:
+                state.add_metric([name, s], 1.0 if s == current else 0.0)
+            restarts.add_metric([name], float(w.get("restarts") or 0))
+        yield from (up, state, restarts)
+
+    def _core(self, snap: Snapshot) -> Iterator[Metric]:
+        core = snap.core
+        if core is None:
+            return
+        routed = CounterMetricFamily(
+            PREFIX + "records_routed", METRICS["records_routed_total"][1], labels=["kind"]
+        )
+        for kind, n in sorted(core.records.items()):
+            routed.add_metric([kind], n)
+        yield routed
+        rejected = CounterMetricFamily(
+            PREFIX + "records_rejected", METRICS["records_rejected_total"][1], labels=["worker", "reason"]
+        )
+        for key, n in sorted(core.findings.items()):
+            if key.startswith("rejection."):
+                rejected.add_metric(["observer", key.removeprefix("rejection.")], n)
+        rejected.add_metric(["observer", "parse_error"], core.frames_parse_error)
+        if snap.writer is not None:
+            rejected.add_metric(["writer", "invalid"], snap.writer.rejected)
+        if snap.ws is not None:
+            rejected.add_metric(["ws-collector", "invalid"], snap.ws.rejected)
+        yield rejected
+        ingest = CounterMetricFamily(
+            PREFIX + "ingest_messages", METRICS["ingest_messages_total"][1], labels=["outcome"]
+        )
+        ingest.add_metric(["accepted"], core.ingest_accepted)
+        ingest.add_metric(["duplicate"], core.ingest_duplicates)
+        ingest.add_metric(["malformed"], core.ingest_malformed)
+        yield ingest
+        gaps = CounterMetricFamily(
+            PREFIX + "gap_markers", METRICS["gap_markers_total"][1], labels=["track", "cause"]
+        )
+        for key, n in sorted(core.gap_markers.items()):
+            track, _, cause = key.partition("/")
+            gaps.add_metric([track, cause], n)
+        yield gaps
+        if core.lag_buckets:
+            cumulative, buckets = 0, []
+            for edge, n in zip(LAG_BUCKETS_S, core.lag_buckets, strict=False):
+                cumulative += n
+                buckets.append((f"{edge:g}", cumulative))
+            total = cumulative + (core.lag_buckets[-1] if len(core.lag_buckets) > len(LAG_BUCKETS_S) else 0)
+            buckets.append(("+Inf", total))
+            hist = HistogramMetricFamily(
+                PREFIX + "receive_to_fsync_seconds", METRICS["receive_to_fsync_seconds"][1]
+            )
+            hist.add_metric([], buckets, core.lag_sum_s)
+            yield hist
+        yield from _gauge("slots_used", core.slots_used)
+        yield from _gauge("slots_capacity", snap.slots_capacity)
+        yield from _gauge("track_a_coverage_ratio", core.track_a_collection_rate)
+        for track, is_open in (("swing", core.track_a_open), ("scalp", core.track_b_open)):
+            if is_open is not None:
+                yield from _gauge("session_open", 1 if is_open else 0, {"track": track})
+
+    def _writer(self, snap: Snapshot) -> Iterator[Metric]:
+        writer = snap.writer
+        if writer is None:
+            return
+        archived = CounterMetricFamily(
+            PREFIX + "records_archived", METRICS["records_archived_total"][1], labels=["kind"]
+        )
+        for kind, n in sorted(writer.written.items()):
+            archived.add_metric([kind], n)
+        yield archived
+        yield from _gauge("writer_queue_records", writer.queue_records)
+        if writer.fsync_p99_ms is not None:
+            yield from _gauge("disk_write_latency_seconds", writer.fsync_p99_ms / 1000)
+
+    def _ws(self, snap: Snapshot) -> Iterator[Metric]:
+        ws = snap.ws
+        if ws is None:
+            return
+        yield from _gauge("ws_connected", 1 if ws.connected else 0)
+        for name, value in (
+            ("ws_sessions_opened_total", ws.sessions_opened),
+            ("ws_reconnects_total", ws.reconnects),
+        ):
+            fam = CounterMetricFamily(PREFIX + name.removesuffix("_total"), METRICS[name][1])
+            fam.add_metric([], value)
+            yield fam
+
+    def _monitor(self, snap: Snapshot) -> Iterator[Metric]:
+        mon = snap.monitor
+        if mon is None:
+            return
+        v = mon.values
+        yield from _gauge("health_status", mon.health)
+        reasons = GaugeMetricFamily(PREFIX + "health_reason", METRICS["health_reason"][1], labels=["reason"])
+        for reason, level in sorted(mon.reasons.items()):
+            reasons.add_metric([reason], level)
+        yield reasons
+        yield from _gauge("mitigation_level", mon.mitigation_level)
+        yield from _gauge("track_b_collection_ratio", v.track_b_rate)
+        yield from _gauge("ws_reconnects_today", v.ws_reconnects_today)
+        for name, pct in (("cpu", v.cpu_pct), ("memory", v.memory_pct), ("disk", v.disk_usage_pct)):
+            yield from _gauge(f"{name}_usage_ratio", None if pct is None else pct / 100)
+
+    def _freshness(self, snap: Snapshot) -> Iterator[Metric]:
+        for name, values in (
+            ("data_age_seconds", snap.data_age_s),
+            ("data_stale_after_seconds", snap.stale_after_s),
+        ):
+            if not values:
+                continue
+            fam = GaugeMetricFamily(PREFIX + name, METRICS[name][1], labels=["track"])
+            for track, value in sorted(values.items()):
+                fam.add_metric([track], value)
+            yield fam
+
+    def _backup(self, board: BackupBoard) -> Iterator[Metric]:
+        yield from _gauge("backup_failed", 1 if board.failed else 0)
+        yield from _gauge("backup_unverified_days", len(board.unverified))
+        yield from _gauge("retention_blocked_days", len(board.retention_blocked))
+        if board.last_verified_at is not None:
+            yield from _gauge("backup_last_verified_timestamp_seconds", board.last_verified_at.timestamp())
+
+
+class MetricsServer:
+    """Serves `ExporterState` on ``[monitor] metrics_listen`` from a daemon thread."""
+
+    def __init__(self, state: ExporterState, listen: str):
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"[monitor] metrics_listen must be host:port, got {listen!r}")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(state)  # type: ignore[arg-type]
+        self._server: object | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        server, thread = start_http_server(self.port, addr=self.host, registry=self.registry)
+        self._server, self._thread = server, thread
+        log.info("metrics on http://%s:%d/metrics", self.host, self.port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()  # type: ignore[attr-defined]
+            self._server.server_close()  # type: ignore[attr-defined]
+            self._server = None
