@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 WORKERS := sim writer observer monitor rest-collector ws-collector housekeeper
 # run/status/start/stop use the demo config; a production host says CONFIG=/etc/krx-observer/observer.toml
 CONFIG ?= config/demo.toml
+# the control targets act on a running pipeline: they never (re)install anything; on a production host
+# without this checkout's venv they use the `observer` on PATH (e.g. OBSERVER=/opt/krx-observer/venv/bin/observer)
+OBSERVER ?= $(if $(wildcard $(BIN)/observer),$(BIN)/observer,observer)
 
 .PHONY: run test test-services lint bench status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
 
@@ -35,15 +38,15 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-status: $(STAMP)
-	$(BIN)/observer --config $(CONFIG) ctl status
+status:
+	$(OBSERVER) --config $(CONFIG) ctl status
 
-$(addprefix start-,$(WORKERS)): start-%: $(STAMP)
-	$(BIN)/observer --config $(CONFIG) ctl start $*
-$(addprefix stop-,$(WORKERS)): stop-%: $(STAMP)
-	$(BIN)/observer --config $(CONFIG) ctl stop $*
-$(addprefix restart-,$(WORKERS)): restart-%: $(STAMP)
-	$(BIN)/observer --config $(CONFIG) ctl restart $*
+$(addprefix start-,$(WORKERS)): start-%:
+	$(OBSERVER) --config $(CONFIG) ctl start $*
+$(addprefix stop-,$(WORKERS)): stop-%:
+	$(OBSERVER) --config $(CONFIG) ctl stop $*
+$(addprefix restart-,$(WORKERS)): restart-%:
+	$(OBSERVER) --config $(CONFIG) ctl restart $*
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
