@@ -49,7 +49,9 @@ def sim() -> None:
 @click.option("--speed", type=float, default=None, help="session clock speed (implies a session clock)")
 @click.option("--start-at", default=None, help="virtual start, HH:MM[:SS] KST or RFC 3339 (session clock)")
 @click.option("--ready-file", type=click.Path(dir_okay=False), default=None)
+@click.pass_context
 def serve(
+    ctx: click.Context,
     config_path: str | None,
     rest_port: int | None,
     ws_port: int | None,
@@ -61,7 +63,11 @@ def serve(
     start_at: str | None,
     ready_file: str | None,
 ) -> None:
-    """Serve REST, WebSocket and admin until SIGTERM/SIGINT."""
+    """Serve REST, WebSocket and admin until SIGTERM/SIGINT.
+
+    The config is ``--config`` here, else ``observer --config X sim serve``'s, else the default."""
+    if config_path is None and isinstance(ctx.obj, dict):
+        config_path = ctx.obj.get("config_path")
     try:
         cfg = load_config(config_path)
     except ConfigError as e:

@@ -174,3 +174,29 @@ def test_serve_process_ready_line_and_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_honours_the_top_level_config(tmp_path: Path) -> None:
+    """`observer --config X sim serve` reads X (it used to read only `sim serve --config X`)."""
+    from tests.conftest import free_port, write_config
+
+    admin_port = free_port()
+    cfg = write_config(
+        tmp_path, f"[sim]\nrest_port = 0\nws_port = 0\nadmin_port = {admin_port}\nsymbol_count = 150\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OBSERVER_CONFIG"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "observer", "--config", str(cfg), "sim", "serve"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+        assert line["event"] == "ready"
+        assert line["urls"]["admin"] == f"http://127.0.0.1:{admin_port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
