@@ -473,6 +473,11 @@ class SlotProgress(_Plain, frozen=True):
     written: int
 
 
+# receive -> fsync latency histogram edges (seconds); CoreStats.lag_buckets has one count per edge
+# (records with lag <= edge, not cumulative) plus one for everything slower
+LAG_BUCKETS_S: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 class CoreStats(_Msg, frozen=True, tag="core_stats"):
     """The core (``stats.observer``)."""
 
@@ -493,6 +498,9 @@ class CoreStats(_Msg, frozen=True, tag="core_stats"):
     missed_trade_volume: int = 0
     samples_expected: int = 0  # scalp windows due (Track B rate = delta written / delta expected)
     samples_written: int = 0  # scalp samples the writer made durable
+    gap_markers: dict[str, int] = {}  # gap markers archived, by "<track>/<reason>"
+    lag_buckets: list[int] = []  # receive -> durable per record, by LAG_BUCKETS_S (+ one overflow)
+    lag_sum_s: float = 0.0
     # gauges
     mitigation_level: int = 0
     slots_used: int | None = None
