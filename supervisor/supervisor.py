@@ -310,6 +310,9 @@ class Supervisor:
                 "shutting_down": self._shutdown_queue is not None,
                 "runtime_dir": str(Path(runtime_dir(self.cfg))),
                 "events_unacked": 0 if self._sender is None else self._sender.unacked,
+                # the pipeline's clock (the session clock in a demo), next to which status shows wall time
+                "clock_now": self.clock.now().isoformat(),
+                "clock_mode": self.cfg.clock.mode,
             },
             "workers": [w.status(now) for w in self.watchers.values()],
             **self.view.status_data(),

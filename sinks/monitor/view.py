@@ -140,7 +140,11 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
             "reachable": sup is not None,
             "error": error,
             **(
-                {"pid": data["supervisor"].get("pid"), "uptime_s": data["supervisor"].get("uptime_s")}
+                {
+                    k: data["supervisor"].get(k)
+                    for k in ("pid", "uptime_s", "clock_now", "clock_mode")
+                    if k in data["supervisor"]
+                }
                 if isinstance(data.get("supervisor"), dict)
                 else {}
             ),
@@ -225,6 +229,10 @@ def _num(value: Any, unit: str, digits: int = 2) -> str:
     return "?" if value is None else f"{float(value):.{digits}f}{unit}"
 
 
+def _count(value: Any) -> str:
+    return "?" if value is None else str(int(float(value)))
+
+
 def _duration(seconds: Any) -> str:
     if seconds is None:
         return "-"
@@ -244,11 +252,14 @@ def render(doc: dict[str, Any], colour: bool = True) -> str:
         return f"{_COLOURS.get(status, '')}{_BOLD}{status.upper()}{_RESET}" if colour else status.upper()
 
     health = doc["health"]
-    lines = [
-        f"KRX observer   {_hhmmss(doc['at'])} KST   health {paint(health['status'])}   "
-        f"mitigation level {doc['mitigation']['level'] if doc['mitigation']['level'] is not None else '?'}",
-    ]
     sup = doc["supervisor"]
+    clock = f"{_hhmmss(doc['at'])} KST"
+    if sup.get("clock_now") and sup.get("clock_mode") != "real":
+        clock = f"pipeline {_hhmmss(sup['clock_now'])} KST ({sup['clock_mode']} clock)   wall {clock}"
+    lines = [
+        f"KRX observer   {clock}   health {paint(health['status'])}   "
+        f"mitigation level {_count(doc['mitigation']['level'])}",
+    ]
     if sup["reachable"]:
         lines.append(f"supervisor     pid {sup.get('pid')}  up {_duration(sup.get('uptime_s'))}")
     else:
@@ -261,14 +272,14 @@ def render(doc: dict[str, Any], colour: bool = True) -> str:
         hb = w.get("heartbeat_age_s")
         lines.append(
             f"{w.get('name') or '?':<16}{w.get('state') or '?':<10}{w.get('pid') or '-':>8}"
-            f"{w.get('restarts') or 0:>10}{_duration(w.get('uptime_s')):>10}"
+            f"{int(w.get('restarts') or 0):>10}{_duration(w.get('uptime_s')):>10}"
             f"{'-' if hb is None else f'{float(hb):.1f}s':>9}"
         )
     rates, lag = doc["rates"], doc["lag"]
     lines += [
         "",
         f"rates          Track A {_pct(rates['track_a'])} (latest sweep)   Track B {_pct(rates['track_b'])} ({rates['track_b_window']})"
-        f"   WS reconnects today {rates['ws_reconnects_today'] if rates['ws_reconnects_today'] is not None else '?'}",
+        f"   WS reconnects today {_count(rates['ws_reconnects_today'])}",
         f"lag            event {_num(lag['event_lag_s'], ' s')}   p50/p95/p99 {_num(lag['p50_ms'], '', 1)}/"
         f"{_num(lag['p95_ms'], '', 1)}/{_num(lag['p99_ms'], ' ms', 1)}   disk write "
         f"{_num(lag['disk_write_latency_ms'], ' ms', 1)}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,7 +69,12 @@ def _status(cmd: Command) -> CommandReply:
     return make_reply(
         True,
         "ok",
-        supervisor={"pid": 4321, "uptime_s": 3700.0},
+        supervisor={
+            "pid": 4321,
+            "uptime_s": 3700.0,
+            "clock_now": NOW.replace(hour=9, minute=45, second=0).isoformat(),
+            "clock_mode": "session",
+        },
         workers=[
             {
                 "name": n,
@@ -197,6 +203,9 @@ def test_status_text_view(fake_supervisor: Config, short_tmp: Path) -> None:
     assert "3/41" in out and "005930" in out
     assert "10:01:02-10:01:30 scalp" in out and "ws_disconnected" in out
     assert "\x1b[" not in out  # not a terminal: no colour codes
+    # the pipeline's (session) clock next to wall time; counts as integers
+    assert "pipeline 09:45:00 KST (session clock)" in out and f"wall {NOW:%H}:" in out
+    assert re.search(r"WS reconnects today 2$", out, re.M), out
 
 
 def test_status_without_a_supervisor_says_so(short_tmp: Path) -> None:
