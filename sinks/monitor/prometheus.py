@@ -26,12 +26,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from observer.control import ControlClient, NoSupervisor, reply_data
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 
 from observer.config import Config
+from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.schema import (
     LAG_BUCKETS_S,
     Command,
