@@ -66,4 +66,28 @@ def export_cmd(ctx: click.Context, day_text: str, tracks: str, out: str | None) 
     click.echo(f"{out_dir / day.strftime('%Y%m%d')}: {len(manifest.files)} files, manifest.json")
 
 
-commands = [export_cmd]
+@click.command("etl")
+@_day_option
+@click.option("--dsn", default=None, help="postgresql://user@host[:port]/db (default [research] etl_dsn)")
+@click.option("--force", is_flag=True, help="load again even when the day is loaded from the same files")
+@click.pass_context
+def etl_cmd(ctx: click.Context, day_text: str, dsn: str | None, force: bool) -> None:
+    """Load one day into PostgreSQL (partition per day, COPY, all or nothing)."""
+    from sinks.research.etl import Loader
+
+    cfg = _cfg(ctx)
+    day = parse_day(day_text)
+    dsn = dsn or cfg.research.etl_dsn
+    if not dsn:
+        raise click.UsageError("no database: pass --dsn or set [research] etl_dsn")
+    loader = Loader(dsn, cfg.research.etl_connect_timeout_s, progress=lambda m: click.echo(m, err=True))
+    try:
+        result = loader.load_day(data_dir(cfg), day, force=force)
+    except ResearchError as e:
+        _fail(e)
+        return
+    rows = ", ".join(f"{t} {n}" for t, n in sorted(result.rows.items()))
+    click.echo(f"{day.isoformat()} {result.status}: {rows}")
+
+
+commands = [export_cmd, etl_cmd]
