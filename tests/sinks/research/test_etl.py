@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from tests.conftest import REPO, free_port, wait_for
-from tests.research.conftest import Day, frame_records
-from tests.research.pg import PgServer, postgres
+from tests.sinks.research.conftest import Day, frame_records
+from tests.sinks.research.pg import PgServer, postgres
 
 TABLES = ("swing_snapshots", "scalp_samples", "trades", "gap_markers", "system_events", "metrics")
 
