@@ -66,9 +66,12 @@ class Manifest(_Doc, frozen=True, kw_only=True):
 
 
 class Receipt(_Doc, frozen=True, kw_only=True):
-    """What the backup PC uploads after checking its pulled copy (``<receipts_dir>/YYYYMMDD.json``)."""
+    """What the backup PC uploads after checking its pulled copy (``<receipts_dir>/YYYYMMDD.json``).
 
-    format: int = 1
+    ``nonce``/``proof`` prove the download and ``key_id``/``signature`` the author; see
+    `sinks.housekeeping.signing`. A receipt without them is rejected by the observer host."""
+
+    format: int = 2
     day: str
     status: Literal["verified", "failed"]
     manifest_sha256: str  # of manifest.json as received
@@ -77,6 +80,10 @@ class Receipt(_Doc, frozen=True, kw_only=True):
     checked_at: datetime
     checked_by: str
     problems: list[str] = []
+    nonce: str = ""  # hex, chosen at random by the backup PC for this receipt
+    proof: dict[str, str] = {}  # file name (manifest.json too) -> SHA-256(nonce || bytes downloaded)
+    key_id: str = ""  # SHA256:... fingerprint of the signing key
+    signature: str = ""  # base64 Ed25519 over signing.signed_bytes(receipt)
 
 
 class VerifiedMarker(_Doc, frozen=True, kw_only=True):
@@ -89,6 +96,7 @@ class VerifiedMarker(_Doc, frozen=True, kw_only=True):
     checked_at: datetime  # when the backup PC checked its copy
     checked_by: str
     recorded_at: datetime
+    key_id: str = ""  # the key that signed the receipt
 
 
 _encoder = msgspec.json.Encoder()
