@@ -45,9 +45,6 @@ def write_day(
     root = data_dir(cfg)
     key = f"{day:%Y%m%d}"
     paths: list[Path] = []
-    body = b"".join(
-        b'{"record_id":"r-%d","payload":"%s"}\n' % (i, (b"x" * (40 + i % 17))) for i in range(lines)
-    )
     if "swing" in families:
         paths += [root / f"swing/kis/KOSPI/{key}/09_00.jsonl", root / f"swing/kis/KOSDAQ/{key}/10_00.jsonl"]
     if "scalp" in families:
@@ -61,7 +58,7 @@ def write_day(
         paths += [root / f"metrics/{key}.jsonl"]
     for p in paths:
         p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        p.write_bytes(body)
+        p.write_bytes(archive_lines(p, day, lines))
     if "system" in families:
         ev = root / f"system/events/kis/{key}.jsonl"
         ev.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -81,6 +78,35 @@ def write_day(
         os.chmod(p, 0o600)
         os.utime(p, (past, past))
     return paths
+
+
+def archive_lines(path: Path, day: date, lines: int) -> bytes:
+    """`lines` lines that `observer verify` accepts in `path` (its family, day and hour/period)."""
+    hh, mm = (int(x) for x in (path.stem.split("_") + ["0"])[:2]) if "_" in path.stem else (12, 0)
+    at = datetime(day.year, day.month, day.day, hh, mm, tzinfo=KST)
+    family = ""
+    for part in path.parts:
+        if part in ("swing", "scalp", "raw", "metrics"):
+            family = part
+            break
+    out = []
+    for i in range(lines):
+        t = (at + timedelta(seconds=i)).isoformat()
+        rid = f"{family}-{path.stem}-{i}"
+        pad = "x" * (40 + i % 17)
+        match family:
+            case "swing" | "scalp":
+                doc = {
+                    "record_id": rid,
+                    "observation": {"meta": {"captured_at": t}, "instruments": [{"window_start": t}]},
+                    "payload": pad,
+                }
+            case "raw":
+                doc = {"record_id": rid, "received_at": t, "payload": pad}
+            case _:
+                doc = {"record_id": rid, "at": t, "payload": pad}
+        out.append(msgspec.json.encode(doc) + b"\n")
+    return b"".join(out)
 
 
 def event(type_: str, day: date, severity: str = "INFO", day_detail: str | None = None) -> SystemEvent:
