@@ -223,6 +223,9 @@ class HousekeepingConfig(_Section, frozen=True):
     backup_group: str = ""  # group that may read packages (the SFTP user's); empty: 0600/0700 only
     receipts_dir: str = ""  # where the backup PC uploads receipts; empty: <data_dir>/backup_receipts
     receipt_poll_real_s: float = 5.0
+    # the backup PC's receipt signing key(s): a file of `ssh-ed25519 AAAA...` lines; empty: every
+    # receipt is rejected (a receipt must prove who wrote it, see sinks.housekeeping.signing)
+    receipt_public_key: str = ""
     verify_deadline_h: float = 24.0  # a package not verified this long after creation is CRITICAL
 
 

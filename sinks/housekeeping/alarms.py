@@ -88,3 +88,13 @@ def standing(cfg: Config, kind: AlarmKind | None = None) -> list[Alarm]:
         except (OSError, msgspec.DecodeError):
             continue  # being replaced
     return out
+
+
+def sync(cfg: Config, kind: AlarmKind, current: dict[str, str], at: datetime, by: str) -> set[str]:
+    """Make the standing alarms of `kind` exactly `current` (key -> message): raise the new ones,
+    clear the ones whose condition is gone. Returns the keys whose episode starts now."""
+    new = {key for key, message in current.items() if raise_alarm(cfg, kind, key, message, at, by)}
+    for alarm in standing(cfg, kind):
+        if alarm.key not in current:
+            clear(cfg, kind, alarm.key)
+    return new

@@ -3,7 +3,12 @@
 `create_package` packs each family of a KST day (see `sinks.housekeeping.layout`) into its own
 tar.gz, hashing every archive file as it streams it into the tar and every tar as it is written,
 and writes the manifest last. Everything is built in ``backup/.YYYYMMDD.tmp-*`` and renamed into
-place, so a package directory that exists is complete; a second call finds it and does nothing.
+place, so a package directory that exists is complete. A second call checks the one that exists
+(its manifest, and every file's size and SHA-256: a same-size corruption is found) and does
+nothing when it is sound, apart from setting its modes from the current config. A damaged package
+is rebuilt while every archive file it held is still on this host; when some are gone (retention
+deleted them after the backup PC verified its copy) `PackageDamaged` says so, and the backup PC's
+copy is the reference (``observer backup restore``).
 
 When is a day safe to package (the caller decides *when*, this module refuses what is unsafe):
 
@@ -17,7 +22,8 @@ When is a day safe to package (the caller decides *when*, this module refuses wh
 
 Modes: files 0600, dirs 0700. With ``[housekeeping] backup_group`` set, ``backup/`` and the package
 dirs are 0750 and their files 0640, group ``backup_group``, so the SFTP backup user (a member of
-that group) can read them; the archive itself keeps 0600/0700.
+that group) can read them; the archive itself keeps 0600/0700. Modes follow the config in force:
+setting (or clearing) ``backup_group`` later re-applies them to existing packages on the next run.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from sinks.housekeeping.manifest import (
     Manifest,
     MemberEntry,
     encode_doc,
+    hash_file,
     read_manifest,
 )
 
@@ -74,6 +81,10 @@ class BackupError(Exception):
 
 class BackupCancelled(BackupError):
     """Stopped on request (the worker is stopping); nothing was left behind."""
+
+
+class PackageDamaged(BackupError):
+    """The package on disk is damaged and cannot be rebuilt: archive files it held are gone."""
 
 
 @dataclass(slots=True)
@@ -146,19 +157,58 @@ def newest_market_mtime(cfg: Config, day: date) -> float | None:
     return newest
 
 
-def existing_package_ok(package: Path) -> bool:
-    """A complete package is there: its manifest decodes and every listed file has its size."""
+def package_problems(package: Path) -> list[str]:
+    """What is wrong with an existing package: its manifest, and every listed file's size and
+    SHA-256 (the tars are not decompressed: their members were hashed when they were written)."""
+    try:
+        manifest, _ = read_manifest(package)
+    except ValueError as e:
+        return [str(e)]
+    problems: list[str] = []
+    for entry in manifest.files:
+        try:
+            digest, size = hash_file(package / entry.name)
+        except OSError as e:
+            problems.append(f"{entry.name}: {e.strerror}")
+            continue
+        if (digest, size) != (entry.sha256, entry.size):
+            problems.append(
+                f"{entry.name}: sha256 mismatch"
+                if size == entry.size
+                else f"{entry.name}: size {size} != {entry.size}"
+            )
+    return problems
+
+
+def _gone_members(cfg: Config, package: Path, day: date) -> list[str] | None:
+    """Archive files the package's manifest lists that are no longer on disk at their full size
+    (None: the manifest is unreadable, so nobody can tell)."""
     try:
         manifest, _ = read_manifest(package)
     except ValueError:
-        return False
-    for entry in manifest.files:
-        try:
-            if (package / entry.name).stat().st_size != entry.size:
-                return False
-        except OSError:
-            return False
-    return True
+        return None
+    present = {f.name: f.path for family in FAMILIES for f in family_files(cfg, family, day)}
+    gone: list[str] = []
+    for fam in manifest.families:
+        for m in fam.members:
+            path = present.get(m.name)
+            try:
+                if path is None or path.stat().st_size < m.size:
+                    gone.append(m.name)
+            except OSError:
+                gone.append(m.name)
+    return gone
+
+
+def apply_modes(cfg: Config, package: Path, modes: Modes) -> None:
+    """Set ``backup/``, `package` and its files to the modes (and group) of the current config."""
+    ensure_dir(backup_root(cfg), modes.dir, modes.gid)
+    ensure_dir(package, modes.dir, modes.gid)
+    for entry in os.scandir(package):
+        if entry.is_file(follow_symlinks=False):
+            if modes.gid is not None:
+                os.chown(entry.path, -1, modes.gid)
+            os.chmod(entry.path, modes.file)
 
 
 class _HashingWriter:
@@ -263,9 +313,18 @@ def create_package(
     result = PackageResult(day, "created", final)
     if day > today:
         raise BackupError(f"{day} is after today ({today} KST): nothing to package yet")
-    if (final / MANIFEST_NAME).exists() and existing_package_ok(final):
-        result.status = "exists"
-        return result
+    modes = Modes.from_config(cfg)
+    if final.exists():
+        problems = package_problems(final)
+        if not problems:
+            try:
+                apply_modes(cfg, final, modes)
+            except OSError as e:
+                raise BackupError(f"package {day_key(day)}: modes not set: {e}") from e
+            result.status = "exists"
+            return result
+        _refuse_unrebuildable(cfg, final, day, problems)
+        result.reason = "; ".join(problems[:3])
     by_family = {family: family_files(cfg, family, day) for family in FAMILIES}
     if not any(by_family.values()):
         result.status = "empty"
@@ -279,7 +338,6 @@ def create_package(
             f"market files of {day} were written {time.time() - newest:.0f} s ago (< {quiet_s:.0f} s)"
         )
         return result
-    modes = Modes.from_config(cfg)
     root = backup_root(cfg)
     tmp = root / f".{day_key(day)}.tmp-{os.getpid()}-{time.time_ns()}"
     try:
@@ -334,6 +392,24 @@ def create_package(
     result.files = len(files) + 1
     result.duration_s = time.monotonic() - t0
     return result
+
+
+def _refuse_unrebuildable(cfg: Config, final: Path, day: date, problems: list[str]) -> None:
+    from sinks.housekeeping.receipts import is_verified
+
+    gone = _gone_members(cfg, final, day)
+    what = "; ".join(problems[:3])
+    if gone is None and is_verified(cfg, day):
+        raise PackageDamaged(
+            f"package {day_key(day)} is damaged ({what}) and its manifest unreadable: it cannot be "
+            "rebuilt safely; the backup PC holds the verified copy (observer backup restore)"
+        )
+    if gone:
+        raise PackageDamaged(
+            f"package {day_key(day)} is damaged ({what}) and cannot be rebuilt: {len(gone)} archive "
+            f"file(s) it holds are gone from this host (e.g. {gone[0]}); the backup PC holds the "
+            "verified copy (observer backup restore)"
+        )
 
 
 def _set_aside_damaged(final: Path) -> Path | None:

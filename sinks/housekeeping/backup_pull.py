@@ -11,10 +11,13 @@ For each day (``--day``, or every ``YYYYMMDD`` package on the server not yet pul
 2. `verify_package` the local copy: every file's size and SHA-256, every archive file inside
    every tar (name, size, SHA-256, lines), nothing missing, nothing extra;
 3. only when everything matches: rename to ``<dest>/YYYYMMDD/`` and upload a ``verified``
-   `Receipt` (the SHA-256 of the manifest as received and of every file) to
-   ``<receipt-dir>/YYYYMMDD.json`` over the same session (temporary name, then rename). The
-   observer host accepts it only if it matches its own package (`sinks.housekeeping.receipts`)
-   and then records the day as verified, which is what retention waits for;
+   `Receipt` (the SHA-256 of the manifest as received and of every file, the download proof
+   ``SHA-256(nonce || bytes)`` of each, signed with the backup PC's Ed25519 key: see
+   `sinks.housekeeping.signing`) to ``<receipt-dir>/YYYYMMDD.json`` over the same session
+   (temporary name, then rename), and keep it as ``<dest>/YYYYMMDD.receipt.json`` (0600). The
+   observer host accepts it only if the signature and the proof hold and it matches its own
+   package (`sinks.housekeeping.receipts`); then it records the day as verified, which is what
+   retention waits for;
 4. on any mismatch nothing is marked verified: the partial copy is removed, a ``failed`` receipt
    with the problems is uploaded (the observer raises a CRITICAL ``backup_failed``), a CRITICAL
    line is logged, and the command exits 1.
@@ -42,7 +45,8 @@ import msgspec
 import paramiko
 
 from observer.clock import KST
-from sinks.housekeeping.layout import DAY_KEY, MANIFEST_NAME, fsync_dir
+from sinks.housekeeping import remote
+from sinks.housekeeping.layout import DAY_KEY, MANIFEST_NAME, fsync_dir, write_file_atomic
 from sinks.housekeeping.manifest import (
     CHUNK_BYTES,
     MAX_MANIFEST_BYTES,
@@ -51,6 +55,7 @@ from sinks.housekeeping.manifest import (
     manifest_decoder,
     verify_package,
 )
+from sinks.housekeeping.signing import ProofHasher, SigningError, SigningKey, new_nonce
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +77,12 @@ class PullTarget:
     known_hosts: Path
     remote_dir: str  # holds the YYYYMMDD package dirs
     receipt_dir: str  # where receipts are uploaded
+    sign_key: Path  # the backup PC's Ed25519 receipt signing key (OpenSSH private key, 0600)
     timeout_s: float = 15.0
+
+    @property
+    def where(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
 
 
 @dataclass(slots=True)
@@ -104,7 +114,7 @@ def connect(target: PullTarget) -> paramiko.SSHClient:
     except (OSError, paramiko.SSHException) as e:
         raise PullError(f"known_hosts file {target.known_hosts} unreadable: {e}") from e
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    where = f"{target.host}:{target.port}"
+    where = target.where
     try:
         client.connect(
             target.host,
@@ -130,28 +140,58 @@ def connect(target: PullTarget) -> paramiko.SSHClient:
         client.close()
         if "known_hosts" in str(e):
             raise HostKeyError(
-                f"host key of {where} is not in {target.known_hosts}: refusing to connect"
+                f"host key of {where} is not in {target.known_hosts} (a non-22 port is written "
+                f"[{target.host}]:{target.port} there): refusing to connect"
             ) from None
-        raise PullError(f"ssh to {where} failed: {e}") from None
+        raise PullError(f"ssh to {where} failed: {_ssh_cause(e, target)}") from None
+    except paramiko.ssh_exception.NoValidConnectionsError as e:
+        client.close()
+        causes = sorted({(err.strerror or str(err)) for err in e.errors.values()})
+        raise PullError(f"cannot reach {where}: {', '.join(causes) or 'connection refused'}") from None
+    except TimeoutError:
+        client.close()
+        raise PullError(f"cannot reach {where}: no answer within {target.timeout_s:g} s") from None
     except OSError as e:
         client.close()
-        raise PullError(f"cannot reach {where}: {e}") from None
+        raise PullError(f"cannot reach {where}: {e.strerror or e}") from None
     return client
 
 
-def remote_days(sftp: paramiko.SFTPClient, remote_dir: str) -> list[str]:
+def _ssh_cause(e: paramiko.SSHException, target: PullTarget) -> str:
+    """What went wrong, in words an operator can act on (paramiko's are often not)."""
+    text = str(e)
+    if "banner" in text or "No existing session" in text:
+        return (
+            f"the server accepted the connection but sent no SSH banner within {target.timeout_s:g} s "
+            "(not an SSH server, or a hung one)"
+        )
+    return text or type(e).__name__
+
+
+def open_sftp(client: paramiko.SSHClient, target: PullTarget) -> paramiko.SFTPClient:
+    try:
+        return client.open_sftp()
+    except (paramiko.SSHException, OSError) as e:
+        raise PullError(
+            f"SFTP subsystem on {target.where} not available: {e} (is ForceCommand internal-sftp set?)"
+        ) from None
+
+
+def remote_days(sftp: paramiko.SFTPClient, target: PullTarget) -> list[str]:
     """Package days on the server (``YYYYMMDD`` directories), oldest first."""
     try:
-        entries = sftp.listdir_attr(remote_dir)
+        entries = sftp.listdir_attr(target.remote_dir)
     except OSError as e:
-        raise PullError(f"cannot list {remote_dir} on the server: {e}") from e
+        raise PullError(f"cannot list {target.remote_dir} on {target.where}: {e}") from e
     return sorted(e.filename for e in entries if DAY_KEY.match(e.filename) and stat.S_ISDIR(e.st_mode or 0))
 
 
 def _download(
-    sftp: paramiko.SFTPClient, remote: str, local: Path, limit: int | None = None
-) -> tuple[str, int]:
+    sftp: paramiko.SFTPClient, remote: str, local: Path, nonce: str, limit: int | None = None
+) -> tuple[str, str, int]:
+    """(SHA-256, download proof, bytes) of `remote`, copied to `local` (0600, fsynced)."""
     h = hashlib.sha256()
+    proof = ProofHasher(nonce)
     size = 0
     fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "wb") as out, sftp.open(remote, "rb") as src:
@@ -164,14 +204,17 @@ def _download(
             if not chunk:
                 break
             h.update(chunk)
+            proof.update(chunk)
             out.write(chunk)
             size += len(chunk)
         out.flush()
         os.fsync(out.fileno())
-    return h.hexdigest(), size
+    return h.hexdigest(), proof.hexdigest(), size
 
 
-def pull_day(sftp: paramiko.SFTPClient, target: PullTarget, day: str, dest: Path) -> PullResult:
+def pull_day(
+    sftp: paramiko.SFTPClient, target: PullTarget, key: SigningKey, day: str, dest: Path
+) -> PullResult:
     """Download, verify, and record one day (see the module docstring). Never raises for bad
     content: a mismatch is a ``failed`` result with its problems."""
     t0 = time.monotonic()
@@ -180,8 +223,12 @@ def pull_day(sftp: paramiko.SFTPClient, target: PullTarget, day: str, dest: Path
     partial = dest / f".{day}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(mode=0o700, parents=True)
+    nonce = new_nonce()
+    proof: dict[str, str] = {}
     try:
-        _download(sftp, f"{remote}/{MANIFEST_NAME}", partial / MANIFEST_NAME, MAX_MANIFEST_BYTES)
+        _, proof[MANIFEST_NAME], _ = _download(
+            sftp, f"{remote}/{MANIFEST_NAME}", partial / MANIFEST_NAME, nonce, MAX_MANIFEST_BYTES
+        )
         try:
             manifest = manifest_decoder.decode((partial / MANIFEST_NAME).read_bytes())
         except msgspec.DecodeError as e:
@@ -189,12 +236,14 @@ def pull_day(sftp: paramiko.SFTPClient, target: PullTarget, day: str, dest: Path
         for entry in manifest.files:
             if "/" in entry.name or entry.name.startswith(".") or entry.name == MANIFEST_NAME:
                 raise PullError(f"manifest of {day} names an unsafe file {entry.name!r}")
-            _, size = _download(sftp, f"{remote}/{entry.name}", partial / entry.name)
+            _, proof[entry.name], size = _download(
+                sftp, f"{remote}/{entry.name}", partial / entry.name, nonce
+            )
             result.bytes += size
         fsync_dir(partial)
     except (OSError, PullError) as e:
         shutil.rmtree(partial, ignore_errors=True)
-        result.problems.append(f"download failed: {e}")
+        result.problems.append(f"download from {target.where} failed: {e}")
         result.duration_s = time.monotonic() - t0
         log.critical("backup pull failed", extra={"day": day, "problems": result.problems})
         return result
@@ -211,7 +260,10 @@ def pull_day(sftp: paramiko.SFTPClient, target: PullTarget, day: str, dest: Path
         checked_at=datetime.now(KST),
         checked_by=socket.gethostname(),
         problems=result.problems[:50],
+        nonce=nonce,
+        proof=proof,
     )
+    receipt = key.sign(receipt)
     if report.ok:
         final = dest / day
         if final.exists():
@@ -229,7 +281,8 @@ def pull_day(sftp: paramiko.SFTPClient, target: PullTarget, day: str, dest: Path
         upload_receipt(sftp, target.receipt_dir, receipt)
         result.receipt_uploaded = True
         if report.ok:  # only now is the day done here; otherwise the next run pulls and tells again
-            (dest / f"{day}.receipt.json").write_bytes(encode_doc(receipt))
+            write_file_atomic(dest / f"{day}{remote.RECEIPT_SUFFIX}", encode_doc(receipt))
+            (dest / f"{day}{remote.CHECK_SUFFIX}").unlink(missing_ok=True)  # a fresh copy
     except OSError as e:
         result.problems.append(f"receipt not uploaded to {target.receipt_dir}: {e}")
         log.critical("receipt not uploaded: the observer will not count this backup", extra={"day": day})
@@ -249,19 +302,23 @@ def upload_receipt(sftp: paramiko.SFTPClient, receipt_dir: str, receipt: Receipt
 
 
 def already_pulled(dest: Path, day: str) -> bool:
-    """A verified local copy whose receipt reached the observer (``<dest>/YYYYMMDD.receipt.json``)."""
-    return (dest / day / MANIFEST_NAME).is_file() and (dest / f"{day}.receipt.json").is_file()
+    """A good local copy: verified on pull, its receipt sent, its last re-check (if any) clean."""
+    return remote.is_good(dest, day)
 
 
 def pull(target: PullTarget, dest: Path, days: list[str] | None = None) -> list[PullResult]:
     """Pull `days` (default: every package on the server not pulled yet). Raises `PullError`
     (and `HostKeyError`) when the server cannot be used at all."""
+    try:
+        key = SigningKey.load(target.sign_key)
+    except SigningError as e:
+        raise PullError(str(e)) from None
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     client = connect(target)
     try:
-        sftp = client.open_sftp()
+        sftp = open_sftp(client, target)
         try:
-            available = remote_days(sftp, target.remote_dir)
+            available = remote_days(sftp, target)
             wanted = days if days is not None else [d for d in available if not already_pulled(dest, d)]
             results: list[PullResult] = []
             for day in wanted:
@@ -270,7 +327,7 @@ def pull(target: PullTarget, dest: Path, days: list[str] | None = None) -> list[
                         PullResult(day, "failed", problems=[f"no package for {day} on the server"])
                     )
                     continue
-                results.append(pull_day(sftp, target, day, dest))
+                results.append(pull_day(sftp, target, key, day, dest))
             return results
         finally:
             sftp.close()

@@ -1,131 +1,120 @@
-"""``observer backup create|verify|pull|list`` and ``observer retention plan|run``.
+"""``observer backup create|verify|list|restore`` and ``observer retention plan|run`` (observer host);
+the backup PC's ``observer backup pull|check|prune`` live in `cli_remote`.
 
-Exit codes: 0 done (or nothing to do), 1 failure (a mismatch, a failed package, a refused host
-key), 2 bad usage. ``retention run`` and ``backup create`` also send their system events to the
-core (ingest hop) when it is running; when it is not, the events are printed as not delivered.
+Every command uses the config's clock ("today" is the pipeline's today, also on the demo's
+session clock). Exit codes: 0 done (or nothing to do), 1 failure or a CRITICAL condition (a
+mismatch, a failed or damaged package, retention blocked), 2 bad usage. Commands that change
+something record their system events on disk first (`cli_support.record`): delivered to the core
+when it runs, sent by the housekeeper later when it does not. CRITICAL conditions also stand as
+alarms (`alarms`) until they are gone, which turns ``observer status`` red.
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import click
 
-from observer.clock import KST, SystemClock
-from observer.config import Config, data_dir
-from observer.schema import DetailValue, Severity, SystemEvent
-
-_ACK_WAIT_S = 2.0
-
-
-def _cfg(ctx: click.Context) -> Config:
-    from observer.cli import config_of
-
-    return config_of(ctx)
-
-
-def _day(text: str | None) -> date:
-    from sinks.housekeeping.layout import parse_day
-
-    if text is None:
-        return SystemClock().now().date()
-    try:
-        return parse_day(text)
-    except ValueError:
-        raise click.BadParameter(f"not a day (YYYYMMDD or YYYY-MM-DD): {text!r}") from None
-
-
-def _deliver(cfg: Config, events: list[SystemEvent]) -> None:
-    """Best effort: push `events` to the core and wait briefly for its acks."""
-    if not events:
-        return
-    from observer.bus import context
-    from observer.reliable import ReliableSender, hop_endpoints
-
-    ctx = context()
-    data, ack = hop_endpoints(cfg, "ingest")
-    sender = ReliableSender(ctx, cfg, "housekeeping-cli", data, ack)
-    try:
-        for event in events:
-            sender.send(event)
-        if not sender.wait_all_acked(_ACK_WAIT_S):
-            click.echo(f"{sender.unacked} system event(s) not delivered: is the observer running?", err=True)
-    finally:
-        sender.close()
-
-
-def _event(cfg: Config, type_: str, severity: Severity, message: str, **details: DetailValue) -> SystemEvent:
-    import time
-
-    return SystemEvent(
-        record_id=f"evt-housekeeping-cli-{time.time_ns()}",
-        type=type_,
-        severity=severity,
-        at=datetime.now(KST),
-        source="housekeeping-cli",
-        provider=cfg.provider.name,
-        message=message,
-        details=details,
-    )
+from observer.config import data_dir
+from observer.schema import SystemEvent
+from sinks.housekeeping.cli_remote import backup_check, backup_prune, backup_pull
+from sinks.housekeeping.cli_support import clock, config, event, parse_day_option, record
 
 
 @click.group("backup")
 def backup_group() -> None:
-    """Daily backup packages: create, verify, pull (backup PC), list."""
+    """Daily backup packages: create, verify, list, restore; pull, check, prune (backup PC)."""
+
+
+for _command in (backup_pull, backup_check, backup_prune):
+    backup_group.add_command(_command)
+
+
+def _missing_days(ctx: click.Context) -> list[date]:
+    """Days with archive data, no package and no verified backup, before today (oldest first)."""
+    from sinks.housekeeping.layout import days_with_data, package_dir
+    from sinks.housekeeping.receipts import verified_days
+
+    cfg = config(ctx)
+    today = parse_day_option(None, clock(cfg))
+    done = verified_days(cfg)
+    return sorted(
+        d for d in days_with_data(cfg) if d < today and d not in done and not package_dir(cfg, d).exists()
+    )
 
 
 @backup_group.command("create")
-@click.option("--day", "day_text", default=None, help="KST day (YYYYMMDD or YYYY-MM-DD); default today")
+@click.option("--day", "day_texts", multiple=True, help="KST day (YYYYMMDD or YYYY-MM-DD); default today")
+@click.option("--missing", is_flag=True, help="every past day with data but no package (however old)")
 @click.option(
     "--quiet-s", type=float, default=None, help="seconds without writes required (default from config)"
 )
-@click.option("--no-events", is_flag=True, help="do not send system events to the core")
+@click.option("--no-events", is_flag=True, help="do not record system events")
 @click.pass_context
-def backup_create(ctx: click.Context, day_text: str | None, quiet_s: float | None, no_events: bool) -> None:
-    """Build backup/YYYYMMDD/ for a day (does nothing if it exists)."""
+def backup_create(
+    ctx: click.Context, day_texts: tuple[str, ...], missing: bool, quiet_s: float | None, no_events: bool
+) -> None:
+    """Build backup/YYYYMMDD/ for a day. An existing package is checked (every file's SHA-256) and
+    rebuilt when damaged; its modes follow the current config."""
+    from sinks.housekeeping import alarms
     from sinks.housekeeping.backup import BackupError, create_package
 
-    cfg = _cfg(ctx)
-    day = _day(day_text)
-    try:
-        result = create_package(cfg, day, now=SystemClock().now(), quiet_real_s=quiet_s)
-    except BackupError as e:
-        click.echo(f"backup of {day} FAILED: {e}", err=True)
-        if not no_events:
-            _deliver(
-                cfg, [_event(cfg, "backup_failed", "CRITICAL", f"backup of {day} failed: {e}", day=str(day))]
-            )
-        sys.exit(1)
-    match result.status:
-        case "created":
-            click.echo(
-                f"created {result.path}: {result.files} files, {result.members} archive files, "
-                f"{result.bytes_in} -> {result.bytes_out} bytes in {result.duration_s:.1f} s"
-                + (f"; empty: {', '.join(result.empty_families)}" if result.empty_families else "")
-            )
-            if not no_events:
-                _deliver(
-                    cfg,
-                    [
-                        _event(
-                            cfg,
-                            "backup_created",
-                            "INFO",
-                            f"backup package of {day} created",
-                            day=str(day),
-                            bytes_out=result.bytes_out,
-                        )
-                    ],
+    cfg = config(ctx)
+    clk = clock(cfg)
+    days = [parse_day_option(t, clk) for t in day_texts]
+    if missing:
+        days += _missing_days(ctx)
+        if not days:
+            click.echo("no past day without a package")
+    elif not days:
+        days = [parse_day_option(None, clk)]
+    events: list[SystemEvent] = []
+    failed = False
+    for day in sorted(set(days)):
+        key = f"{day:%Y%m%d}"
+        try:
+            result = create_package(cfg, day, now=clk.now(), quiet_real_s=quiet_s)
+        except BackupError as e:
+            failed = True
+            message = f"backup of {day} failed: {e}"
+            click.echo(f"CRITICAL {message}", err=True)
+            alarms.raise_alarm(cfg, "backup_failed", key, message, clk.now(), "housekeeping-cli")
+            events.append(event(cfg, clk, "backup_failed", "CRITICAL", message, day=day.isoformat()))
+            continue
+        match result.status:
+            case "created":
+                alarms.clear(cfg, "backup_failed", key)
+                click.echo(
+                    f"created {result.path}: {result.files} files, {result.members} archive files, "
+                    f"{result.bytes_in} -> {result.bytes_out} bytes in {result.duration_s:.1f} s"
+                    + (f"; empty: {', '.join(result.empty_families)}" if result.empty_families else "")
+                    + (f"; replaced a damaged package ({result.reason})" if result.replaced_damaged else "")
                 )
-        case "exists":
-            click.echo(f"{result.path} exists: nothing to do")
-        case "empty":
-            click.echo(f"no archive files for {day}: nothing to package")
-        case "postponed":
-            click.echo(f"not packaged: {result.reason}", err=True)
-            sys.exit(1)
+                events.append(
+                    event(
+                        cfg,
+                        clk,
+                        "backup_created",
+                        "INFO",
+                        f"backup package of {day} created",
+                        record_id=f"backup_created-{key}-{result.path.stat().st_mtime_ns}",
+                        day=day.isoformat(),
+                        bytes_out=result.bytes_out,
+                        replaced_damaged=result.replaced_damaged,
+                    )
+                )
+            case "exists":
+                click.echo(f"{result.path} exists and checks out: nothing to do")
+            case "empty":
+                click.echo(f"no archive files for {day}: nothing to package")
+            case "postponed":
+                failed = True
+                click.echo(f"{day} not packaged: {result.reason}", err=True)
+    if not no_events:
+        record(cfg, events)
+    sys.exit(1 if failed else 0)
 
 
 @backup_group.command("verify")
@@ -150,11 +139,24 @@ def backup_verify(path: Path) -> None:
 @backup_group.command("list")
 @click.pass_context
 def backup_list(ctx: click.Context) -> None:
-    """Packages on this host and whether the backup PC has verified them."""
+    """Read the backup PC's receipts now, then list packages, whether each is verified, and the
+    standing backup alarms. Exit 1 while a CRITICAL backup alarm stands."""
+    from sinks.housekeeping import alarms
     from sinks.housekeeping.layout import DAY_KEY, backup_root, parse_day, tree_bytes
-    from sinks.housekeeping.receipts import read_marker
+    from sinks.housekeeping.receipts import ingest_receipts, read_marker
 
-    cfg = _cfg(ctx)
+    cfg = config(ctx)
+    clk = clock(cfg)
+    events: list[SystemEvent] = []
+    for outcome in ingest_receipts(cfg, clk.now()):
+        line = f"receipt {outcome.kind}: {outcome.message}"
+        click.echo(line if outcome.kind == "verified" else f"CRITICAL {line}")
+        severity = "INFO" if outcome.kind == "verified" else "CRITICAL"
+        type_ = "backup_verified" if outcome.kind == "verified" else "backup_failed"
+        day = outcome.day.isoformat() if outcome.day else None
+        rid = f"receipt-{outcome.kind}-{outcome.receipt_sha256[:16]}"
+        events.append(event(cfg, clk, type_, severity, outcome.message, record_id=rid, day=day))
+    record(cfg, events)
     root = backup_root(cfg)
     names = sorted(p.name for p in root.iterdir() if DAY_KEY.match(p.name)) if root.is_dir() else []
     if not names:
@@ -167,61 +169,57 @@ def backup_list(ctx: click.Context) -> None:
             else "NOT verified"
         )
         click.echo(f"{name}  {tree_bytes(root / name):>14,d} bytes  {state}")
+    standing = [a for a in alarms.standing(cfg) if a.kind != "retention_blocked"]
+    for alarm in standing:
+        click.echo(f"CRITICAL {alarm.kind} {alarm.key} since {alarm.since.isoformat()}: {alarm.message}")
+    sys.exit(1 if standing else 0)
 
 
-@backup_group.command("pull")
-@click.option("--host", required=True)
-@click.option("--port", type=int, default=22, show_default=True)
-@click.option("--user", required=True)
-@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path), help="private key file")
+@backup_group.command("restore")
+@click.argument("day_text", metavar="DAY")
 @click.option(
-    "--known-hosts", required=True, type=click.Path(path_type=Path), help="known_hosts with the host key"
+    "--to", "target", required=True, type=click.Path(path_type=Path), help="directory to restore into"
 )
-@click.option("--remote-dir", default="/backup", show_default=True, help="directory of YYYYMMDD packages")
-@click.option("--receipt-dir", default="/receipts", show_default=True, help="where receipts are uploaded")
-@click.option("--dest", required=True, type=click.Path(path_type=Path), help="local directory for packages")
-@click.option("--day", "days", multiple=True, help="day(s) to pull; default: every package not pulled yet")
-def backup_pull(
-    host: str,
-    port: int,
-    user: str,
-    key_path: Path,
-    known_hosts: Path,
-    remote_dir: str,
-    receipt_dir: str,
-    dest: Path,
-    days: tuple[str, ...],
-) -> None:
-    """(backup PC) Pull packages over SFTP, verify every checksum, upload a receipt."""
-    from sinks.housekeeping.backup_pull import PullError, PullTarget, pull
+@click.option(
+    "--from",
+    "source",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="a package dir, or a dir of YYYYMMDD packages (the backup PC's --dest); default this host's backup/",
+)
+@click.pass_context
+def backup_restore(ctx: click.Context, day_text: str, target: Path, source: Path | None) -> None:
+    """Restore the archive files of DAY from its package: checksums first, then `observer verify`."""
+    from sinks.housekeeping.layout import backup_root, parse_day
+    from sinks.housekeeping.restore import RestoreError, find_package, restore_package
+    from sinks.writer.verify import verify_archive
 
-    wanted = [f"{_day(d):%Y%m%d}" for d in days] or None
-    target = PullTarget(host, port, user, key_path, known_hosts, remote_dir, receipt_dir)
     try:
-        results = pull(target, dest, wanted)
-    except PullError as e:
-        click.echo(f"CRITICAL backup pull failed: {e}", err=True)
+        key = f"{parse_day(day_text):%Y%m%d}"
+    except ValueError:
+        raise click.BadParameter(f"not a day (YYYYMMDD or YYYY-MM-DD): {day_text!r}") from None
+    try:
+        package = find_package(source if source is not None else backup_root(config(ctx)), key)
+        result = restore_package(package, target)
+    except RestoreError as e:
+        click.echo(f"restore of {key} FAILED: {e}", err=True)
         sys.exit(1)
-    if not results:
-        click.echo("nothing new to pull")
-    failed = False
-    for r in results:
-        if r.status == "verified" and r.ok:
-            click.echo(
-                f"verified {r.day}: {r.files} files, {r.members} archive files, {r.bytes} bytes "
-                f"in {r.duration_s:.1f} s -> {r.path}"
-            )
-        else:
-            failed = True
-            click.echo(f"CRITICAL backup {r.day} NOT verified:", err=True)
-            for problem in r.problems:
-                click.echo(f"  {problem}", err=True)
-    sys.exit(1 if failed else 0)
+    click.echo(
+        f"restored {len(result.written)} file(s), {result.bytes:,d} bytes of {key} from {package} "
+        f"into {target}" + (f"; {len(result.unchanged)} already there" if result.unchanged else "")
+    )
+    report = verify_archive(target)
+    if report.ok:
+        click.echo(f"observer verify: OK ({report.files} archive files)")
+        return
+    click.echo(f"observer verify: {len(report.problems)} problem(s)", err=True)
+    click.echo(report.format(50), err=True)
+    sys.exit(1)
 
 
 @click.group("retention")
 def retention_group() -> None:
-    """Retention of raw/ and of verified backup packages."""
+    """Retention of the archive and of verified backup packages."""
 
 
 def _print_plan(the_plan: object) -> None:
@@ -242,32 +240,35 @@ def _print_plan(the_plan: object) -> None:
 @click.option("--today", "today_text", default=None, help="pretend today is this KST day")
 @click.pass_context
 def retention_plan(ctx: click.Context, today_text: str | None) -> None:
-    """Print what retention would delete today and why; deletes nothing."""
+    """Print what retention would delete today and why; deletes nothing. Exit 1 on CRITICAL."""
     from sinks.housekeeping.retention import FilesystemProbe, plan, survey
 
-    cfg = _cfg(ctx)
-    _print_plan(plan(cfg, _day(today_text), survey(cfg), FilesystemProbe(data_dir(cfg))))
+    cfg = config(ctx)
+    the_plan = plan(
+        cfg, parse_day_option(today_text, clock(cfg)), survey(cfg), FilesystemProbe(data_dir(cfg))
+    )
+    _print_plan(the_plan)
+    sys.exit(1 if the_plan.blocked else 0)
 
 
 @retention_group.command("run")
 @click.option("--today", "today_text", default=None, help="pretend today is this KST day")
-@click.option("--no-events", is_flag=True, help="do not send system events to the core")
+@click.option("--no-events", is_flag=True, help="do not record system events")
 @click.pass_context
 def retention_run(ctx: click.Context, today_text: str | None, no_events: bool) -> None:
-    """Apply retention now (the housekeeper does this daily)."""
-    from sinks.housekeeping.retention import FilesystemProbe, run
+    """Apply retention now (the housekeeper does this daily). Exit 1 on CRITICAL or an error."""
+    from sinks.housekeeping.retention import Deletion, FilesystemProbe, record_blocked, run
 
-    cfg = _cfg(ctx)
+    cfg = config(ctx)
+    clk = clock(cfg)
     events: list[SystemEvent] = []
 
-    def deleted(d: object) -> None:
-        from sinks.housekeeping.retention import Deletion
-
-        assert isinstance(d, Deletion)
+    def deleted(d: Deletion) -> None:
         click.echo(f"deleted {d.day} {d.what}: {d.bytes:,d} bytes ({d.reason})")
         events.append(
-            _event(
+            event(
                 cfg,
+                clk,
                 "retention_deleted",
                 "INFO",
                 f"retention deleted {d.what} of {d.day}",
@@ -278,16 +279,30 @@ def retention_run(ctx: click.Context, today_text: str | None, no_events: bool) -
             )
         )
 
-    report = run(cfg, _day(today_text), FilesystemProbe(data_dir(cfg)), on_deleted=deleted)
+    today = parse_day_option(today_text, clk)
+    report = run(cfg, today, FilesystemProbe(data_dir(cfg)), on_deleted=deleted)
+    record_blocked(cfg, report, clk.now(), "housekeeping-cli")
     for b in report.plan.blocked:
         click.echo(f"CRITICAL {b.message}", err=True)
-        events.append(_event(cfg, "retention_blocked", "CRITICAL", b.message, reason=b.reason))
+        what = f"{b.day:%Y%m%d}" if b.day is not None else "disk"
+        events.append(
+            event(
+                cfg,
+                clk,
+                "retention_blocked",
+                "CRITICAL",
+                b.message,
+                record_id=f"retention_blocked-{what}-{today:%Y%m%d}",
+                reason=b.reason,
+            )
+        )
     for err in report.errors:
         click.echo(f"ERROR {err}", err=True)
+        events.append(event(cfg, clk, "retention_failed", "ERROR", f"retention could not delete {err}"))
     click.echo(f"{len(report.deleted)} deletion(s), {report.bytes_freed:,d} bytes freed")
     if not no_events:
-        _deliver(cfg, events)
-    sys.exit(1 if report.errors else 0)
+        record(cfg, events)
+    sys.exit(1 if report.errors or report.plan.blocked else 0)
 
 
 commands = [backup_group, retention_group]

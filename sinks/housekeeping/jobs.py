@@ -1,9 +1,13 @@
 """What each housekeeping job does. Runs on the housekeeper's job thread; every outcome is a
 `SystemEvent` handed to ``emit`` (the worker sends it from its loop thread).
 
-Record ids are deterministic where a repeat must not be archived twice (the writer skips ids it has
-committed, also across restarts): ``retention_blocked`` and ``backup_unverified`` once per day and
-KST date, receipt outcomes once per receipt content, ``backup_skipped`` once per day.
+CRITICAL conditions are episodes (`sinks.housekeeping.alarms`, on disk): ``backup_failed``,
+``backup_unverified`` and ``retention_blocked`` are logged, archived and alerted once when the
+episode starts, not at every poll or retry; the alarm stands (``observer status`` red) until the
+condition is gone. Record ids are deterministic where a repeat must not be archived twice (the
+writer skips ids it has committed, also across restarts): episodes by their start, receipt
+outcomes once per receipt content, ``backup_skipped`` once per day. Events that CLI commands
+spooled while the pipeline was down are sent from here (`spool`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from observer.clock import KST, Clock
 from observer.config import Config, data_dir
 from observer.schema import DetailValue, Severity, SystemEvent
 from observer.sessions import MarketSessions
-from sinks.housekeeping import retention
+from sinks.housekeeping import alarms, retention, spool
 from sinks.housekeeping.backup import BackupCancelled, BackupError, create_package
 from sinks.housekeeping.layout import DAY_KEY, backup_root, day_key, days_with_data, parse_day
 from sinks.housekeeping.manifest import read_manifest
@@ -116,9 +120,19 @@ class Jobs:
             except BackupError as e:
                 retry = True
                 self.counters["backup_failures"] += 1
-                self._event("backup_failed", "CRITICAL", f"backup of {day} failed: {e}", day=day.isoformat())
+                message = f"backup of {day} failed: {e}"
+                key = day_key(day)
+                if alarms.raise_alarm(self.cfg, "backup_failed", key, message, now, "housekeeper"):
+                    self._event(
+                        "backup_failed",
+                        "CRITICAL",
+                        message,
+                        record_id=f"backup_failed-{key}-{now:%Y%m%dT%H%M%S}",
+                        day=day.isoformat(),
+                    )
                 continue
             if result.status == "created":
+                alarms.clear(self.cfg, "backup_failed", day_key(day))
                 self.counters["packages_created"] += 1
                 self._event(
                     "backup_created",
@@ -162,9 +176,12 @@ class Jobs:
             )
 
         report = retention.run(self.cfg, today, on_deleted=deleted)
+        new = retention.record_blocked(self.cfg, report, now, "housekeeper")
         for b in report.plan.blocked:
             self.counters["retention_blocked"] += 1
             what = day_key(b.day) if b.day is not None else "disk"
+            if what not in new:
+                continue  # the episode is already standing and was alerted
             self._event(
                 "retention_blocked",
                 "CRITICAL",
@@ -185,6 +202,8 @@ class Jobs:
 
     def receipts(self) -> None:
         now = self.clock.now().astimezone(KST)
+        for event in spool.take(self.cfg):
+            self.emit(event)
         for outcome in ingest_receipts(self.cfg, now, self._receipts_seen):
             day = outcome.day.isoformat() if outcome.day else None
             rid = f"receipt-{outcome.kind}-{outcome.receipt_sha256[:16]}"
@@ -203,6 +222,10 @@ class Jobs:
                 self._event("backup_receipt_invalid", "WARNING", outcome.message, record_id=rid, day=day)
             else:
                 self.counters["backup_failures"] += 1
+                if outcome.kind == "rejected":
+                    self.counters["receipts_invalid"] += 1
+                if not outcome.new_episode:
+                    continue
                 self._event(
                     "backup_failed",
                     "CRITICAL",
@@ -229,11 +252,14 @@ class Jobs:
                 continue
             if now - manifest.created_at < deadline or is_verified(self.cfg, day):
                 continue
+            message = f"backup package of {day} has no verified copy {self.hk.verify_deadline_h:g} h after it was made"
+            if not alarms.raise_alarm(self.cfg, "backup_unverified", name, message, now, "housekeeper"):
+                continue  # standing: alerted when it started
             self._event(
                 "backup_unverified",
                 "CRITICAL",
-                f"backup package of {day} has no verified copy {self.hk.verify_deadline_h:g} h after it was made",
-                record_id=f"backup_unverified-{name}-{day_key(now.date())}",
+                message,
+                record_id=f"backup_unverified-{name}-{now:%Y%m%dT%H%M%S}",
                 day=day.isoformat(),
                 created_at=manifest.created_at.isoformat(),
             )

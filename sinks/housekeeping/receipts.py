@@ -1,11 +1,22 @@
 """From the backup PC's receipt to the observer's verified marker.
 
 The backup PC uploads ``<receipts_dir>/YYYYMMDD.json`` (a `Receipt`) over the same SFTP session it
-pulled with. A receipt is untrusted input: it counts only when its status is ``verified`` *and*
-its manifest SHA-256 and per-file SHA-256 sums equal those of the package on this host (so a
-receipt for a stale or different package, or a hand-made one, does not count). Then
-``state/backup_verified/YYYYMMDD.json`` is written; retention trusts only that marker. A
-``failed`` receipt, or one that does not match, is a backup failure (CRITICAL upstream).
+pulled with. A receipt is untrusted input (the SFTP user can read every manifest and write
+receipts). It counts only when, in this order:
+
+1. it is signed by a key listed in ``[housekeeping] receipt_public_key`` (`signing`): otherwise
+   ``rejected`` (unsigned, unknown key, bad signature, or no key configured);
+2. its status is ``verified`` (a ``failed`` receipt is a backup failure);
+3. its manifest SHA-256 and per-file SHA-256 sums equal those of the package on this host
+   (``mismatch`` otherwise: a stale or different package);
+4. its download proof ``SHA-256(nonce || bytes)`` of every file equals the one computed here over
+   the local package (``rejected`` otherwise: the author did not have the bytes).
+
+Then ``state/backup_verified/YYYYMMDD.json`` is written (retention trusts only that marker) and the
+day's ``backup_failed``/``backup_unverified`` alarms end. A failed, rejected or mismatching receipt
+raises the day's ``backup_failed`` alarm (`alarms`; CRITICAL upstream, once per episode).
+
+`ingest_receipts` is what the housekeeper polls and what ``observer backup list`` runs on demand.
 """
 
 from __future__ import annotations
@@ -21,7 +32,9 @@ import msgspec
 
 from observer.clock import KST
 from observer.config import Config
+from sinks.housekeeping import alarms
 from sinks.housekeeping.layout import (
+    MANIFEST_NAME,
     ensure_dir,
     package_dir,
     parse_day,
@@ -40,9 +53,10 @@ from sinks.housekeeping.manifest import (
     receipt_decoder,
     sha256_bytes,
 )
+from sinks.housekeeping.signing import SigningError, check_signature, load_public_keys, proof_of_file
 
 _RECEIPT_NAME = re.compile(r"^(\d{8})\.json$")
-OutcomeKind = Literal["verified", "failed", "mismatch", "invalid"]
+OutcomeKind = Literal["verified", "failed", "mismatch", "rejected", "invalid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +69,7 @@ class ReceiptOutcome:
     receipt_sha256: str
     checked_by: str = ""
     problems: tuple[str, ...] = ()
+    new_episode: bool = True  # False: the day's backup_failed alarm was already standing
 
 
 def read_marker(cfg: Config, day: date) -> VerifiedMarker | None:
@@ -85,7 +100,7 @@ def verified_days(cfg: Config) -> set[date]:
 
 
 def check_receipt(cfg: Config, day: date, receipt: Receipt) -> list[str]:
-    """Why `receipt` does not prove the package of `day` on this host ([] when it does)."""
+    """Why `receipt` does not match the package of `day` on this host ([] when it does)."""
     problems: list[str] = []
     if receipt.day != f"{day:%Y%m%d}":
         problems.append(f"receipt is for day {receipt.day}")
@@ -99,6 +114,37 @@ def check_receipt(cfg: Config, day: date, receipt: Receipt) -> list[str]:
     if receipt.files != expected:
         problems.append("file sha256 sums differ from the local manifest")
     return problems
+
+
+def check_proof(cfg: Config, day: date, receipt: Receipt) -> list[str]:
+    """Why the download proof of `receipt` does not hold for the local package ([] when it does).
+    Reads the whole package once."""
+    package = package_dir(cfg, day)
+    try:
+        manifest, _ = read_manifest(package)
+    except ValueError as e:
+        return [f"no local package to check the download proof with: {e}"]
+    names = {MANIFEST_NAME, *(f.name for f in manifest.files)}
+    if not receipt.nonce or set(receipt.proof) != names:
+        return ["receipt carries no download proof of every file: it does not show the bytes were pulled"]
+    try:
+        bad = [n for n in sorted(names) if proof_of_file(receipt.nonce, package / n) != receipt.proof[n]]
+    except (OSError, ValueError) as e:
+        return [f"download proof not checked: {e}"]
+    if bad:
+        return [f"download proof does not match the local bytes of {', '.join(bad[:5])}"]
+    return []
+
+
+def _authenticate(cfg: Config, receipt: Receipt) -> str | None:
+    path = cfg.housekeeping.receipt_public_key
+    if not path:
+        return "no [housekeeping] receipt_public_key configured: receipts cannot be authenticated"
+    try:
+        keys = load_public_keys(Path(path))
+    except SigningError as e:
+        return str(e)
+    return check_signature(receipt, keys)
 
 
 def ingest_receipts(cfg: Config, now: datetime, seen: set[str] | None = None) -> list[ReceiptOutcome]:
@@ -142,25 +188,22 @@ def _one(cfg: Config, day: date, path: Path, now: datetime, seen: set[str]) -> R
         receipt = receipt_decoder.decode(data)
     except msgspec.DecodeError as e:
         return ReceiptOutcome(day, "invalid", f"receipt {path.name} is not a valid receipt: {e}", digest)
-    if receipt.status == "failed":
-        return ReceiptOutcome(
-            day,
-            "failed",
-            f"backup of {day} failed on {receipt.checked_by}: " + "; ".join(receipt.problems[:5]),
-            digest,
-            receipt.checked_by,
-            tuple(receipt.problems),
+    refused = _authenticate(cfg, receipt)
+    if refused is not None:
+        return _bad(
+            cfg, now, day, "rejected", f"receipt for {day} rejected: {refused}", digest, receipt, (refused,)
         )
+    if receipt.status == "failed":
+        message = f"backup of {day} failed on {receipt.checked_by}: " + "; ".join(receipt.problems[:5])
+        return _bad(cfg, now, day, "failed", message, digest, receipt, tuple(receipt.problems))
     problems = check_receipt(cfg, day, receipt)
     if problems:
-        return ReceiptOutcome(
-            day,
-            "mismatch",
-            f"receipt for {day} does not match the local package: " + "; ".join(problems),
-            digest,
-            receipt.checked_by,
-            tuple(problems),
-        )
+        message = f"receipt for {day} does not match the local package: " + "; ".join(problems)
+        return _bad(cfg, now, day, "mismatch", message, digest, receipt, tuple(problems))
+    problems = check_proof(cfg, day, receipt)
+    if problems:
+        message = f"receipt for {day} rejected: " + "; ".join(problems)
+        return _bad(cfg, now, day, "rejected", message, digest, receipt, tuple(problems))
     marker = VerifiedMarker(
         day=receipt.day,
         manifest_sha256=receipt.manifest_sha256,
@@ -169,9 +212,13 @@ def _one(cfg: Config, day: date, path: Path, now: datetime, seen: set[str]) -> R
         checked_at=receipt.checked_at,
         checked_by=receipt.checked_by,
         recorded_at=now.astimezone(KST),
+        key_id=receipt.key_id,
     )
     ensure_dir(verified_dir(cfg))
     write_file_atomic(verified_marker_path(cfg, day), encode_doc(marker))
+    key = f"{day:%Y%m%d}"
+    alarms.clear(cfg, "backup_failed", key)
+    alarms.clear(cfg, "backup_unverified", key)
     return ReceiptOutcome(
         day,
         "verified",
@@ -179,3 +226,17 @@ def _one(cfg: Config, day: date, path: Path, now: datetime, seen: set[str]) -> R
         digest,
         receipt.checked_by,
     )
+
+
+def _bad(
+    cfg: Config,
+    now: datetime,
+    day: date,
+    kind: OutcomeKind,
+    message: str,
+    digest: str,
+    receipt: Receipt,
+    problems: tuple[str, ...],
+) -> ReceiptOutcome:
+    new = alarms.raise_alarm(cfg, "backup_failed", f"{day:%Y%m%d}", message, now, "receipts")
+    return ReceiptOutcome(day, kind, message, digest, receipt.checked_by, problems, new)

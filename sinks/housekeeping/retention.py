@@ -1,11 +1,12 @@
-"""Retention of raw logs and of backup packages on the observer host.
+"""Retention of the archive and of backup packages on the observer host.
 
-What is deleted — nothing else, ever:
+What the daily rules delete:
 
 * ``raw/{provider}/{market}/YYYYMMDD/`` (every WS frame as received): the bulky, re-derivable part;
 * ``backup/YYYYMMDD/`` packages: duplicates whose verified copy is on the backup PC.
 
-swing/, scalp/, system/, metrics/ and the universe snapshots are the research archive and are kept.
+swing/, scalp/, system/, metrics/ are the research archive and are kept — unless the disk fills
+(rule 4), when whole verified days go, every family, oldest first. Universe snapshots are kept.
 
 Rules for day D, with ``age = today - D`` in calendar days (KST) and a day *verified* when
 ``state/backup_verified/YYYYMMDD.json`` exists (see `sinks.housekeeping.receipts`):
@@ -17,10 +18,15 @@ Rules for day D, with ``age = today - D`` in calendar days (KST) and a day *veri
    ``max_retention_days`` the backup rule wins and a CRITICAL ``retention_blocked`` event
    escalates (once per D per day while it lasts).
 3. The package of D is deleted when ``age > backup_retention_days`` and D is verified.
-4. Disk pressure (usage of the data dir's filesystem > ``disk_pressure_pct``): after 1-3, raw/ and
-   packages of the *oldest verified* days go first, one day at a time, re-measuring after each,
+4. Disk pressure (usage of the data dir's filesystem > ``disk_pressure_pct``, 80 %, well before
+   the disk is full): after 1-3, the *oldest verified* day goes first, family by family (raw/,
+   package, scalp/, swing/, metrics/, system/), re-measuring after each, then the next oldest,
    until usage is back under the threshold. Nothing unverified is deleted even then: if pressure
-   remains, ``retention_blocked`` (CRITICAL, reason ``disk_pressure``).
+   remains, ``retention_blocked`` (CRITICAL, reason ``disk_pressure``). A verified day stays
+   restorable from the backup PC (``observer backup restore``).
+
+A day with no package is never verified; the plan says so and names the command that makes one
+(``observer backup create --day D``, or ``--missing`` for every such day).
 
 Every deletion is logged and becomes a ``retention_deleted`` event (day, what, bytes freed).
 `plan` answers the same question without deleting anything (``observer retention plan``).
@@ -33,25 +39,30 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
 import msgspec
 
 from observer.config import Config, data_dir
+from sinks.housekeeping import alarms
 from sinks.housekeeping.layout import (
     DAY_KEY,
     backup_root,
+    days_with_data,
     event_files,
+    family_files,
+    market_day_dirs,
     parse_day,
     tree_bytes,
 )
 from sinks.housekeeping.receipts import verified_days
 
 log = logging.getLogger(__name__)
-What = Literal["raw", "package"]
+What = Literal["raw", "package", "scalp", "swing", "metrics", "system"]
 PRESSURE = "disk pressure"
+PRESSURE_ORDER: tuple[What, ...] = ("raw", "package", "scalp", "swing", "metrics", "system")
 
 
 class DiskProbe(Protocol):
@@ -97,6 +108,21 @@ class DayState:
     package_bytes: int = 0
     verified: bool = False
     anomalous: bool = False
+    has_data: bool = False  # archive files of the day (any family) on this host
+
+    def paths(self, cfg: Config, what: What) -> tuple[Path, ...]:
+        """What rule 4 would delete of `what` for this day."""
+        match what:
+            case "raw":
+                return tuple(self.raw_dirs)
+            case "package":
+                return (self.package,) if self.package is not None else ()
+            case "scalp" | "swing":
+                return tuple(market_day_dirs(cfg, what, self.day))
+            case _:
+                return tuple(
+                    f.path for f in family_files(cfg, what, self.day) if not f.name.startswith("universe/")
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +208,15 @@ def anomalous_days(cfg: Config, days: set[date]) -> set[date]:
 
 
 def survey(cfg: Config) -> list[DayState]:
-    """Every day that has raw/ dirs or a package on disk, oldest first."""
-    states: dict[date, DayState] = {}
+    """Every day that has archive files or a package on disk, oldest first."""
+    states: dict[date, DayState] = {d: DayState(d, has_data=True) for d in days_with_data(cfg)}
     root = data_dir(cfg) / "raw"
     for provider in _dirs(root):
         for market in _dirs(provider):
             for day_dir in _dirs(market):
                 day = _day_of(day_dir.name)
                 if day is not None:
-                    states.setdefault(day, DayState(day)).raw_dirs.append(day_dir)
+                    states.setdefault(day, DayState(day, has_data=True)).raw_dirs.append(day_dir)
     for pkg in _dirs(backup_root(cfg)):
         day = _day_of(pkg.name)
         if day is not None:
@@ -247,14 +273,14 @@ def plan(cfg: Config, today: date, states: list[DayState], probe: DiskProbe) -> 
                     )
                 )
             else:
-                out.kept.append(Kept(st.day, "raw", f"{kind}, age {age} > {keep} days, backup not verified"))
+                why = _why_unverified(st)
+                out.kept.append(Kept(st.day, "raw", f"{kind}, age {age} > {keep} days, {why}"))
                 if age > hk.max_retention_days:
                     out.blocked.append(
                         Blocked(
                             st.day,
                             "unverified_past_max",
-                            f"raw/ of {st.day} is {age} days old (max {hk.max_retention_days}) and kept: "
-                            "no verified backup",
+                            f"raw/ of {st.day} is {age} days old (max {hk.max_retention_days}) and kept: {why}",
                             age,
                         )
                     )
@@ -279,6 +305,15 @@ def plan(cfg: Config, today: date, states: list[DayState], probe: DiskProbe) -> 
     return out
 
 
+def _why_unverified(st: DayState) -> str:
+    key = f"{st.day:%Y%m%d}"
+    if st.package is None:
+        return (
+            f'no backup package: run "observer backup create --day {key}" (or --missing for every such day)'
+        )
+    return "backup not verified: no valid receipt from the backup PC yet (observer backup list)"
+
+
 def _plan_pressure(cfg: Config, out: RetentionPlan, states: list[DayState], probe: DiskProbe) -> None:
     threshold = cfg.housekeeping.disk_pressure_pct
     if out.disk_percent is None or out.disk_percent <= threshold:
@@ -292,12 +327,12 @@ def _plan_pressure(cfg: Config, out: RetentionPlan, states: list[DayState], prob
         if not st.verified:
             continue
         reason = f"{PRESSURE} {out.disk_percent:.1f}% > {threshold:.0f}%: oldest verified day first"
-        candidates: list[tuple[What, tuple[Path, ...], int]] = [
-            ("raw", tuple(st.raw_dirs), st.raw_bytes),
-            ("package", (st.package,) if st.package else (), st.package_bytes),
-        ]
-        for what, paths, size in candidates:
+        for what in PRESSURE_ORDER:
+            if estimate <= threshold:
+                break
+            paths = st.paths(cfg, what)
             if paths and (st.day, what) not in planned:
+                size = sum(tree_bytes(p) for p in paths)
                 out.deletions.append(Deletion(st.day, what, paths, size, reason))
                 out.kept = [k for k in out.kept if (k.day, k.what) != (st.day, what)]
                 estimate -= 100.0 * size / total
@@ -306,23 +341,26 @@ def _plan_pressure(cfg: Config, out: RetentionPlan, states: list[DayState], prob
             Blocked(
                 None,
                 "disk_pressure",
-                f"disk usage {out.disk_percent:.1f}% > {threshold:.0f}% and no verified raw/ or package "
-                "is left to delete",
+                f"disk usage {out.disk_percent:.1f}% > {threshold:.0f}% and no verified day is left "
+                "to delete: only unverified days remain (see observer backup list)",
             )
         )
 
 
 def delete(deletion: Deletion, root: Path) -> int:
-    """Remove the paths of `deletion` (each must be a real dir under `root`). Returns bytes freed."""
+    """Remove the paths of `deletion` (real dirs or files under `root`). Returns bytes freed."""
     freed = 0
     root_resolved = root.resolve()
     for path in deletion.paths:
-        if path.is_symlink() or not path.is_dir():
-            raise OSError(f"{path} is not a directory")
+        if path.is_symlink() or not (path.is_dir() or path.is_file()):
+            raise OSError(f"{path} is not a directory or a regular file")
         if root_resolved not in path.resolve().parents:
             raise OSError(f"{path} is outside {root}")
         size = tree_bytes(path)
-        shutil.rmtree(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
         freed += size
     return freed
 
@@ -347,22 +385,13 @@ def run(
         usage = probe.percent()
         if usage is None or usage <= threshold:
             break
-        victim = next((st for st in survey(cfg) if st.verified and (st.raw_dirs or st.package)), None)
-        if victim is None:
+        step = _next_pressure_step(cfg, done)
+        if step is None:
             break
+        day, what, paths = step
+        done.add((day, what))
         reason = f"{PRESSURE} {usage:.1f}% > {threshold:.0f}%: oldest verified day first"
-        progressed = False
-        candidates: list[tuple[What, tuple[Path, ...]]] = [
-            ("raw", tuple(victim.raw_dirs)),
-            ("package", (victim.package,) if victim.package else ()),
-        ]
-        for what, paths in candidates:
-            if paths and (victim.day, what) not in done:
-                done.add((victim.day, what))
-                victim_deletion = Deletion(victim.day, what, paths, 0, reason)
-                progressed |= _apply(cfg, victim_deletion, report, on_deleted)
-        if not progressed:
-            break
+        _apply(cfg, Deletion(day, what, paths, 0, reason), report, on_deleted)
     report.disk_percent_after = probe.percent()
     the_plan.blocked = [b for b in the_plan.blocked if b.reason != "disk_pressure"]
     still = report.disk_percent_after
@@ -371,10 +400,31 @@ def run(
             Blocked(
                 None,
                 "disk_pressure",
-                f"disk usage {still:.1f}% > {threshold:.0f}% and no verified raw/ or package is left to delete",
+                f"disk usage {still:.1f}% > {threshold:.0f}% and no verified day is left to delete: "
+                "only unverified days remain (see observer backup list)",
             )
         )
     return report
+
+
+def _next_pressure_step(
+    cfg: Config, done: set[tuple[date, What]]
+) -> tuple[date, What, tuple[Path, ...]] | None:
+    """The next family of the oldest verified day that still has files (rule 4)."""
+    for st in survey(cfg):
+        if not st.verified:
+            continue
+        for what in PRESSURE_ORDER:
+            paths = st.paths(cfg, what)
+            if paths and (st.day, what) not in done:
+                return st.day, what, paths
+    return None
+
+
+def record_blocked(cfg: Config, report: RetentionReport, at: datetime, by: str) -> set[str]:
+    """Make the standing ``retention_blocked`` alarms those of `report`; the keys that are new."""
+    current = {(f"{b.day:%Y%m%d}" if b.day is not None else "disk"): b.message for b in report.plan.blocked}
+    return alarms.sync(cfg, "retention_blocked", current, at, by)
 
 
 def _apply(

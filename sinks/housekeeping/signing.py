@@ -101,7 +101,9 @@ def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
         try:
             key = serialization.load_ssh_public_key(line.encode())
         except (ValueError, TypeError) as e:
-            raise SigningError(f"receipt_public_key {path} line {n}: not an OpenSSH public key: {e}") from None
+            raise SigningError(
+                f"receipt_public_key {path} line {n}: not an OpenSSH public key: {e}"
+            ) from None
         if not isinstance(key, Ed25519PublicKey):
             raise SigningError(f"receipt_public_key {path} line {n}: not ssh-ed25519")
         keys[fingerprint(key)] = key

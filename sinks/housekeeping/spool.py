@@ -42,7 +42,9 @@ def put(cfg: Config, events: Iterable[SystemEvent]) -> Path | None:
 
 def pending(cfg: Config) -> list[Path]:
     try:
-        names = sorted(n for n in os.listdir(spool_dir(cfg)) if n.endswith(".jsonl") and not n.startswith("."))
+        names = sorted(
+            n for n in os.listdir(spool_dir(cfg)) if n.endswith(".jsonl") and not n.startswith(".")
+        )
     except (FileNotFoundError, NotADirectoryError):
         return []
     return [spool_dir(cfg) / n for n in names]

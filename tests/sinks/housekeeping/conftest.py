@@ -82,7 +82,7 @@ def write_day(
 
 def archive_lines(path: Path, day: date, lines: int) -> bytes:
     """`lines` lines that `observer verify` accepts in `path` (its family, day and hour/period)."""
-    hh, mm = (int(x) for x in (path.stem.split("_") + ["0"])[:2]) if "_" in path.stem else (12, 0)
+    hh, mm = (int(x) for x in path.stem.split("_")[:2]) if "_" in path.stem else (12, 0)
     at = datetime(day.year, day.month, day.day, hh, mm, tzinfo=KST)
     family = ""
     for part in path.parts:

@@ -27,7 +27,7 @@ def test_create_verify_and_list(short_tmp: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "created" in out.output and "8 archive files" in out.output
     out = runner.invoke(cli, [*base, "create", "--day", "2026-01-05", "--no-events"])
-    assert out.exit_code == 0 and "exists: nothing to do" in out.output
+    assert out.exit_code == 0 and "exists and checks out: nothing to do" in out.output
     pkg = package_dir(cfg, DAY)
     out = runner.invoke(cli, [*base, "verify", str(pkg)])
     assert out.exit_code == 0 and out.output.startswith("OK ")

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from observer.cli import cli
 from observer.clock import KST
 from observer.config import data_dir, load_config
-from sinks.backup import create_package
+from sinks.housekeeping.backup import create_package
 from sinks.housekeeping.layout import archive_name, package_dir
 from sinks.housekeeping.restore import RestoreError, restore_package
-from sinks.verify import verify_archive
-from tests.conftest import write_config
-from tests.housekeeping.conftest import write_day
+from sinks.writer.verify import verify_archive
+from testkit.config import write_config
+from tests.sinks.housekeeping.conftest import write_day
 
 DAY = date(2026, 1, 5)
 EVENING = datetime(2026, 1, 5, 21, 0, tzinfo=KST)

@@ -15,7 +15,6 @@ from sinks.housekeeping.backup import create_package
 from sinks.housekeeping.layout import (
     ensure_dir,
     package_dir,
-    tree_bytes,
     verified_dir,
     verified_marker_path,
     write_file_atomic,
@@ -56,19 +55,6 @@ class FixedProbe:
         return 10**12
 
 
-class DataDirProbe:
-    """Usage = bytes under the data dir / a small pretend capacity: deletions really move it."""
-
-    def __init__(self, cfg: Config, capacity: int):
-        self.cfg, self.capacity = cfg, capacity
-
-    def percent(self) -> float | None:
-        return 100.0 * tree_bytes(data_dir(self.cfg)) / self.capacity
-
-    def total_bytes(self) -> int:
-        return self.capacity
-
-
 def test_a_normal_day_goes_after_three_days_only_when_verified(cfg: Config) -> None:
     d3, d4, d4u = days_ago(TODAY, 3), days_ago(TODAY, 4), days_ago(TODAY, 5)
     for d in (d3, d4, d4u):
@@ -85,7 +71,7 @@ def test_a_normal_day_goes_after_three_days_only_when_verified(cfg: Config) -> N
     assert (data_dir(cfg) / f"scalp/kis/KOSPI/{d4:%Y%m%d}").exists()
     assert (data_dir(cfg) / f"system/events/kis/{d4:%Y%m%d}.jsonl").exists()
     kept = {(k.day, k.what): k.reason for k in report.plan.kept}
-    assert "backup not verified" in kept[(d4u, "raw")]
+    assert 'no backup package: run "observer backup create --day' in kept[(d4u, "raw")]
     assert report.plan.blocked == []
 
 
@@ -121,29 +107,6 @@ def test_verified_packages_go_after_their_keep_period_unverified_never(cfg: Conf
         (verified_day, "raw"),
     ]
     assert not package_dir(cfg, verified_day).exists() and package_dir(cfg, unverified_day).exists()
-
-
-def test_disk_pressure_deletes_the_oldest_verified_days_first(cfg: Config) -> None:
-    days = [days_ago(TODAY, n) for n in (3, 2, 1)]  # all within their retention period
-    for d in days:
-        write_day(cfg, d, lines=2_000, families=("raw", "swing"))
-    unverified_old = days_ago(TODAY, 3)
-    mark_verified(cfg, days[1])
-    mark_verified(cfg, days[2])
-    used = tree_bytes(data_dir(cfg))
-    # 89 % full; a day's raw/ is a ninth of what is there: deleting one brings usage to ~79 %
-    probe = DataDirProbe(cfg, int(used / 0.89))
-    report = retention.run(cfg, TODAY, probe)
-    assert [(d.day, d.what) for d in report.deleted] == [(days[1], "raw")]
-    assert "disk pressure" in report.deleted[0].reason
-    assert _raw(cfg, unverified_old) and _raw(cfg, days[2])  # unverified never, newer verified not needed
-    assert report.disk_percent_after is not None and report.disk_percent_after <= 80.0
-    # pressure that verified days cannot relieve: everything verified goes, then CRITICAL
-    probe.capacity = int(probe.capacity * 0.5)
-    report = retention.run(cfg, TODAY, probe)
-    assert [(d.day, d.what) for d in report.deleted] == [(days[2], "raw")]
-    assert _raw(cfg, unverified_old)
-    assert [b.reason for b in report.plan.blocked] == ["disk_pressure"]
 
 
 def test_anomalous_days_are_read_from_system_events(cfg: Config) -> None:

@@ -14,6 +14,7 @@ from observer.bus import alert_topic
 from observer.clock import KST, ManualClock
 from observer.config import Config
 from observer.sessions import MarketSessions
+from sinks.housekeeping import alarms
 from sinks.housekeeping.layout import package_dir
 from sinks.housekeeping.worker import HousekeeperWorker
 from testkit.config import make_config
@@ -84,9 +85,13 @@ def test_a_failed_backup_is_critical_and_retried(short_tmp: Path, run_worker) ->
     assert failed.severity == "CRITICAL" and "no-such-group-krx" in failed.message
     wait_for(lambda: r.worker.next_backup_at == _at(21, 15), 10, what="retry in backup_retry_s")
     assert any(t == alert_topic("housekeeper") for t, _ in r.bus.alerts)
+    [alarm] = alarms.standing(cfg, "backup_failed")
+    assert alarm.key == "20260105" and alarm.since == _at(21, 5)
     clock.set(_at(21, 15))
-    wait_for(lambda: len(r.bus.events_of("backup_failed")) == 2, 10, what="the retry fails again, visibly")
-    wait_for(lambda: r.worker.next_backup_at == _at(21, 35), 10, what="backing off: 20 min")
+    wait_for(lambda: r.worker.next_backup_at == _at(21, 35), 10, what="the retry fails again; backing off: 20 min")
+    # one episode: alerted and archived once, not at every retry; the alarm stands (status red)
+    assert len(r.bus.events_of("backup_failed")) == 1
+    assert [a.key for a in alarms.standing(cfg, "backup_failed")] == ["20260105"]
 
 
 def test_a_trading_day_without_data_is_reported(short_tmp: Path, run_worker) -> None:  # type: ignore[no-untyped-def]
