@@ -45,7 +45,6 @@ import msgspec
 import paramiko
 
 from observer.clock import KST
-from sinks.housekeeping import remote
 from sinks.housekeeping.layout import DAY_KEY, MANIFEST_NAME, fsync_dir, write_file_atomic
 from sinks.housekeeping.manifest import (
     CHUNK_BYTES,
@@ -55,6 +54,7 @@ from sinks.housekeeping.manifest import (
     manifest_decoder,
     verify_package,
 )
+from sinks.housekeeping.remote import CHECK_SUFFIX, RECEIPT_SUFFIX, is_good
 from sinks.housekeeping.signing import ProofHasher, SigningError, SigningKey, new_nonce
 
 log = logging.getLogger(__name__)
@@ -281,8 +281,8 @@ def pull_day(
         upload_receipt(sftp, target.receipt_dir, receipt)
         result.receipt_uploaded = True
         if report.ok:  # only now is the day done here; otherwise the next run pulls and tells again
-            write_file_atomic(dest / f"{day}{remote.RECEIPT_SUFFIX}", encode_doc(receipt))
-            (dest / f"{day}{remote.CHECK_SUFFIX}").unlink(missing_ok=True)  # a fresh copy
+            write_file_atomic(dest / f"{day}{RECEIPT_SUFFIX}", encode_doc(receipt))
+            (dest / f"{day}{CHECK_SUFFIX}").unlink(missing_ok=True)  # a fresh copy
     except OSError as e:
         result.problems.append(f"receipt not uploaded to {target.receipt_dir}: {e}")
         log.critical("receipt not uploaded: the observer will not count this backup", extra={"day": day})
@@ -303,7 +303,7 @@ def upload_receipt(sftp: paramiko.SFTPClient, receipt_dir: str, receipt: Receipt
 
 def already_pulled(dest: Path, day: str) -> bool:
     """A good local copy: verified on pull, its receipt sent, its last re-check (if any) clean."""
-    return remote.is_good(dest, day)
+    return is_good(dest, day)
 
 
 def pull(target: PullTarget, dest: Path, days: list[str] | None = None) -> list[PullResult]:

@@ -27,6 +27,7 @@ import pytest
 from observer.clock import KST
 from observer.config import Config, data_dir
 from observer.schema import DetailValue, SystemEvent
+from testkit.config import make_config
 from tests.conftest import free_port, wait_for
 
 SSHD = Path("/usr/sbin/sshd")
@@ -204,3 +205,29 @@ def sshd() -> Iterator[SshServer]:
             proc.wait(5)
         log.close()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ReceiptKey:
+    """The backup PC's receipt signing key (what ``ssh-keygen -t ed25519`` makes) and its .pub."""
+
+    private: Path
+    public: Path
+
+    def toml(self) -> str:
+        return f'[housekeeping]\nreceipt_public_key = "{self.public}"\n'
+
+
+@pytest.fixture(scope="session")
+def receipt_key() -> Iterator[ReceiptKey]:
+    base = Path(tempfile.mkdtemp(prefix="obs-rkey-", dir="/tmp"))
+    key = base / "receipt_key"
+    _keygen(key)
+    yield ReceiptKey(key, key.with_suffix(".pub"))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def cfg(short_tmp: Path, receipt_key: ReceiptKey) -> Config:
+    """The test config of every housekeeping test: it knows the backup PC's receipt key."""
+    return make_config(short_tmp, receipt_key.toml())

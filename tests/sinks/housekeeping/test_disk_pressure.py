@@ -31,7 +31,9 @@ FS_BYTES = 16 * 1024 * 1024
 def small_fs(short_tmp: Path) -> Iterator[Path]:
     mount = short_tmp / "fs"
     mount.mkdir(mode=0o700)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FS_BYTES},mode=0700", "tmpfs", str(mount)], check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={FS_BYTES},mode=0700", "tmpfs", str(mount)], check=True
+    )
     try:
         yield mount
     finally:

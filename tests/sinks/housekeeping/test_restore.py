@@ -37,7 +37,9 @@ def test_restore_into_an_empty_dir_is_byte_identical_and_verifies_clean(short_tm
     written = write_day(cfg, DAY)
     assert create_package(cfg, DAY, now=EVENING).status == "created"
     target = short_tmp / "restored"
-    out = CliRunner().invoke(cli, ["--config", str(path), "backup", "restore", "20260105", "--to", str(target)])
+    out = CliRunner().invoke(
+        cli, ["--config", str(path), "backup", "restore", "20260105", "--to", str(target)]
+    )
     assert out.exit_code == 0, out.output
     assert "restored 8 file(s)" in out.output and "observer verify: OK" in out.output
     root, universe = data_dir(cfg), Path(cfg.paths.universe_dir)
@@ -68,7 +70,9 @@ def test_a_damaged_package_is_not_restored(short_tmp: Path) -> None:
     data[len(data) // 2] ^= 0x10  # same size
     tar.write_bytes(bytes(data))
     target = short_tmp / "restored"
-    out = CliRunner().invoke(cli, ["--config", str(path), "backup", "restore", "2026-01-05", "--to", str(target)])
+    out = CliRunner().invoke(
+        cli, ["--config", str(path), "backup", "restore", "2026-01-05", "--to", str(target)]
+    )
     assert out.exit_code == 1
     assert "raw_20260105.tar.gz: sha256 mismatch" in out.output and "nothing restored" in out.output
     assert not target.exists() or not os.listdir(target)

@@ -88,7 +88,9 @@ def test_a_failed_backup_is_critical_and_retried(short_tmp: Path, run_worker) ->
     [alarm] = alarms.standing(cfg, "backup_failed")
     assert alarm.key == "20260105" and alarm.since == _at(21, 5)
     clock.set(_at(21, 15))
-    wait_for(lambda: r.worker.next_backup_at == _at(21, 35), 10, what="the retry fails again; backing off: 20 min")
+    wait_for(
+        lambda: r.worker.next_backup_at == _at(21, 35), 10, what="the retry fails again; backing off: 20 min"
+    )
     # one episode: alerted and archived once, not at every retry; the alarm stands (status red)
     assert len(r.bus.events_of("backup_failed")) == 1
     assert [a.key for a in alarms.standing(cfg, "backup_failed")] == ["20260105"]

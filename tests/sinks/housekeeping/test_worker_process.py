@@ -21,7 +21,7 @@ from sinks.housekeeping.layout import archive_name, backup_root, ensure_dir, pac
 from sinks.housekeeping.receipts import is_verified
 from testkit.config import write_config
 from tests.conftest import wait_for
-from tests.sinks.housekeeping.conftest import SshServer, write_day
+from tests.sinks.housekeeping.conftest import ReceiptKey, SshServer, write_day
 from tests.sinks.housekeeping.harness import HkBus, HkProcess
 from tests.sinks.housekeeping.test_retention import mark_verified
 
@@ -56,8 +56,8 @@ class Setup:
 
 
 @pytest.fixture
-def housekeeper(short_tmp: Path) -> Iterator[Setup]:
-    path = write_config(short_tmp, CONFIG)
+def housekeeper(short_tmp: Path, receipt_key: ReceiptKey) -> Iterator[Setup]:
+    path = write_config(short_tmp, CONFIG + f'receipt_public_key = "{receipt_key.public}"\n')
     cfg = load_config(path, env={})
     today = parse_start_at("20:59:00", SystemClock().now().date()).date()
     setup = Setup(cfg, HkBus(cfg), today, path)
@@ -68,7 +68,7 @@ def housekeeper(short_tmp: Path) -> Iterator[Setup]:
 
 
 def test_housekeeper_process_backs_up_at_21_records_receipts_and_applies_retention(
-    housekeeper: Setup, sshd: SshServer, short_tmp: Path
+    housekeeper: Setup, sshd: SshServer, short_tmp: Path, receipt_key: ReceiptKey
 ) -> None:
     cfg, bus, today = housekeeper.cfg, housekeeper.bus, housekeeper.today
     yesterday, old_verified, too_old = (today - timedelta(days=n) for n in (1, 4, 11))
@@ -100,6 +100,7 @@ def test_housekeeper_process_backs_up_at_21_records_receipts_and_applies_retenti
         sshd.known_hosts,
         str(backup_root(cfg)),
         str(receipts_dir(cfg)),
+        receipt_key.private,
     )
     broken = package_dir(cfg, yesterday) / archive_name("raw", yesterday)
     data = bytearray(broken.read_bytes())
