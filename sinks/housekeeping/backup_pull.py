@@ -146,7 +146,7 @@ def connect(target: PullTarget) -> paramiko.SSHClient:
         raise PullError(f"ssh to {where} failed: {_ssh_cause(e, target)}") from None
     except paramiko.ssh_exception.NoValidConnectionsError as e:
         client.close()
-        causes = sorted({(err.strerror or str(err)) for err in e.errors.values()})
+        causes = sorted({getattr(err, "strerror", None) or str(err) for err in e.errors.values()})
         raise PullError(f"cannot reach {where}: {', '.join(causes) or 'connection refused'}") from None
     except TimeoutError:
         client.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from observer.config import data_dir
-from observer.schema import SystemEvent
+from observer.schema import Severity, SystemEvent
 from sinks.housekeeping.cli_remote import backup_check, backup_prune, backup_pull
 from sinks.housekeeping.cli_support import clock, config, event, parse_day_option, record
 
@@ -151,10 +151,13 @@ def backup_list(ctx: click.Context) -> None:
     for outcome in ingest_receipts(cfg, clk.now()):
         line = f"receipt {outcome.kind}: {outcome.message}"
         click.echo(line if outcome.kind == "verified" else f"CRITICAL {line}")
-        severity = "INFO" if outcome.kind == "verified" else "CRITICAL"
-        type_ = "backup_verified" if outcome.kind == "verified" else "backup_failed"
+        ok = outcome.kind == "verified"
+        severity: Severity = "INFO" if ok else "CRITICAL"
+        type_ = "backup_verified" if ok else "backup_failed"
         day = outcome.day.isoformat() if outcome.day else None
         rid = f"receipt-{outcome.kind}-{outcome.receipt_sha256[:16]}"
+        if not ok and not outcome.new_episode:
+            continue  # the day's backup_failed episode was already recorded
         events.append(event(cfg, clk, type_, severity, outcome.message, record_id=rid, day=day))
     record(cfg, events)
     root = backup_root(cfg)
