@@ -50,6 +50,7 @@ from sinks.housekeeping.backup import create_package  # noqa: E402
 from sinks.housekeeping.backup_pull import PullTarget, pull  # noqa: E402
 from sinks.housekeeping.layout import ensure_dir, package_dir, receipts_dir  # noqa: E402
 from sinks.housekeeping.manifest import verify_package  # noqa: E402
+from sinks.housekeeping.receipts import ingest_receipts  # noqa: E402
 
 DAY = date(2026, 1, 5)
 FULL = {"swing": 4_000 * 39, "scalp": 41 * 2 * 19_800, "raw": 41 * 2 * 19_800}
@@ -201,9 +202,12 @@ def main() -> None:
     scale = float(os.environ.get("BENCH_SCALE", "0.05"))
     base = Path(tempfile.mkdtemp(prefix="obs-bb-", dir="/tmp"))
     try:
+        receipt_key = base / "receipt_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(receipt_key)], check=True)
         cfg = decode_config(
             f'[paths]\ndata_dir = "{base / "data"}"\nuniverse_dir = "{base / "universe"}"\n'
-            f'log_dir = "{base / "logs"}"\nruntime_dir = "{base / "run"}"\n',
+            f'log_dir = "{base / "logs"}"\nruntime_dir = "{base / "run"}"\n'
+            f'[housekeeping]\nreceipt_public_key = "{receipt_key}.pub"\n',
             "<bench>",
         )
         t0 = time.perf_counter()
@@ -247,6 +251,7 @@ def main() -> None:
                 base / "known_hosts",
                 str(package_dir(cfg, DAY).parent),
                 str(receipts_dir(cfg)),
+                receipt_key,
             )
             t0 = time.perf_counter()
             [res] = pull(target, base / "pc")
@@ -255,6 +260,14 @@ def main() -> None:
             print(
                 f"sftp pull + verify: {res.bytes / 1e6:.1f} MB in {pull_s:.2f} s = {res.bytes / pull_s / 1e6:.1f} MB/s; "
                 f"full day ~{pull_s / scale:.0f} s"
+            )
+            t0 = time.perf_counter()
+            [outcome] = ingest_receipts(cfg, datetime(2026, 1, 5, 22, 0, tzinfo=KST))
+            rec_s = time.perf_counter() - t0
+            assert outcome.kind == "verified", outcome.message
+            print(
+                f"receipt check on the observer host (signature + download proof over the package): "
+                f"{rec_s:.2f} s = {result.bytes_out / rec_s / 1e6:.1f} MB/s of package; full day ~{rec_s / scale:.0f} s"
             )
             if shutil.which("sftp"):
                 batch = base / "batch"
