@@ -8,8 +8,9 @@ Promises:
 
 * **Cheap**: cost grows with the number of the quote's relaxation times in the stretch, not with the
   number of trades (a busy symbol's whole day is a few hundred arithmetic steps, not ~100,000 trades);
-  short or sparse stretches (fewer than `EXACT_BELOW_TRADES` expected trades) are simulated trade by
-  trade through the caller's exact stepper, so quiet symbols keep their discrete character.
+  a short or sparse stretch (fewer than `EXACT_BELOW_TRADES` expected trades over all of it) is
+  simulated trade by trade through the caller's exact stepper, so quiet symbols keep their
+  discrete character.
 * **Deterministic**: everything is drawn from ``st.rng`` (seeded by the caller), nothing else.
 * **Plausible**: the same process as the exact simulation, in distribution: Poisson trade counts,
   clipped-Pareto quantities (mean and variance matched), buyer/seller split 50/50, the bid following
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from collectors.kis_sim.pricing import floor_to_tick, tick_down, tick_size
@@ -60,20 +62,52 @@ def fast_forward(st: SymbolState, until_s: float, step_exact: ExactStepper) -> N
     is `until_s`, no arrival is pending and ``st.seg_idx`` points at the segment holding `until_s`.
     """
     t = max(st.vt, OPEN_S)
-    for idx, seg in enumerate(st.segments):
-        if seg.end_s <= t:
-            continue
-        if seg.start_s >= until_s:
-            break
-        a, b = max(t, seg.start_s), min(seg.end_s, until_s)
-        if seg.rate_per_s * (b - a) < EXACT_BELOW_TRADES:
-            _reposition(st, a, idx)
-            step_exact(st, b)
-        else:
+    stretch = [
+        (idx, seg, max(t, seg.start_s), min(seg.end_s, until_s))
+        for idx, seg in enumerate(st.segments)
+        if seg.end_s > t and seg.start_s < until_s
+    ]
+    if sum(seg.rate_per_s * (b - a) for _, seg, a, b in stretch) < EXACT_BELOW_TRADES:
+        if stretch:
+            _reposition(st, stretch[0][2], stretch[0][0])
+            step_exact(st, stretch[-1][3])
+    else:
+        for seg, a, b in _merged(stretch):
             _aggregate(st, seg, a, b)
-        t = b
     idx = next((i for i, seg in enumerate(st.segments) if seg.end_s > until_s), len(st.segments))
     _reposition(st, until_s, idx)
+
+
+def _merged(stretch: list[tuple[int, Segment, float, float]]) -> list[tuple[Segment, float, float]]:
+    """Runs of consecutive segments alike but for their rate (the intraday profile's bins), each
+    as one segment at the run's mean rate: the same expected trade count, one aggregate step."""
+    out: list[tuple[Segment, float, float]] = []
+    run: list[tuple[Segment, float, float]] = []
+
+    def flush() -> None:
+        if run:
+            a, b = run[0][1], run[-1][2]
+            trades = sum(seg.rate_per_s * (y - x) for seg, x, y in run)
+            out.append((replace(run[0][0], start_s=a, end_s=b, rate_per_s=trades / (b - a)), a, b))
+            run.clear()
+
+    for _, seg, a, b in stretch:
+        if b <= a:
+            continue
+        if run and not _alike(run[-1][0], seg):
+            flush()
+        run.append((seg, a, b))
+    flush()
+    return out
+
+
+def _alike(x: Segment, y: Segment) -> bool:
+    return (x.volume_mult, x.move_prob, x.max_jump_ticks, x.fills_mean) == (
+        y.volume_mult,
+        y.move_prob,
+        y.max_jump_ticks,
+        y.fills_mean,
+    )
 
 
 def _reposition(st: SymbolState, at_s: float, seg_idx: int) -> None:

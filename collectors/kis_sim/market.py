@@ -5,7 +5,9 @@ Promises:
 * **Deterministic**: each symbol's day is one random stream seeded from (seed, code, date); the
   trades up to virtual time *t* are the same whatever the granularity of the calls that advanced
   the symbol there (the next arrival is drawn once and cached; Poisson arrivals are memoryless, so
-  jumping to a rate boundary and redrawing is exact).
+  jumping to a rate boundary and redrawing is exact), as long as the symbol is watched or looked
+  at at least every `AGGREGATE_AFTER_S`; an unwatched symbol looked at after a longer pause (a
+  Track A sweep) crosses it in aggregate (`fastforward`): only its totals were ever visible.
 * **First look**: a symbol's state is created when something first looks at it (a REST query, a
   WS subscription, the ground truth, the start-up `warm_up`). The trades before that instant were
   received by nobody, so they are not generated one by one: `fastforward` carries the state over
@@ -25,9 +27,12 @@ Promises:
 * **One state, many views**: REST snapshots (`quote`) and WS trade records (`pump`) read the same
   state under one lock, so they always agree.
 
-Activity: every symbol has a base rate shaped by the time of day (busier first and last half hour,
-lunch lull) and a few bursts per day (rate x3-8, bigger trades, more volatile quotes): the volume
-surges and volatility spikes that Track B's triggers look for. The halted symbol never trades.
+Activity (`activity`, where the calibration is written down): every symbol has a midday rate from
+its rank in a long-tailed rank-activity law, shaped by a U-shaped intraday profile (several times
+busier in the first and last half hour, lunch lull) and a few bursts per day (rate x3-8, bigger
+trades, more volatile quotes: the volume surges and volatility spikes that Track B's triggers look
+for), all times ``activity_scale``. Trades come as marketable orders filling several resting orders
+at once (one record per fill, published together). The halted symbol never trades.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 
+from collectors.kis_sim.activity import MAX_FILLS
 from collectors.kis_sim.calendar import SimCalendar
 from collectors.kis_sim.fastforward import fast_forward
 from collectors.kis_sim.pricing import tick_down, tick_size, tick_up
@@ -72,12 +78,23 @@ __all__ = [
 
 _INF = float("inf")
 FAST_FORWARD_GRID_S = 60
+# an unwatched symbol looked at after this long (a Track A sweep every 10 min) is carried in
+# aggregate: nobody receives its trades one by one, only the totals are visible
+AGGREGATE_AFTER_S = 300.0
 
 
 class Market:
     """The whole synthetic market. Thread-safe; every public method takes the market lock."""
 
-    def __init__(self, listings: Sequence[Listing], seed: int, clock: Clock, calendar: SimCalendar):
+    def __init__(
+        self,
+        listings: Sequence[Listing],
+        seed: int,
+        clock: Clock,
+        calendar: SimCalendar,
+        activity_scale: float = 1.0,
+    ):
+        self.activity_scale = activity_scale
         self.listings: tuple[Listing, ...] = tuple(listings)
         self.by_code: dict[str, Listing] = {x.code: x for x in self.listings}
         self.seed = seed
@@ -213,7 +230,10 @@ class Market:
             if listing is None:
                 return None
             return self._adopt(self._first_look(listing, day, target))
-        self._step_to(state, target)
+        if state.pending is None and target - state.vt > AGGREGATE_AFTER_S:
+            fast_forward(state, target, self._step_to)  # nobody receives these trades
+        else:
+            self._step_to(state, target)
         return state
 
     def _adopt(self, state: SymbolState) -> SymbolState:
@@ -233,7 +253,12 @@ class Market:
         first look (a first look before 09:01 keeps the day's exact trade stream).
         """
         state = SymbolState(
-            listing, day, self.base_price(listing, day), self.seed, self.calendar.is_open(day)
+            listing,
+            day,
+            self.base_price(listing, day),
+            self.seed,
+            self.calendar.is_open(day),
+            self.activity_scale,
         )
         minutes = int((target_s - OPEN_S) // FAST_FORWARD_GRID_S)
         if state.segments and minutes > 0:
@@ -257,7 +282,7 @@ class Market:
                     seg = segments[state.seg_idx]
                     t = max(t, seg.start_s)
                     if seg.rate_per_s > 0:
-                        candidate = t + rng.expovariate(seg.rate_per_s)
+                        candidate = t + rng.expovariate(seg.rate_per_s / seg.fills_mean)
                         if candidate < seg.end_s:
                             nxt = candidate
                             break
@@ -268,12 +293,22 @@ class Market:
                 break
             state.next_at = None
             state.vt = nxt
-            self._trade(state, segments[state.seg_idx], nxt)
+            self._order(state, segments[state.seg_idx], nxt)
         state.vt = target
 
-    def _trade(self, st: SymbolState, seg: Segment, at_s: float) -> None:
+    def _order(self, st: SymbolState, seg: Segment, at_s: float) -> None:
+        """One marketable order: 1..MAX_FILLS fills on one side at the same instant (one record each)."""
         rng = st.rng
         buy = rng.random() < 0.5
+        more = 1.0 - 1.0 / seg.fills_mean
+        fills = 1
+        while fills < MAX_FILLS and rng.random() < more:
+            fills += 1
+        for _ in range(fills):
+            self._trade(st, seg, at_s, buy)
+
+    def _trade(self, st: SymbolState, seg: Segment, at_s: float, buy: bool) -> None:
+        rng = st.rng
         price = st.ask if buy else st.bid
         qty = int(st.listing.qty_scale * seg.volume_mult * rng.paretovariate(1.7))
         qty = min(max(qty, 1), int(st.listing.qty_scale * 400) + 1)

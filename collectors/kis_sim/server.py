@@ -35,9 +35,10 @@ from collectors.kis_sim.universe import build_listings
 from collectors.kis_sim.ws_service import KisWsService
 from collectors.kis_sim.ws_session import WsOptions
 from observer.clock import Clock, SessionClock, SystemClock, anchor_from_env, parse_start_at
-from observer.config import Config
+from observer.config import Config, SimConfig
 
 log = logging.getLogger(__name__)
+_SIM_DEFAULTS = SimConfig()
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ class SimOptions:
     seed: int = 20_260_101
     symbol_count: int = 4_000
     account: str = "real"
-    app_key: str = "SIMULATOR-APP-KEY"
-    app_secret: str = "SIMULATOR-APP-SECRET"
+    app_key: str = _SIM_DEFAULTS.app_key  # KIS-shaped: 36 characters
+    app_secret: str = _SIM_DEFAULTS.app_secret  # 180 characters
+    activity_scale: float = 1.0  # every trade rate x this (`activity`)
     extra_accounts: dict[str, str] = field(default_factory=dict)
     holidays: tuple[date, ...] = ()
     weekends_closed: bool = True
@@ -80,6 +82,7 @@ class SimOptions:
             account=sim.account,
             app_key=sim.app_key,
             app_secret=sim.app_secret,
+            activity_scale=sim.activity_scale,
             holidays=tuple(cfg.calendar.holidays),
             weekends_closed=True,
         )
@@ -104,7 +107,11 @@ class Simulator:
         self.wall = wall_clock or SystemClock()
         self.calendar = SimCalendar(options.holidays, options.weekends_closed)
         self.market = Market(
-            build_listings(options.seed, options.symbol_count), options.seed, clock, self.calendar
+            build_listings(options.seed, options.symbol_count),
+            options.seed,
+            clock,
+            self.calendar,
+            options.activity_scale,
         )
         accounts = {options.app_key: options.app_secret, **options.extra_accounts}
         self.auth = AuthRegistry(

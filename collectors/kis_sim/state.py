@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from collectors.kis_sim import activity
 from collectors.kis_sim.pricing import lower_limit, tick_down, tick_up, upper_limit
 from collectors.kis_sim.universe import Listing, unit_hash
 from observer.clock import KST
@@ -19,8 +20,6 @@ from observer.clock import KST
 OPEN_S = 9 * 3600
 CLOSE_S = 15 * 3600 + 30 * 60
 SESSION_S = CLOSE_S - OPEN_S
-_SHAPE = ((OPEN_S, 2.0), (OPEN_S + 1800, 1.0), (12 * 3600, 0.6), (13 * 3600, 1.0), (15 * 3600, 1.6))
-_BURSTS_PER_DAY = {"busy": 5.0, "active": 2.0, "quiet": 0.5, "halted": 0.0}
 
 
 def seconds_of_day(at: datetime) -> float:
@@ -36,7 +35,8 @@ def hhmmss(seconds: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """A stretch of the session with a constant arrival rate."""
+    """A stretch of the session with a constant arrival rate (records/s; orders arrive at
+    ``rate_per_s / fills_mean``, each filling ``fills_mean`` resting orders on average)."""
 
     start_s: float
     end_s: float
@@ -44,6 +44,7 @@ class Segment:
     volume_mult: float
     move_prob: float
     max_jump_ticks: int
+    fills_mean: float = activity.FILLS_MEAN
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,9 @@ class SymbolState:
         "vt",
     )
 
-    def __init__(self, listing: Listing, day: date, base: int, seed: int, trading: bool):
+    def __init__(
+        self, listing: Listing, day: date, base: int, seed: int, trading: bool, activity_scale: float = 1.0
+    ):
         self.listing = listing
         self.day = day
         self.base = base
@@ -159,13 +162,20 @@ class SymbolState:
         self.bid_rsqn1 = int(listing.qty_scale * rng.uniform(5, 60)) + 1
         self.total_ask = self.ask_rsqn1 * rng.randint(6, 14)
         self.total_bid = self.bid_rsqn1 * rng.randint(6, 14)
-        expected = listing.base_rate_per_s * SESSION_S * listing.qty_scale * 2.5
+        expected = (
+            listing.base_rate_per_s
+            * activity_scale
+            * activity.DAY_MEAN_MULTIPLIER
+            * SESSION_S
+            * listing.qty_scale
+            * 2.5
+        )
         self.prdy_vol = int(expected * (0.6 + 0.8 * unit_hash(seed, listing.code, day, "prdy_vol")))
         self.quote_version = 0
         self.last_trade_s = 0.0
         self.vt = 0.0
         self.segments: tuple[Segment, ...] = (
-            build_segments(listing, rng) if trading and not listing.halted else ()
+            build_segments(listing, rng, activity_scale) if trading and not listing.halted else ()
         )
         self.seg_idx = 0
         self.next_at: float | None = None
@@ -205,33 +215,39 @@ class SymbolState:
         )
 
 
-def build_segments(listing: Listing, rng: random.Random) -> tuple[Segment, ...]:
-    """The day's piecewise-constant arrival rate: intraday shape times burst windows."""
+def build_segments(listing: Listing, rng: random.Random, scale: float = 1.0) -> tuple[Segment, ...]:
+    """The day's piecewise-constant arrival rate: the intraday profile times burst windows, x `scale`
+    (see `activity`)."""
     bursts: list[tuple[float, float, float, float]] = []
-    n_bursts = _poisson(rng, _BURSTS_PER_DAY[listing.activity])
+    n_bursts = _poisson(rng, activity.BURSTS_PER_DAY[listing.activity])
     for _ in range(n_bursts):
         start = rng.uniform(OPEN_S, CLOSE_S - 60)
-        length = rng.uniform(20, 240)
-        bursts.append((start, min(start + length, CLOSE_S), rng.uniform(3, 8), rng.uniform(1.5, 4)))
-    edges = {float(OPEN_S), float(CLOSE_S)}
-    edges.update(float(s) for s, _ in _SHAPE)
+        length = rng.uniform(*activity.BURST_LENGTH_S)
+        bursts.append(
+            (
+                start,
+                min(start + length, CLOSE_S),
+                rng.uniform(*activity.BURST_RATE),
+                rng.uniform(*activity.BURST_VOLUME),
+            )
+        )
+    edges = set(activity.profile_edges())
     for b_start, b_end, _, _ in bursts:
         edges.add(b_start)
         edges.add(b_end)
     cuts = sorted(e for e in edges if OPEN_S <= e <= CLOSE_S)
+    base = listing.base_rate_per_s * scale
     out: list[Segment] = []
     for start, end in itertools.pairwise(cuts):
         if end <= start:
             continue
-        shape = 1.0
-        for shape_start, mult in _SHAPE:
-            if start >= shape_start:
-                shape = mult
-        rate_mult, vol_mult, move, jump = 1.0, 1.0, 0.25, 1
+        rate_mult, vol_mult, move, jump, fills = 1.0, 1.0, 0.25, 1, activity.FILLS_MEAN
         for b_start, b_end, b_rate, b_vol in bursts:
             if b_start <= start < b_end:
                 rate_mult, vol_mult, move, jump = rate_mult * b_rate, max(vol_mult, b_vol), 0.6, 3
-        out.append(Segment(start, end, listing.base_rate_per_s * shape * rate_mult, vol_mult, move, jump))
+                fills = activity.BURST_FILLS_MEAN
+        rate = base * activity.intraday_multiplier(start) * rate_mult
+        out.append(Segment(start, end, rate, vol_mult, move, jump, fills))
     return tuple(out)
 
 

@@ -4,9 +4,10 @@
 (common stock ends in 0, preferred shares in 5), valid ISINs (``KR7`` + code + ``00`` + check
 digit), Korean names, group codes (``ST`` common stock, ``EF`` ETF, ``EN`` ETN, ``RT`` REIT), and
 reference closes spread log-normally (median ~7,000 KRW) so that roughly two thirds close at or
-above 4,000 KRW. Each listing also carries its activity class — ``busy`` (tens of trades/s),
-``active``, ``quiet`` or ``halted`` (exactly one, an ST stock that never trades) — which drives
-the trade process in `market`.
+above 4,000 KRW. Each listing also carries its midday trade rate, from its rank in a long-tailed
+rank-activity law (`midday_rate_per_s`, calibrated in `activity`), and its activity class —
+``busy`` (the head: the 48 most active, all universe stocks, several trades/s each), ``active``
+(>= 0.1 trades/s), ``quiet`` or ``halted`` (exactly one, an ST stock that never trades).
 
 `daily_close(listing, seed, day)` is the close of any calendar day: the reference close moved by
 at most +-4 %, hashed from (seed, code, day), so history and "previous close" are reproducible
@@ -22,6 +23,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from collectors.kis_sim.activity import (
+    ACTIVE_MIN_RATE_PER_S,
+    BUSY_N,
+    RATE_NOISE_SIGMA,
+    midday_rate_per_s,
+)
 from collectors.kis_sim.pricing import floor_to_tick
 
 Market = Literal["KOSPI", "KOSDAQ"]
@@ -170,7 +177,7 @@ class Listing:
     face_value_krw: int
     listed_on: date
     activity: Activity
-    base_rate_per_s: float  # mean trades per virtual second before intraday shape and bursts
+    base_rate_per_s: float  # trade records per virtual second at midday (before profile, bursts, scale)
     qty_scale: float  # typical shares per trade
     halted: bool = False
     liquidation: bool = False
@@ -271,22 +278,25 @@ def _assign_activity(rng: random.Random, drafts: list[dict[str, object]]) -> lis
     closes = [min(max(float(str(d["close"])), _MIN_CLOSE_KRW), _MAX_CLOSE_KRW) for d in drafts]
     eligible = [i for i, d in enumerate(drafts) if d["group"] == "ST" and closes[i] >= 4_000]
     rng.shuffle(eligible)
-    busy_n = min(48, max(1, len(eligible) // 3))
-    busy = set(eligible[:busy_n])
+    busy_n = min(BUSY_N, max(1, len(eligible) // 3))
     halted_idx = eligible[busy_n] if len(eligible) > busy_n else -1
     liquidation_idx = eligible[busy_n + 1] if len(eligible) > busy_n + 1 else -1
+    # activity ranks: the head from the universe's stocks (what Track B can watch), then the rest
+    head = eligible[:busy_n]
+    in_head = set(head)
+    tail = [i for i in range(len(drafts)) if i not in in_head and i != halted_idx]
+    rng.shuffle(tail)
+    rank_of = {i: r for r, i in enumerate(head + tail, start=1)}
     out: list[Listing] = []
     for i, d in enumerate(drafts):
         close = floor_to_tick(closes[i])
         activity: Activity
         if i == halted_idx:
             activity, rate = "halted", 0.0
-        elif i in busy:
-            activity, rate = "busy", rng.lognormvariate(math.log(6.0), 0.4)
-        elif rng.random() < 0.10:
-            activity, rate = "active", rng.lognormvariate(math.log(0.3), 0.6)
         else:
-            activity, rate = "quiet", rng.lognormvariate(math.log(0.01), 0.9)
+            rank = rank_of[i]
+            rate = midday_rate_per_s(rank) * rng.lognormvariate(0.0, RATE_NOISE_SIGMA)
+            activity = "busy" if rank <= busy_n else "active" if rate >= ACTIVE_MIN_RATE_PER_S else "quiet"
         shares = int(rng.lognormvariate(math.log(30_000_000), 1.0)) // 1_000 * 1_000 + 1_000
         code = str(d["code"])
         out.append(

@@ -7,7 +7,7 @@ validated when the file is loaded (`observer.config.load`).
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -79,8 +79,14 @@ class SimConfig(_Section, frozen=True):
     seed: int = 20_260_101
     symbol_count: int = 4_000
     account: Literal["real", "mock"] = "real"
-    app_key: str = "SIMULATOR-APP-KEY"
-    app_secret: str = "SIMULATOR-APP-SECRET"
+    # shaped like KIS's (36-character app key, 180-character secret) so third-party clients take them
+    app_key: str = "PSSIMULATOR1RZzefeSdYB0DDW21jnxaRtNf"
+    app_secret: str = (
+        "CuBIbf2mjmFo3h6Moc/XQ7uHgx9eWydg8+VtJdYMl1+gcX1SVWeUTjI4xQuy+vpS4fy4dxejia8BQZAClrQgVnOrJA3g4iGS"
+        "bMfP/5aRnDaWtI5nTCyXD6yvOYN+JS6LjQljzfTazk6/lSlUvP+3yYtaFiUnxGsZ7xJHStAvQtcW7XAhn8Pb"
+    )
+    # multiplies every trade rate of the simulated market (x10, x50: stress runs)
+    activity_scale: Annotated[float, msgspec.Meta(gt=0)] = 1.0
 
 
 class ProviderConfig(_Section, frozen=True):

@@ -18,7 +18,7 @@ from collectors.kis_sim.server import Simulator
 from collectors.rest_worker import RestCollectorWorker
 from observer.bus import EventPublisher
 from observer.clock import KST, ManualClock, SessionClock
-from observer.config import Secrets
+from observer.config import Secrets, SimConfig
 from observer.schema import GapMarker, QuoteSnapshot, SystemEvent
 from testkit.config import make_config, write_config
 from tests.collectors.conftest import IngestTap, sim_toml
@@ -205,7 +205,7 @@ def test_three_restarts_issue_one_token_and_the_universe_file_never_changes(
     summaries = events(tap, "sweep_summary")
     assert {s.details["sweep_id"] for s in summaries} == {"20260313T1000"}  # a restart resumes the slot
     assert all(s.details["collection_rate"] == 1.0 for s in summaries)
-    assert "SIMULATOR-APP-SECRET" not in (short_tmp / "worker.log").read_text()
+    assert SimConfig().app_secret not in (short_tmp / "worker.log").read_text()
 
 
 def test_an_overrun_skips_the_next_slot_with_an_event_and_a_gap_marker(

@@ -13,7 +13,7 @@ from collectors.kis.subscriptions import SUBSCRIBE, Request, request_text
 from collectors.kis_sim.schema import FaultWindow
 from collectors.kis_sim.server import Simulator
 from collectors.ws_worker import WsCollectorWorker
-from observer.config import Secret
+from observer.config import Secret, SimConfig
 from observer.schema import GapMarker
 from tests.collectors.ws_harness import Admin, Bus, SessionMonitor, busy_codes, running, stamp_at
 from tests.conftest import wait_for
@@ -99,8 +99,8 @@ def test_session_in_use_backs_off_long_then_streams(short_tmp: Path) -> None:
             f"http://127.0.0.1:{sim.rest_port}/oauth2/Approval",
             json={
                 "grant_type": "client_credentials",
-                "appkey": "SIMULATOR-APP-KEY",
-                "secretkey": "SIMULATOR-APP-SECRET",
+                "appkey": SimConfig().app_key,
+                "secretkey": SimConfig().app_secret,
             },
             timeout=5,
         )

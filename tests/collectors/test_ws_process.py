@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from observer.clock import ANCHOR_ENV, SessionClock
-from observer.config import load_config
+from observer.config import SimConfig, load_config
 from testkit.config import write_config
 from tests.collectors.ws_harness import SESSION_START, Bus, busy_codes, start_simulator
 from tests.conftest import REPO, wait_for
@@ -56,7 +56,7 @@ def test_worker_process_streams_and_stops_on_sigterm(short_tmp: Path) -> None:
         assert "worker stopped" in logs
         approval_keys = list(sim.auth._approvals)
         assert approval_keys
-        for secret in ["SIMULATOR-APP-KEY", "SIMULATOR-APP-SECRET", *approval_keys]:
+        for secret in [SimConfig().app_key, SimConfig().app_secret, *approval_keys]:
             assert secret not in logs
         assert not sim.ws.sessions()  # the session was closed on the way out
     finally:

@@ -15,10 +15,11 @@ import websocket
 from collectors.kis_sim.server import SimOptions, Simulator
 from collectors.kis_sim.ws_session import WsOptions
 from observer.clock import KST, Clock, ManualClock, SessionClock
+from observer.config import SimConfig
 
 T = TypeVar("T")
-APP_KEY = "SIMULATOR-APP-KEY"
-APP_SECRET = "SIMULATOR-APP-SECRET"
+APP_KEY = SimConfig().app_key
+APP_SECRET = SimConfig().app_secret
 MONDAY_0900 = datetime(2026, 1, 5, 9, 0, 0, tzinfo=KST)
 QUOT = "/uapi/domestic-stock/v1/quotations/"
 
