@@ -111,6 +111,11 @@ def profile_edges() -> list[float]:
 
 
 DAY_MEAN_MULTIPLIER = sum(_BINS) / len(_BINS)
+# (start, end, multiplier) of every profile bin
+PROFILE_BINS = tuple(
+    (float(OPEN_S + i * PROFILE_BIN_S), float(OPEN_S + (i + 1) * PROFILE_BIN_S), m)
+    for i, m in enumerate(_BINS)
+)
 
 
 def fills_continue_prob(mean_fills: float) -> float:

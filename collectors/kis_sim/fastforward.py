@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from collectors.kis_sim.pricing import floor_to_tick, tick_down, tick_size
@@ -88,7 +87,7 @@ def _merged(stretch: list[tuple[int, Segment, float, float]]) -> list[tuple[Segm
         if run:
             a, b = run[0][1], run[-1][2]
             trades = sum(seg.rate_per_s * (y - x) for seg, x, y in run)
-            out.append((replace(run[0][0], start_s=a, end_s=b, rate_per_s=trades / (b - a)), a, b))
+            out.append((run[0][0]._replace(start_s=a, end_s=b, rate_per_s=trades / (b - a)), a, b))
             run.clear()
 
     for _, seg, a, b in stretch:

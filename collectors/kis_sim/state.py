@@ -11,6 +11,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from collectors.kis_sim import activity
 from collectors.kis_sim.pricing import lower_limit, tick_down, tick_up, upper_limit
@@ -33,8 +34,7 @@ def hhmmss(seconds: float) -> str:
     return f"{s // 3600:02d}{s % 3600 // 60:02d}{s % 60:02d}"
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """A stretch of the session with a constant arrival rate (records/s; orders arrive at
     ``rate_per_s / fills_mean``, each filling ``fills_mean`` resting orders on average)."""
 
@@ -231,12 +231,16 @@ def build_segments(listing: Listing, rng: random.Random, scale: float = 1.0) -> 
                 rng.uniform(*activity.BURST_VOLUME),
             )
         )
+    base = listing.base_rate_per_s * scale
+    if not bursts:
+        return tuple(
+            Segment(a, b, base * m, 1.0, 0.25, 1, activity.FILLS_MEAN) for a, b, m in activity.PROFILE_BINS
+        )
     edges = set(activity.profile_edges())
     for b_start, b_end, _, _ in bursts:
         edges.add(b_start)
         edges.add(b_end)
     cuts = sorted(e for e in edges if OPEN_S <= e <= CLOSE_S)
-    base = listing.base_rate_per_s * scale
     out: list[Segment] = []
     for start, end in itertools.pairwise(cuts):
         if end <= start:
