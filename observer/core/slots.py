@@ -112,6 +112,22 @@ class SlotTable:
             taken[symbol] = free
         return self._bump(changes)
 
+    def replace_seeds(self, symbols: list[str], at: datetime) -> Changes:
+        """Seed slots (not pinned) whose symbol is not among `symbols` give way, in slot order, to
+        the symbols of `symbols` not watched yet, in their order (the activity ranking's top)."""
+        changes = Changes()
+        taken = self.symbols()
+        wanted = [s for s in symbols if s not in taken]
+        keep = set(symbols)
+        for n in sorted(self.slots):
+            a = self.slots[n]
+            if not wanted:
+                break
+            if a.rule == "seed" and not a.pinned and a.symbol not in keep:
+                changes.removed.append(self.slots.pop(n))
+                self._assign(n, wanted.pop(0), "seed", at, pinned=False, changes=changes)
+        return self._bump(changes)
+
     def pin(self, symbol: str, at: datetime) -> tuple[bool, str, Changes]:
         changes = Changes()
         n = self.slot_of(symbol)

@@ -20,6 +20,7 @@ from observer.bus import MITIGATION, SLOTS, EventSubscriber, ctl_topic, ingest_d
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets, state_dir
 from observer.core.acks import AckLedger, Pending
+from observer.core.activity import ActivityRanking
 from observer.core.feed import FeedState
 from observer.core.gaps import MissedTradeDetector, bus_gap_marker
 from observer.core.records import RecordFactory
@@ -50,6 +51,7 @@ from observer.worker_base import Worker
 
 _SAMPLER_FILE = "sampler.json"
 _SLOTS_FILE = "slots.json"
+_ACTIVITY_FILE = "activity.json"
 _INFLIGHT_MAX = 200_000
 
 
@@ -77,6 +79,8 @@ class CoreWorker(Worker):
         self._last_slot: dict[str, int] = {}  # slot of a replaced symbol, for its last windows
         self.feed = FeedState()
         self._state_dir = state_dir(cfg)
+        self.activity = ActivityRanking(self._state_dir / _ACTIVITY_FILE)  # seeds free slots
+        self._blind_seeds = False  # seeds placed with no activity ranking: re-seeded by the first one
         self._current: Pending | None = None
         self._gaps_waiting: list[SeqGap] = []
         # bounded: while the writer is stalled the oldest entries fall off (the lag figure and the
@@ -153,6 +157,7 @@ class CoreWorker(Worker):
         self._rest_state.clear()
         self._last_slot.clear()
         slots_path = self._state_dir / _SLOTS_FILE
+        self.activity.start_day(day)
         if resume and self.slots.load(slots_path, day):
             self._emit(
                 "slots_resumed",
@@ -162,12 +167,14 @@ class CoreWorker(Worker):
             )
         else:
             self.slots.reset(day)
-            seeded = self.slots.seed(self.universe.order[: self.slots.max_slots], now)
+            seeded = self.slots.seed(self.activity.seed_order(self.universe.order), now)
+            self._blind_seeds = not self.activity.informed
             self._emit(
                 "slots_seeded",
                 "INFO",
-                f"new trading day {day}: {len(seeded.added)} slots seeded",
+                f"new trading day {day}: {len(seeded.added)} slots seeded by {self.activity.source}",
                 symbols=[a.symbol for a in seeded.added],
+                seeded_by=self.activity.source,
             )
         checkpoint = load_checkpoint(self._state_dir / _SAMPLER_FILE, day) if resume else None
         if checkpoint is not None:
@@ -208,6 +215,8 @@ class CoreWorker(Worker):
                     self._archive(self.factory.line(body))
                     if isinstance(body, SystemEvent) and body.type == "universe_built":
                         self._refresh_universe("universe_built")
+                    elif isinstance(body, SystemEvent) and body.type == "sweep_summary":
+                        self._sweep_done(str(body.details.get("sweep_id", "")))
                 case OverflowEntry() | MetricsSnapshot():
                     self._archive(self.factory.line(body))
             self._current = None
@@ -256,6 +265,7 @@ class CoreWorker(Worker):
         self._archive(self.factory.swing(snap, verdict, self.sampler.level), lag_from=snap.received_at)
         state = tick_from_snapshot(snap)
         self._rest_state[snap.symbol] = state
+        self.activity.observe(snap)
         self.sampler.seed(state)
         self.stats_.sweep_symbol(snap.sweep_id, snap.symbol, len(self.universe))
         cand = self.triggers.on_snapshot(snap)
@@ -490,7 +500,18 @@ class CoreWorker(Worker):
                 symbols=len(self.universe),
             )
             now = self.clock.now()  # free slots are seeded as at the start of a day
-            self._apply(self.slots.seed(self.universe.order[: self.slots.max_slots], now), now)
+            seeded = self.slots.seed(self.activity.seed_order(self.universe.order), now)
+            self._blind_seeds = self._blind_seeds or (bool(seeded) and not self.activity.informed)
+            self._apply(seeded, now)
+
+    def _sweep_done(self, sweep_id: str) -> None:
+        """A Track A sweep is complete: its ranking is saved; seeds placed blind follow it."""
+        if self._day is None or not self.activity.sweep_done(sweep_id, self._day) or not self._blind_seeds:
+            return
+        self._blind_seeds = False
+        now = self.clock.now()
+        order = self.activity.seed_order(self.universe.order)
+        self._apply(self.slots.replace_seeds(order[: self.slots.max_slots], now), now)
 
     def _seed_from_rest(self, symbol: str) -> None:
         state = self._rest_state.get(symbol)
