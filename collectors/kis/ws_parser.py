@@ -265,8 +265,8 @@ def parse_data_frame(text: str, received_at: datetime) -> ParsedFrame:
 
 
 class _Header(msgspec.Struct, frozen=True):
-    tr_id: str = ""
-    tr_key: str = ""
+    tr_id: str | None = ""  # null in KIS's OPSP8996 refusal
+    tr_key: str | None = ""
     encrypt: str = ""
     datetime: str = ""
 
@@ -315,14 +315,15 @@ def parse_control_frame(text: str | bytes) -> ControlFrame:
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         return ControlFrame(kind="invalid", error=f"not a control frame: {str(e)[:120]}")
     header = doc.header
-    if header.tr_id == "PINGPONG":
+    tr_id, tr_key = header.tr_id or "", header.tr_key or ""
+    if tr_id == "PINGPONG":
         return ControlFrame(kind="pingpong", tr_id="PINGPONG")
     if doc.body is None:
-        return ControlFrame(kind="invalid", tr_id=header.tr_id[:20], error="control frame without body")
+        return ControlFrame(kind="invalid", tr_id=tr_id[:20], error="control frame without body")
     return ControlFrame(
         kind="ack",
-        tr_id=header.tr_id[:20],
-        tr_key=header.tr_key[:20],
+        tr_id=tr_id[:20],
+        tr_key=tr_key[:20],
         rt_cd=doc.body.rt_cd,
         msg_cd=doc.body.msg_cd,
         message=doc.body.msg1.strip()[:200],

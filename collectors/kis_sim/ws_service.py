@@ -12,7 +12,7 @@ under the service lock that the pump dispatches under, so once a client has read
 UNSUBSCRIBE SUCCESS ack it has read every frame of that symbol the session will ever send.
 
 Session rules: the first valid approval key binds the session to its app key; a second live
-session of the same app key gets ``OPSP8996`` and is closed; 41 registrations per session,
+session of the same app key gets ``OPSP8996`` (rt_cd 9, header tr_id null) and is closed; 41 registrations per session,
 counted per (tr_id, tr_key); an idle session (nothing written for `ping_idle_s` real seconds) gets
 a PINGPONG; a session that leaves `ping_max_unanswered` PINGPONGs unanswered is closed.
 """
@@ -175,7 +175,8 @@ class KisWsService:
             self._reply(session, ack(tr_id, tr_key, "1", "OPSP0011", "invalid approval : NOT FOUND"))
             return
         if not self._bind(session, app_key):
-            self._reply(session, ack(tr_id, tr_key, "1", "OPSP8996", "ALREADY IN USE appkey"))
+            # as recorded from KIS: rt_cd 9 and a null header tr_id
+            self._reply(session, ack(None, tr_key, "9", "OPSP8996", "ALREADY IN USE appkey"))
             session.queue.put(None)
             session.writer.join(2.0)
             self.close_session(session, "appkey_in_use", abort=False)

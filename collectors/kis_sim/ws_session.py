@@ -62,9 +62,9 @@ class OutFrame:
 
 
 def ack(
-    tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str, output: dict[str, str] | None = None
+    tr_id: str | None, tr_key: str, rt_cd: str, msg_cd: str, msg1: str, output: dict[str, str] | None = None
 ) -> str:
-    """A subscription answer in the real shape."""
+    """A subscription answer in the real shape (`tr_id` None: a JSON null, as in the OPSP8996 refusal)."""
     body: dict[str, object] = {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1}
     if output is not None:
         body["output"] = output

@@ -66,7 +66,7 @@ def test_cap_reached_backs_the_symbol_off() -> None:
 
 def test_session_level_codes() -> None:
     m = SubscriptionManager()
-    assert m.handle_ack(ack("005930", "OPSP8996", "1"), 0).action == "session_in_use"
+    assert m.handle_ack(ack("005930", "OPSP8996", "9"), 0).action == "session_in_use"
     assert m.handle_ack(ack("005930", "OPSP0011", "1"), 0).action == "invalid_key"
     bad = m.handle_ack(ack("", "OPSP9999", "9"), 0)
     assert bad.action == "event" and bad.severity == "ERROR"

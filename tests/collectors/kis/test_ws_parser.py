@@ -186,5 +186,11 @@ def test_control_frames() -> None:
         b'{"header":{"tr_id":"","tr_key":""},"body":{"rt_cd":"9","msg_cd":"OPSP9999","msg1":"JSON PARSING ERROR"}}'
     )
     assert (err.kind, err.rt_cd) == ("ack", "9")
+    # the second-session refusal as recorded from KIS: rt_cd 9 and a null header tr_id
+    in_use = parse_control_frame(
+        b'{"header":{"tr_id":null,"tr_key":"005930","encrypt":"N"},'
+        b'"body":{"rt_cd":"9","msg_cd":"OPSP8996","msg1":"ALREADY IN USE appkey"}}'
+    )
+    assert (in_use.kind, in_use.tr_id, in_use.rt_cd, in_use.msg_cd) == ("ack", "", "9", "OPSP8996")
     assert parse_control_frame(b'{"header":{"tr_id":"H0STCNT0"}}').kind == "invalid"
     assert parse_control_frame(b"[1,2]").kind == "invalid"

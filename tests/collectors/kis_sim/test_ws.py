@@ -105,7 +105,8 @@ def test_one_session_per_app_key(make_sim: SimFactory) -> None:
     second = _feed(sim)
     second.send("1", "H0STCNT0", code)
     ack = second.next_json()
-    assert _body(ack) == ("1", "OPSP8996") and ack["body"]["msg1"] == "ALREADY IN USE appkey"
+    assert _body(ack) == ("9", "OPSP8996") and ack["body"]["msg1"] == "ALREADY IN USE appkey"
+    assert ack["header"]["tr_id"] is None  # as recorded from KIS
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
         while True:
             second.recv()
