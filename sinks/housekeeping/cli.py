@@ -6,7 +6,7 @@ session clock). Exit codes: 0 done (or nothing to do), 1 failure or a CRITICAL c
 mismatch, a failed or damaged package, retention blocked), 2 bad usage. Commands that change
 something record their system events on disk first (`cli_support.record`): delivered to the core
 when it runs, sent by the housekeeper later when it does not. CRITICAL conditions also stand as
-alarms (`alarms`) until they are gone, which turns ``observer status`` red.
+alarms (`observer.alarms`) until they are gone, which turns ``observer status`` red.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def backup_create(
 ) -> None:
     """Build backup/YYYYMMDD/ for a day. An existing package is checked (every file's SHA-256) and
     rebuilt when damaged; its modes follow the current config."""
-    from sinks.housekeeping import alarms
+    from observer import alarms
     from sinks.housekeeping.backup import BackupError, create_package
 
     cfg = config(ctx)
@@ -141,7 +141,7 @@ def backup_verify(path: Path) -> None:
 def backup_list(ctx: click.Context) -> None:
     """Read the backup PC's receipts now, then list packages, whether each is verified, and the
     standing backup alarms. Exit 1 while a CRITICAL backup alarm stands."""
-    from sinks.housekeeping import alarms
+    from observer import alarms
     from sinks.housekeeping.layout import DAY_KEY, backup_root, parse_day, tree_bytes
     from sinks.housekeeping.receipts import ingest_receipts, read_marker
 

@@ -1,7 +1,7 @@
 """What each housekeeping job does. Runs on the housekeeper's job thread; every outcome is a
 `SystemEvent` handed to ``emit`` (the worker sends it from its loop thread).
 
-CRITICAL conditions are episodes (`sinks.housekeeping.alarms`, on disk): ``backup_failed``,
+CRITICAL conditions are episodes (`observer.alarms`, on disk): ``backup_failed``,
 ``backup_unverified`` and ``retention_blocked`` are logged, archived and alerted once when the
 episode starts, not at every poll or retry; the alarm stands (``observer status`` red) until the
 condition is gone. Record ids are deterministic where a repeat must not be archived twice (the
@@ -17,11 +17,12 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from observer import alarms
 from observer.clock import KST, Clock
 from observer.config import Config, data_dir
 from observer.schema import DetailValue, Severity, SystemEvent
 from observer.sessions import MarketSessions
-from sinks.housekeeping import alarms, retention, spool
+from sinks.housekeeping import retention, spool
 from sinks.housekeeping.backup import BackupCancelled, BackupError, create_package
 from sinks.housekeeping.layout import DAY_KEY, backup_root, day_key, days_with_data, parse_day
 from sinks.housekeeping.manifest import read_manifest

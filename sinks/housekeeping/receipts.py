@@ -14,7 +14,7 @@ receipts). It counts only when, in this order:
 
 Then ``state/backup_verified/YYYYMMDD.json`` is written (retention trusts only that marker) and the
 day's ``backup_failed``/``backup_unverified`` alarms end. A failed, rejected or mismatching receipt
-raises the day's ``backup_failed`` alarm (`alarms`; CRITICAL upstream, once per episode).
+raises the day's ``backup_failed`` alarm (`observer.alarms`; CRITICAL upstream, once per episode).
 
 `ingest_receipts` is what the housekeeper polls and what ``observer backup list`` runs on demand.
 """
@@ -30,9 +30,9 @@ from typing import Literal
 
 import msgspec
 
+from observer import alarms
 from observer.clock import KST
 from observer.config import Config
-from sinks.housekeeping import alarms
 from sinks.housekeeping.layout import (
     MANIFEST_NAME,
     ensure_dir,

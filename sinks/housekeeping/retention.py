@@ -45,8 +45,8 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from observer import alarms
 from observer.config import Config, data_dir
-from sinks.housekeeping import alarms
 from sinks.housekeeping.layout import (
     DAY_KEY,
     backup_root,

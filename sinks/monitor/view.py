@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from observer import alarms
 from observer.clock import KST, Clock
 from observer.config import Config, data_dir
 from observer.control import ControlClient, NoSupervisor, reply_data
@@ -171,7 +172,7 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
         "mitigation": {"level": level, "reasons": mitigation.get("reasons", [])},
         "gaps": recent_gaps(root, now.date()),
         "disk": {"path": str(root), "used_pct": usage},
-        "health": _health(monitor),
+        "health": _health(monitor, alarms.standing(cfg)),
         "metrics_at": metrics.get("at") if metrics else None,
     }
 
@@ -194,16 +195,23 @@ def _rates(monitor: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str,
     }
 
 
-def _health(monitor: dict[str, Any]) -> dict[str, Any]:
+def _health(monitor: dict[str, Any], standing: list[alarms.Alarm]) -> dict[str, Any]:
+    """The monitor's health, turned red by any standing CRITICAL alarm (backup, retention), which
+    holds whether or not the monitor runs."""
+    raised = [
+        {"key": f"{a.kind}.{a.key}", "severity": "red", "text": f"{a.message} (since {a.since.isoformat()})"}
+        for a in standing
+    ]
     code = monitor.get("health")
     if code is None:
         return {
-            "status": "unknown",
+            "status": "red" if raised else "unknown",
             "reasons": [
-                {"key": "monitor", "severity": "unknown", "text": "no health summary from the monitor"}
+                *raised,
+                {"key": "monitor", "severity": "unknown", "text": "no health summary from the monitor"},
             ],
         }
-    reasons = [
+    reasons = raised + [
         {
             "key": key[len("reason.") :],
             "severity": STATUS_NAMES.get(int(value), "?"),
@@ -212,7 +220,7 @@ def _health(monitor: dict[str, Any]) -> dict[str, Any]:
         for key, value in sorted(monitor.items())
         if key.startswith("reason.")
     ]
-    return {"status": STATUS_NAMES.get(int(code), "unknown"), "reasons": reasons}
+    return {"status": "red" if raised else STATUS_NAMES.get(int(code), "unknown"), "reasons": reasons}
 
 
 # --------------------------------------------------------------------------- rendering

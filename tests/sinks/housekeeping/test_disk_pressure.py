@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from observer import alarms
 from observer.cli import cli
 from observer.config import Config, data_dir, load_config
-from sinks.housekeeping import alarms, spool
+from sinks.housekeeping import spool
 from sinks.housekeeping.layout import FAMILIES, family_files, tree_bytes
 from sinks.housekeeping.retention import FilesystemProbe
 from testkit.config import write_config

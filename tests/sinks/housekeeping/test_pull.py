@@ -3,6 +3,7 @@ refused, corruption detected, and what the observer host makes of the receipts."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -14,10 +15,10 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
+from observer import alarms
 from observer.cli import cli
 from observer.clock import KST
 from observer.config import Config, data_dir
-from sinks.housekeeping import alarms
 from sinks.housekeeping.backup import create_package
 from sinks.housekeeping.backup_pull import HostKeyError, PullTarget, pull
 from sinks.housekeeping.layout import archive_name, backup_root, ensure_dir, package_dir, receipts_dir
@@ -246,6 +247,17 @@ def test_a_receipt_forged_from_the_manifest_alone_is_rejected(
     assert not is_verified(cfg, DAY) and package_dir(cfg, DAY).exists()
     [alarm] = alarms.standing(cfg)
     assert (alarm.kind, alarm.key) == ("backup_failed", "20260105") and "not signed" in alarm.message
+    # the standing CRITICAL turns `observer status` red, with or without a running pipeline
+    path = write_config(short_tmp, receipt_key.toml())
+    out = CliRunner().invoke(cli, ["--config", str(path), "status", "--once", "--json", "--timeout-s", "0.2"])
+    health = json.loads(out.output)["health"]
+    assert health["status"] == "red", health
+    assert (
+        health["reasons"][0]["key"] == "backup_failed.20260105"
+        and "not signed" in health["reasons"][0]["text"]
+    )
+    out = CliRunner().invoke(cli, ["--config", str(path), "backup", "list"])
+    assert out.exit_code == 1 and "CRITICAL backup_failed 20260105" in out.output
     # no key configured on the observer host: nothing can be authenticated
     keyless = make_config(short_tmp)
     outcome = _ingest(keyless, key.sign(_forged(keyless)))

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from observer import alarms
 from observer.bus import alert_topic
 from observer.clock import KST, ManualClock
 from observer.config import Config
 from observer.sessions import MarketSessions
-from sinks.housekeeping import alarms
 from sinks.housekeeping.layout import package_dir
 from sinks.housekeeping.worker import HousekeeperWorker
 from testkit.config import make_config

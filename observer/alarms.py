@@ -1,4 +1,8 @@
-"""Standing CRITICAL conditions of the backup chain, kept on disk: ``state/alarms/<kind>-<key>.json``.
+"""Standing CRITICAL conditions, kept on disk: ``state/alarms/<kind>-<key>.json``.
+
+Shared by the process that raises them (the housekeeper, the ``observer backup|retention``
+commands) and the one that shows them (``observer status``, red while any stands), which is why
+it lives here and not in a wing.
 
 An alarm is an *episode*: it is raised once (the caller logs and alerts only then, so a package
 waiting for its pull does not log a line every poll) and stands until the condition is gone
@@ -23,7 +27,6 @@ from typing import Literal
 import msgspec
 
 from observer.config import Config, state_dir
-from sinks.housekeeping.layout import ensure_dir, write_file_atomic
 
 AlarmKind = Literal["backup_failed", "backup_unverified", "retention_blocked"]
 KINDS: tuple[AlarmKind, ...] = ("backup_failed", "backup_unverified", "retention_blocked")
@@ -57,10 +60,25 @@ def raise_alarm(cfg: Config, kind: AlarmKind, key: str, message: str, at: dateti
     path = _path(cfg, kind, key)
     if path.exists():
         return False
-    ensure_dir(alarms_dir(cfg))
     alarm = Alarm(kind=kind, key=key, message=message, since=at, by=by)
-    write_file_atomic(path, _encoder.encode(alarm) + b"\n")
+    _write_private(path, _encoder.encode(alarm) + b"\n")
     return True
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """0600 file in a 0700 dir, written under a temporary name, fsynced, then renamed."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def clear(cfg: Config, kind: AlarmKind, key: str) -> bool:
