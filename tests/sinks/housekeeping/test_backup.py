@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import hashlib
 import os
+import shutil
 import stat
 import tarfile
 from datetime import date, datetime
@@ -12,13 +13,16 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from click.testing import CliRunner
 
+from observer import alarms
+from observer.cli import cli
 from observer.clock import KST
-from observer.config import Config, data_dir
-from sinks.housekeeping.backup import BackupError, create_package
+from observer.config import Config, data_dir, load_config
+from sinks.housekeeping.backup import BackupError, PackageDamaged, create_package
 from sinks.housekeeping.layout import archive_name, package_dir
 from sinks.housekeeping.manifest import manifest_decoder, verify_package
-from testkit.config import make_config
+from testkit.config import make_config, write_config
 from tests.sinks.housekeeping.conftest import write_day
 
 DAY = date(2026, 1, 5)
@@ -170,3 +174,61 @@ def test_a_damaged_package_is_rebuilt(cfg: Config) -> None:
     assert verify_package(pkg).ok
     assert sorted(os.listdir(pkg.parent)) == ["20260105"]
     assert msgspec.json.decode((pkg / "manifest.json").read_bytes())["day"] == "20260105"
+
+
+def test_a_same_size_corruption_is_found_and_rebuilt_while_the_data_is_here(short_tmp: Path) -> None:
+    path = write_config(short_tmp)
+    cfg = load_config(path, env={})
+    write_day(cfg, DAY)
+    pkg = create_package(cfg, DAY, now=EVENING).path
+    tar = pkg / archive_name("swing", DAY)
+    data = bytearray(tar.read_bytes())
+    data[len(data) // 3] ^= 0x01  # same size: a size check alone would say "exists"
+    tar.write_bytes(bytes(data))
+    out = CliRunner().invoke(
+        cli, ["--config", str(path), "backup", "create", "--day", "20260105", "--no-events"]
+    )
+    assert out.exit_code == 0, out.output
+    assert "replaced a damaged package (swing_20260105.tar.gz: sha256 mismatch)" in out.output
+    assert verify_package(pkg).ok
+
+
+def test_a_damaged_package_whose_data_is_gone_is_critical_not_rebuilt(short_tmp: Path) -> None:
+    path = write_config(short_tmp)
+    cfg = load_config(path, env={})
+    write_day(cfg, DAY)
+    pkg = create_package(cfg, DAY, now=EVENING).path
+    shutil.rmtree(data_dir(cfg) / "raw/kis/KOSPI/20260105")  # retention took raw/ after verification
+    tar = pkg / archive_name("scalp", DAY)
+    data = bytearray(tar.read_bytes())
+    data[100] ^= 0x01
+    tar.write_bytes(bytes(data))
+    before = {p.name: p.read_bytes() for p in pkg.iterdir()}
+    out = CliRunner().invoke(
+        cli, ["--config", str(path), "backup", "create", "--day", "20260105", "--no-events"]
+    )
+    assert out.exit_code == 1
+    assert "cannot be rebuilt: 1 archive file(s) it holds are gone" in out.output
+    assert "raw/kis/KOSPI/20260105/09_00.jsonl" in out.output and "observer backup restore" in out.output
+    assert {p.name: p.read_bytes() for p in pkg.iterdir()} == before  # nothing replaced by less
+    [alarm] = alarms.standing(cfg)
+    assert (alarm.kind, alarm.key) == ("backup_failed", "20260105")
+    with pytest.raises(PackageDamaged):
+        create_package(cfg, DAY, now=EVENING)
+
+
+def test_modes_follow_the_current_config(short_tmp: Path) -> None:
+    cfg = make_config(short_tmp)
+    write_day(cfg, DAY)
+    pkg = create_package(cfg, DAY, now=EVENING).path
+    assert stat.S_IMODE(pkg.stat().st_mode) == 0o700
+    group = grp.getgrgid(os.getgid()).gr_name
+    grouped = make_config(short_tmp, f'[housekeeping]\nbackup_group = "{group}"\n')
+    assert create_package(grouped, DAY, now=EVENING).status == "exists"  # set after the package was made
+    for d in (pkg, pkg.parent):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o750 and d.stat().st_gid == os.getgid()
+    for p in pkg.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o640 and p.stat().st_gid == os.getgid()
+    assert create_package(cfg, DAY, now=EVENING).status == "exists"  # and cleared again
+    assert stat.S_IMODE(pkg.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in pkg.iterdir()} == {0o600}

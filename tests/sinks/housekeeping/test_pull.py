@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 from datetime import date, datetime
@@ -20,7 +21,7 @@ from observer.cli import cli
 from observer.clock import KST
 from observer.config import Config, data_dir
 from sinks.housekeeping.backup import create_package
-from sinks.housekeeping.backup_pull import HostKeyError, PullTarget, pull
+from sinks.housekeeping.backup_pull import HostKeyError, PullError, PullTarget, pull
 from sinks.housekeeping.layout import archive_name, backup_root, ensure_dir, package_dir, receipts_dir
 from sinks.housekeeping.manifest import (
     Receipt,
@@ -33,6 +34,7 @@ from sinks.housekeeping.manifest import (
 from sinks.housekeeping.receipts import ReceiptOutcome, ingest_receipts, is_verified, read_marker
 from sinks.housekeeping.signing import SigningKey, proof_of_file
 from testkit.config import make_config, write_config
+from tests.conftest import free_port
 from tests.sinks.housekeeping.conftest import ReceiptKey, SshServer, write_day
 
 DAY = date(2026, 1, 5)
@@ -280,3 +282,55 @@ def test_a_receipt_that_cannot_be_uploaded_is_retried_by_the_next_pull(
     [second] = pull(target, dest)  # not counted as pulled: it is pulled again and the receipt sent
     assert second.ok and second.receipt_uploaded
     assert [o.kind for o in ingest_receipts(cfg, EVENING)] == ["verified"]
+
+
+def test_sftp_errors_name_host_port_and_cause(
+    sshd: SshServer, cfg: Config, short_tmp: Path, receipt_key: ReceiptKey
+) -> None:
+    def target(port: int) -> PullTarget:
+        t = _target(sshd, cfg, receipt_key)
+        return PullTarget(
+            t.host,
+            port,
+            t.user,
+            t.key_path,
+            t.known_hosts,
+            t.remote_dir,
+            t.receipt_dir,
+            t.sign_key,
+            timeout_s=1.0,
+        )
+
+    down = free_port()  # nothing listens
+    with pytest.raises(PullError) as refused:
+        pull(target(down), short_tmp / "pc")
+    assert str(refused.value) == f"cannot reach {sshd.user}@127.0.0.1:{down}: Connection refused"
+    with socket.socket() as silent:  # accepts connections (kernel backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        with pytest.raises(PullError) as mute:
+            pull(target(port), short_tmp / "pc")
+    assert str(mute.value).startswith(f"ssh to {sshd.user}@127.0.0.1:{port} failed: ")
+    assert "sent no SSH banner within 1 s" in str(mute.value)
+    # through the command line, as the systemd unit runs it
+    out = CliRunner().invoke(
+        cli,
+        [
+            "backup", "pull", "--host", "127.0.0.1", "--port", str(down), "--user", "krx-backup",
+            "--key", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts),
+            "--sign-key", str(receipt_key.private), "--dest", str(short_tmp / "pc"),
+        ],
+    )  # fmt: skip
+    assert out.exit_code == 1
+    assert (
+        f"CRITICAL backup pull failed: cannot reach krx-backup@127.0.0.1:{down}: Connection refused"
+        in out.output
+    )
+    # a signing key others can read is refused before anything is pulled
+    os.chmod(receipt_key.private, 0o644)
+    try:
+        with pytest.raises(PullError, match="readable by others"):
+            pull(_target(sshd, cfg, receipt_key), short_tmp / "pc")
+    finally:
+        os.chmod(receipt_key.private, 0o600)
