@@ -41,7 +41,11 @@ def test_restore_into_an_empty_dir_is_byte_identical_and_verifies_clean(short_tm
         cli, ["--config", str(path), "backup", "restore", "20260105", "--to", str(target)]
     )
     assert out.exit_code == 0, out.output
-    assert "restored 8 file(s)" in out.output and "observer verify: OK" in out.output
+    assert (
+        "restored 8 file(s)" in out.output
+        and "observer verify: OK" in out.output
+        and ": 7 files" in out.output
+    )
     root, universe = data_dir(cfg), Path(cfg.paths.universe_dir)
     for original in written:
         copy = target / restored_name(root, universe, original)
