@@ -90,4 +90,32 @@ def etl_cmd(ctx: click.Context, day_text: str, dsn: str | None, force: bool) -> 
     click.echo(f"{day.isoformat()} {result.status}: {rows}")
 
 
-commands = [export_cmd, etl_cmd]
+@click.command("report")
+@_day_option
+@click.option("--out", "out", default=None, help="output directory (default <research dir>/reports)")
+@click.option("--summary-json", is_flag=True, help="print the summary (text, chart path) as JSON on stdout")
+@click.pass_context
+def report_cmd(ctx: click.Context, day_text: str, out: str | None, summary_json: bool) -> None:
+    """Write the day's report: a self-contained HTML page, PNG charts and a short summary."""
+    import msgspec
+
+    from sinks.research.report import SUMMARY_JSON, Summary, build_report
+
+    cfg = _cfg(ctx)
+    day = parse_day(day_text)
+    out_dir = Path(out) if out else research_dir(cfg) / "reports"
+    try:
+        folder = build_report(data_dir(cfg), Path(cfg.paths.universe_dir), day, out_dir, cfg.provider.name)
+    except ResearchError as e:
+        _fail(e)
+        return
+    summary = msgspec.json.decode((folder / SUMMARY_JSON).read_bytes(), type=Summary)
+    if summary_json:
+        doc = {"day": summary.day, "text": summary.text, "chart": str(folder / summary.chart)}
+        click.echo(msgspec.json.encode(doc).decode())
+    else:
+        click.echo(summary.text)
+        click.echo(f"{folder / 'report.html'}")
+
+
+commands = [export_cmd, etl_cmd, report_cmd]

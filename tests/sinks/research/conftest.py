@@ -44,6 +44,14 @@ class Day:
         return lines(self.data, pattern)
 
 
+def _settled(data: Path, pattern: str) -> list[dict[str, Any]]:
+    """Lines so far; a line the writer is still appending is not read yet."""
+    try:
+        return lines(data, pattern)
+    except json.JSONDecodeError:
+        return []
+
+
 @pytest.fixture(scope="session")
 def research_day() -> Iterator[Day]:
     base = Path(tempfile.mkdtemp(prefix="obs-rday-", dir="/tmp"))
@@ -54,7 +62,7 @@ def research_day() -> Iterator[Day]:
             p.wait_filled()
 
             def scalp_span() -> bool:
-                recs = lines(p.data, "scalp/kis/*/*/*.jsonl")
+                recs = _settled(p.data, "scalp/kis/*/*/*.jsonl")
                 starts = [
                     datetime.fromisoformat(r["observation"]["instruments"][0]["window_start"]) for r in recs
                 ]
@@ -66,7 +74,7 @@ def research_day() -> Iterator[Day]:
             ).raise_for_status()
             wait_for(
                 lambda: [
-                    g for g in lines(p.data, "system/events/kis/*.jsonl") if g.get("type") == "gap_marker"
+                    g for g in _settled(p.data, "system/events/kis/*.jsonl") if g.get("type") == "gap_marker"
                 ],
                 60,
                 0.5,
@@ -74,13 +82,13 @@ def research_day() -> Iterator[Day]:
             )
 
             def enough() -> bool:
-                recs = lines(p.data, "scalp/kis/*/*/*.jsonl")
+                recs = _settled(p.data, "scalp/kis/*/*/*.jsonl")
                 starts = [
                     datetime.fromisoformat(r["observation"]["instruments"][0]["window_start"]) for r in recs
                 ]
                 return (
                     max(starts) - min(starts) >= timedelta(seconds=100)
-                    and len(lines(p.data, "metrics/*.jsonl")) >= 3
+                    and len(_settled(p.data, "metrics/*.jsonl")) >= 3
                 )
 
             wait_for(enough, 90, 0.5, "100 virtual seconds of scalp samples and 3 metrics lines")
