@@ -87,7 +87,8 @@ def research_day() -> Iterator[Day]:
                     datetime.fromisoformat(r["observation"]["instruments"][0]["window_start"]) for r in recs
                 ]
                 return (
-                    max(starts) - min(starts) >= timedelta(seconds=100)
+                    bool(starts)
+                    and max(starts) - min(starts) >= timedelta(seconds=100)
                     and len(_settled(p.data, "metrics/*.jsonl")) >= 3
                 )
 
