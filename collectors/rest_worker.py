@@ -28,7 +28,7 @@ from observer.calendar import TradingCalendar
 from observer.clock import KST
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
 from observer.schema import DetailValue, GapMarker, QuoteSnapshot, SystemEvent
-from observer.sessions import MarketSessions
+from observer.sessions import MarketSessions, sweep_id_of
 from observer.universe import UniverseError
 from observer.worker_base import Worker
 
@@ -79,10 +79,6 @@ class _DayPlan:
     pending_slot: datetime | None = None
     last_slot: datetime | None = None
     sweeps: list[str] = field(default_factory=list)
-
-
-def sweep_id_of(slot: datetime) -> str:
-    return f"{slot.astimezone(KST):%Y%m%dT%H%M}"
 
 
 class RestCollectorWorker(Worker):

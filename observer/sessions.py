@@ -49,6 +49,19 @@ _DAYS_KEPT = 8  # per-day caches (marks, calendar answers)
 _MISSED_SCAN_DAYS = 10  # a collector down longer than this reports only the last days' marks
 
 
+def sweep_id_of(mark: datetime) -> str:
+    """The id of the Track A sweep of `mark` (``YYYYMMDDTHHMM`` KST), carried by its snapshots."""
+    return f"{mark.astimezone(KST):%Y%m%dT%H%M}"
+
+
+def sweep_mark_of(sweep_id: str) -> datetime | None:
+    """The mark a sweep id names, or None when it is not one."""
+    try:
+        return datetime.strptime(sweep_id, "%Y%m%dT%H%M").replace(tzinfo=KST)
+    except ValueError:
+        return None
+
+
 def at_kst(day: date, at: time) -> datetime:
     """`day` at time of day `at` KST (aware)."""
     return datetime.combine(day, at.replace(tzinfo=None), KST)

@@ -2,7 +2,8 @@
 
 Counters: records by track, rejections and guard findings by rule, ingest and sampler figures.
 Gauges: Track B collection rate (durable samples / expected windows, overall and per slot),
-Track A collection rate of the last complete sweep (symbols recorded / universe size), event lag
+Track A collection rate of the last complete sweep (symbols recorded / universe size) and the mark
+of the newest sweep seen (``track_a.sweep_at_s``, epoch s: the monitor's swing freshness), event lag
 (source receive time -> writer ack) over the last interval, and back-pressure (unacked, held).
 """
 
@@ -12,6 +13,7 @@ from collections import Counter, OrderedDict
 from datetime import datetime
 
 from observer.schema import WorkerStats
+from observer.sessions import sweep_mark_of
 
 
 class CoreStats:
@@ -21,6 +23,7 @@ class CoreStats:
         self._sweeps: OrderedDict[str, set[str]] = OrderedDict()
         self.last_sweep_rate: float | None = None
         self.last_sweep_id = ""
+        self.latest_mark_s: float | None = None  # the newest sweep mark any snapshot came from
         self._lag_sum_s = 0.0
         self._lag_max_s = 0.0
         self._lag_n = 0
@@ -30,6 +33,9 @@ class CoreStats:
 
     def sweep_symbol(self, sweep_id: str, symbol: str, universe_size: int) -> None:
         if sweep_id not in self._sweeps:
+            mark = sweep_mark_of(sweep_id)
+            if mark is not None and (self.latest_mark_s is None or mark.timestamp() > self.latest_mark_s):
+                self.latest_mark_s = mark.timestamp()
             if self._sweeps:
                 done_id, done = next(reversed(self._sweeps.items()))
                 self.last_sweep_id = done_id
@@ -65,6 +71,8 @@ class CoreStats:
             out_gauges[f"slot.{n:02d}.written"] = float(self.samples_written.get(symbol, 0))
         if self.last_sweep_rate is not None:
             out_gauges["track_a_collection_rate"] = self.last_sweep_rate
+        if self.latest_mark_s is not None:
+            out_gauges["track_a.sweep_at_s"] = self.latest_mark_s  # swing freshness (monitor)
         if self._lag_n:
             out_gauges["event_lag_mean_s"] = self._lag_sum_s / self._lag_n
             out_gauges["event_lag_max_s"] = self._lag_max_s

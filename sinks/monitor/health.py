@@ -8,8 +8,9 @@ Data freshness (red + an alert, even while every process is alive), during a ses
 
 * ``scalp_stale``   a slot's latest scalp sample is older than ``scalp_stale_windows`` sampling
                     windows (0.5 / 1 / 2 s at level 0 / 1 / 2);
-* ``swing_missing`` the latest swing sweep is older than the latest 10-minute mark that is at least
-                    ``swing_sweep_grace_s`` old;
+* ``swing_missing`` the latest swing sweep (the mark the core last saw records of; remembered when
+                    the core restarts) is older than the latest mark that is at least
+                    ``swing_sweep_grace_s`` old (marks from `observer.sessions`);
 * ``symbols_silent`` acked-but-silent slot symbols reach ``silent_red_fraction`` of the slots in use;
 * ``ws_silent`` / ``ws_disconnected`` / ``scalp_paused`` the feed itself is gone.
 """
@@ -149,6 +150,8 @@ class HealthRules:
     _last_at: datetime | None = None
     _slot_progress: SlotProgress = field(default_factory=SlotProgress)
     _silent: SilentSymbols = field(init=False)
+    _first_at: datetime | None = None
+    sweep_mark_s: float | None = None  # the newest sweep mark ever reported (outlives a core restart)
 
     def __post_init__(self) -> None:
         keep_s = self.policy.track_b_window_s * 2
@@ -170,19 +173,15 @@ class HealthRules:
         self._silent.report(symbol, at)
 
     # -- sessions
-    def _told(self, gauge: str) -> bool | None:
-        told = self.book.gauge(S.CORE, gauge)
-        if told is None and gauge == S.B_OPEN:
-            told = self.book.gauge(S.WS, S.WS_IN_SESSION)
-        return None if told is None else told >= 1
-
     def track_a_open(self, at: datetime) -> bool:
-        told = self._told(S.A_OPEN)
-        return self.sessions.track_a_open(at) if told is None else told
+        told = self.book.gauge(S.CORE, S.A_OPEN)
+        return self.sessions.track_a_open(at) if told is None else told >= 1
 
     def track_b_open(self, at: datetime) -> bool:
-        told = self._told(S.B_OPEN)
-        return self.sessions.track_b_open(at) if told is None else told
+        told = self.book.gauge(S.CORE, S.B_OPEN)
+        if told is None:
+            told = self.book.gauge(S.WS, S.WS_IN_SESSION)
+        return self.sessions.track_b_open(at) if told is None else told >= 1
 
     def _roll_day(self, at: datetime) -> _Day:
         day = at.astimezone(KST).date()
@@ -222,6 +221,8 @@ class HealthRules:
     # -- the evaluation
     def evaluate(self, inp: Inputs) -> HealthReport:
         at = inp.at
+        if self._first_at is None:
+            self._first_at = at
         day = self._roll_day(at)
         elapsed_s = 0.0 if self._last_at is None else max((at - self._last_at).total_seconds(), 0.0)
         self._last_at = at
@@ -326,14 +327,21 @@ class HealthRules:
             flag("symbols_silent", RED, f"{silent:.0f} slot symbols silent")
 
     def _check_swing(self, at: datetime, flag: _Flag) -> None:
-        sweep_at_s = self.book.gauge(S.CORE, S.A_SWEEP_AT)
-        if sweep_at_s is None:
-            return
-        mark = self.sessions.latest_mark(at - timedelta(seconds=self.cfg.monitor.swing_sweep_grace_s))
+        """Red also when the rest-collector is stopped or hung (the core keeps reporting the last
+        mark it saw), and when no sweep was seen while this monitor has been up for the grace."""
+        reported = self.book.gauge(S.CORE, S.A_SWEEP_AT)
+        if reported is not None and (self.sweep_mark_s is None or reported > self.sweep_mark_s):
+            self.sweep_mark_s = reported
+        grace = timedelta(seconds=self.cfg.monitor.swing_sweep_grace_s)
+        mark = self.sessions.latest_mark(at - grace)
         if mark is None:
             return
-        if sweep_at_s < mark.timestamp() - 1:
-            last = datetime.fromtimestamp(sweep_at_s, KST).strftime("%H:%M")
+        known = self.sweep_mark_s
+        if known is None:
+            if self._first_at is not None and at - self._first_at >= grace:
+                flag("swing_missing", RED, f"no sweep for the {mark.strftime('%H:%M')} mark (none seen)")
+        elif known < mark.timestamp() - 1:
+            last = datetime.fromtimestamp(known, KST).strftime("%H:%M")
             flag("swing_missing", RED, f"no sweep for the {mark.strftime('%H:%M')} mark (latest {last})")
 
     def _values(

@@ -49,6 +49,24 @@ def test_missing_swing_sweep_turns_red_and_raises_its_alert(short_tmp: Path) -> 
     assert report.status == GREEN and not [a for a in report.alerts if a.active]
 
 
+def test_a_stalled_track_a_is_red_even_when_no_sweep_was_ever_seen(short_tmp: Path) -> None:
+    rules, book = _rules(short_tmp)
+    _alive(book, **{"track_b.oldest_sample_age_s": 0.4})  # the core has seen no sweep at all
+    assert "swing_missing" not in rules.evaluate(Inputs(THURSDAY, 10.0, 30.0, 40.0, 0, None)).reasons
+    later = THURSDAY + timedelta(seconds=301)  # the monitor has waited the grace: nothing came
+    _alive(book, **{"track_b.oldest_sample_age_s": 0.4})
+    report = rules.evaluate(Inputs(later, 10.0, 30.0, 40.0, 0, None))
+    assert report.reasons.get("swing_missing") == RED and "none seen" in report.details["swing_missing"]
+    # a restarted core reports nothing yet: the monitor remembers the newest mark it was told
+    _alive(
+        book,
+        **{"track_b.oldest_sample_age_s": 0.4, "track_a.sweep_at_s": later.replace(minute=30).timestamp()},
+    )
+    assert "swing_missing" not in rules.evaluate(Inputs(later, 10.0, 30.0, 40.0, 0, None)).reasons
+    _feed(book, "observer", {"track_b.oldest_sample_age_s": 0.4})
+    assert "swing_missing" not in rules.evaluate(Inputs(later, 10.0, 30.0, 40.0, 0, None)).reasons
+
+
 def test_scalp_staleness_follows_the_sampling_window_of_the_level(short_tmp: Path) -> None:
     rules, book = _rules(short_tmp)
     _alive(book, **{"track_b.oldest_sample_age_s": 7.0})
@@ -69,8 +87,9 @@ def test_track_b_rate_needs_the_whole_window_then_alerts(short_tmp: Path) -> Non
     rules, book = _rules(short_tmp)
     at, expected, written = THURSDAY, 0.0, 0.0
     anomalous: list[list[str]] = []
+    mark_1020 = THURSDAY.replace(minute=20, second=0).timestamp()
     for step in range(70):  # one sample every 5 s, 85 % recorded
-        _alive(book, **{"track_b.oldest_sample_age_s": 0.3})
+        _alive(book, **{"track_b.oldest_sample_age_s": 0.3, "track_a.sweep_at_s": mark_1020})
         _feed(
             book,
             "observer",
