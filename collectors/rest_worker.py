@@ -3,13 +3,15 @@
 Data flow::
 
     clock -> day plan (calendar: open? -> universe at build_at) -> due 10-minute mark
-      -> sweep thread: provider.snapshot(universe) -> QuoteSnapshot ... -> queue
-      -> loop thread: ReliableSender(ingest) <- QuoteSnapshot, GapMarker, SystemEvent
+      -> sweep thread: provider.snapshot(universe) -> QuoteSnapshot ... -> inbox
+      -> loop thread: ReliableSender(ingest) <- QuoteSnapshot, GapMarker, SystemEvent (rest_report)
+    marks nobody swept (down, hung, restarted) -> rest_marks.MarkLedger -> a gap marker each
 
 When is asked of `observer.sessions` (the trading calendar, the universe build time, the mark due
 at the injected clock's ``now``), from `on_tick`. Sweeps start at the marks and never drift with
 their duration. A sweep still running at the next mark makes that mark a missed slot: a
-``sweep_overrun`` event and a gap marker. Network work (calendar check, universe build, sweeps)
+``sweep_overrun`` event and a gap marker; marks that passed while this collector was not looking
+(stopped, crashed, hung: ``collector_down``) each get a gap marker from the next run. Network work (calendar check, universe build, sweeps)
 runs in background threads (`Worker.spawn`) so the loop keeps heartbeating; results come back
 through the worker's bounded inbox because `ReliableSender` belongs to the loop thread.
 """
@@ -20,31 +22,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from collectors.providers import IMarketDataProvider, SweepResult, build_provider
+from collectors.providers import IMarketDataProvider, build_provider
+from collectors.rest_marks import MarkLedger
+from collectors.rest_report import RestReport, SweepDone
 from collectors.universe_build import UniverseBuilder, symbols_of
 from observer.calendar import TradingCalendar
 from observer.clock import KST
+from observer.config import state_dir
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
-from observer.schema import DetailValue, GapMarker, QuoteSnapshot, SystemEvent
+from observer.schema import DetailValue, QuoteSnapshot
 from observer.sessions import MarketSessions, sweep_id_of
-from observer.universe import UniverseError
+from observer.universe import LoadedUniverse, UniverseError, load_universe
 from observer.worker_base import Worker
 
 UNIVERSE_RETRY_S = 60.0
 QUEUE_BOUND = 20_000  # quotes in flight between the sweep thread and the loop (a sweep is ~4,000)
-
-
-@dataclass(frozen=True, slots=True)
-class _SweepDone:
-    sweep_id: str
-    slot: datetime
-    started_at: datetime
-    ended_at: datetime
-    duration_s: float
-    universe: dict[str, str]
-    result: SweepResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +73,7 @@ class _DayPlan:
     build_after: datetime | None = None
     pending_slot: datetime | None = None
     last_slot: datetime | None = None
+    caught_up: bool = False
     sweeps: list[str] = field(default_factory=list)
 
 
@@ -94,15 +90,12 @@ class RestCollectorWorker(Worker):
         self.sender: ReliableSender | None = None
         self.sessions = MarketSessions.from_config(cfg)  # the loop's view; the broker is asked in a thread
         self._broker_calendar: TradingCalendar | None = None
+        self.ledger = MarkLedger(state_dir(cfg) / "track_a_marks.json")
+        self._unreported: list[datetime] = []  # missed marks waiting for their day's universe
         self.plan: _DayPlan | None = None
         self._sweep_thread: threading.Thread | None = None
-        self.counters: dict[str, float] = {
-            "sweeps": 0,
-            "quotes_sent": 0,
-            "symbols_failed": 0,
-            "missed_slots": 0,
-            "bus_gaps": 0,
-        }
+        self.report = RestReport(self.name, cfg.provider.name, self.clock, self.make_event)
+        self.counters = self.report.counters
         self.last_summary: dict[str, DetailValue] = {}
         self._bus_gaps: list[SeqGap] = []
 
@@ -157,6 +150,10 @@ class RestCollectorWorker(Worker):
                 plan.checking = True
                 self.spawn("calendar", self._check_day, day)
             return
+        if not plan.caught_up:  # after a restart or across a day: marks passed while nobody looked
+            plan.caught_up = True
+            self._catch_up(self.sessions.due_mark(now) or now)
+        self._report_missed()
         if not plan.is_open:
             return
         build_at = plan.build_after or self.sessions.universe_build_at(day)
@@ -165,7 +162,9 @@ class RestCollectorWorker(Worker):
             self.spawn("universe", self._build_universe, day)
         slot = self.sessions.due_mark(now)
         if slot is not None and slot != plan.last_slot:
+            self._catch_up(slot)  # the loop was held up (hung, stopped) across marks before this one
             plan.last_slot = slot
+            self.ledger.account(slot)
             if plan.pending_slot is not None:
                 self._missed(plan.pending_slot, slot, "universe_unavailable", plan.symbols or {})
             if self._sweep_running():
@@ -177,6 +176,39 @@ class RestCollectorWorker(Worker):
             self._start_sweep(plan.pending_slot, dict(plan.symbols))
             plan.sweeps.append(sweep_id_of(plan.pending_slot))
             plan.pending_slot = None
+
+    def _catch_up(self, upto: datetime) -> None:
+        missed = self.ledger.missed(self.sessions, upto)
+        if missed:
+            self.log.warning(
+                "Track A marks passed unswept", extra={"first": missed[0].isoformat(), "marks": len(missed)}
+            )
+            self._unreported.extend(missed)
+            self.ledger.account(missed[-1])
+
+    def _report_missed(self) -> None:
+        """A ``collector_down`` gap marker per missed mark, naming its day's universe (today's once
+        it is loaded, an earlier day's from its snapshot files)."""
+        plan = self.plan
+        while self._unreported:
+            mark = self._unreported[0]
+            if plan is not None and mark.date() == plan.day:
+                if plan.is_open and plan.symbols is None and plan.build_after is None:
+                    return  # today's universe is on its way
+                symbols = plan.symbols or {}
+            else:
+                symbols = self._universe_of(mark.date())
+            self._unreported.pop(0)
+            self._missed(mark, mark + self.sessions.sweep_interval, "collector_down", symbols)
+
+    def _universe_of(self, day: date) -> dict[str, str]:
+        found: dict[str, LoadedUniverse] = {}
+        for market in self.cfg.provider.markets:
+            try:
+                found[market] = load_universe(Path(self.cfg.paths.universe_dir), day, market)
+            except UniverseError:
+                continue
+        return symbols_of(found)
 
     def _sweep_running(self) -> bool:
         return self._sweep_thread is not None and self._sweep_thread.is_alive()
@@ -211,7 +243,7 @@ class RestCollectorWorker(Worker):
         t0 = time.monotonic()
         result = self.provider.snapshot(symbols, sweep_id, self._post_quote)
         self.post(
-            _SweepDone(sweep_id, slot, started_at, self.clock.now(), time.monotonic() - t0, symbols, result)
+            SweepDone(sweep_id, slot, started_at, self.clock.now(), time.monotonic() - t0, symbols, result)
         )
 
     def _post_quote(self, quote: QuoteSnapshot) -> None:
@@ -229,7 +261,7 @@ class RestCollectorWorker(Worker):
             case QuoteSnapshot():
                 self._send(item)
                 self.counters["quotes_sent"] += 1
-            case _SweepDone():
+            case SweepDone():
                 self._handle_sweep_done(item)
             case _DayChecked(day=day, is_open=is_open):
                 self._handle_day_checked(day, is_open)
@@ -245,18 +277,7 @@ class RestCollectorWorker(Worker):
         plan.is_open, plan.checking = is_open, False
         if not is_open:
             self.log.info("market closed today; collecting nothing", extra={"day": str(day)})
-            self._send(
-                SystemEvent(
-                    record_id=f"evt-market-closed-{self.cfg.provider.name}-{day:%Y%m%d}",  # once per day
-                    type="market_closed",
-                    severity="INFO",
-                    at=self.clock.now(),
-                    source=self.name,
-                    provider=self.cfg.provider.name,
-                    message=f"{day} is not a trading day; Track A collects nothing",
-                    details={"day": day.isoformat(), "weekday": day.strftime("%A")},
-                )
-            )
+            self._send(self.report.market_closed(day))
 
     def _handle_universe(self, ready: _UniverseReady) -> None:
         plan = self.plan
@@ -273,91 +294,14 @@ class RestCollectorWorker(Worker):
             )
             plan.build_after = self.clock.now() + timedelta(seconds=UNIVERSE_RETRY_S)
 
-    def _handle_sweep_done(self, done: _SweepDone) -> None:
-        r = done.result
-        total = len(done.universe)
-        rate = r.recorded / total if total else 0.0
-        self.counters["sweeps"] += 1
-        self.counters["symbols_failed"] += len(r.failed)
-        self.last_summary = {
-            "sweep_id": done.sweep_id,
-            "duration_s": round(done.duration_s, 3),
-            "calls": r.calls,
-            "universe": total,
-            "recorded": r.recorded,
-            "failed": len(r.failed),
-            "collection_rate": round(rate, 5),
-            "rate_limited": r.rate_limited,
-            "fallback_symbols": r.fallback_symbols,
-            "errors_by_code": [f"{code}={n}" for code, n in sorted(r.errors_by_code.items())],
-        }
-        if r.failed:
-            self._send(
-                self._gap(
-                    done.slot,
-                    done.ended_at,
-                    sorted(r.failed),
-                    "rest_failed_after_retries",
-                    f"gap-swing-{done.sweep_id}-failed",
-                    {"sweep_id": done.sweep_id, "codes": sorted(set(r.failed.values()))},
-                    done.universe,
-                )
-            )
-        severity = "INFO" if rate >= 0.995 else "WARNING"
-        self._send(
-            self.make_event(
-                "sweep_summary", severity, f"sweep {done.sweep_id}: {rate:.2%}", **self.last_summary
-            )
-        )
+    def _handle_sweep_done(self, done: SweepDone) -> None:
+        self.last_summary = self.report.sweep_summary(done)
+        for body in self.report.sweep_done(done, self.last_summary):
+            self._send(body)
 
-    # -- helpers
     def _missed(self, slot: datetime, end: datetime, reason: str, symbols: dict[str, str]) -> None:
-        self.counters["missed_slots"] += 1
-        sweep_id = sweep_id_of(slot)
-        if reason == "sweep_overrun":
-            self._send(
-                self.make_event(
-                    "sweep_overrun",
-                    "WARNING",
-                    f"sweep still running at {sweep_id}; slot skipped",
-                    sweep_id=sweep_id,
-                )
-            )
-        self._send(
-            self._gap(
-                slot,
-                end,
-                sorted(symbols),
-                reason,
-                f"gap-swing-{sweep_id}-missed",
-                {"sweep_id": sweep_id},
-                symbols,
-            )
-        )
-
-    def _gap(
-        self,
-        start: datetime,
-        end: datetime,
-        symbols: list[str],
-        reason: str,
-        record_id: str,
-        details: dict[str, DetailValue],
-        universe: dict[str, str],
-    ) -> GapMarker:
-        markets = sorted({universe.get(s, "") for s in symbols} - {""})
-        return GapMarker(
-            record_id=record_id,
-            track="swing",
-            provider=self.cfg.provider.name,
-            market=markets[0] if len(markets) == 1 else "KRX",
-            symbols=symbols,
-            start=start,
-            end=end,
-            reason=reason,
-            detected_by=self.name,
-            details=details,
-        )
+        for body in self.report.missed(slot, end, reason, symbols):
+            self._send(body)
 
     def _send(self, body: Any) -> None:
         assert self.sender is not None
@@ -368,20 +312,4 @@ class RestCollectorWorker(Worker):
         self._bus_gaps.append(gap)
 
     def _send_bus_gap(self, gap: SeqGap) -> None:
-        # the replay buffer overflowed (the core has been away for long): say exactly what was lost
-        self.counters["bus_gaps"] += gap.count
-        now = self.clock.now()
-        self._send(
-            GapMarker(
-                record_id=f"gap-bus-{gap.producer}-{gap.run_id}-{gap.first}",
-                track="bus",
-                provider=self.cfg.provider.name,
-                market="KRX",
-                symbols=[],
-                start=now,
-                end=now,
-                reason=gap.reason,
-                detected_by=self.name,
-                details={"run_id": gap.run_id, "first_seq": gap.first, "last_seq": gap.last},
-            )
-        )
+        self._send(self.report.bus_gap(gap))

@@ -259,3 +259,82 @@ def test_an_overrun_skips_the_next_slot_with_an_event_and_a_gap_marker(
         worker.on_stop()
         worker.events.close()
         worker.ctx.destroy(linger=0)
+
+
+def test_marks_passed_while_the_collector_was_down_each_get_a_gap_marker(
+    start_sim: Callable[..., Simulator], tap_factory: Callable[..., IngestTap], short_tmp: Path
+) -> None:
+    """Down from 09:05 to 09:37 (stopped, crashed or hung: the next run cannot tell): 09:10, 09:20
+    are reported ``collector_down`` by the next run, 09:30 (still in its slot) is swept late, and a
+    loop held up across marks within one run reports them too."""
+    clock = ManualClock(at(FRI, 8, 59, 50))
+    sim = start_sim(clock, symbol_count=160)
+    cfg = make_config(short_tmp, sim_toml(sim))
+    tap = tap_factory(cfg)
+
+    def run_until(worker: RestCollectorWorker, pred: Callable[[], Any], what: str) -> Any:
+        def step() -> Any:
+            worker.on_tick()
+            tap.poll()
+            return pred()
+
+        return wait_for(step, timeout_s=20, interval_s=0.01, what=what)
+
+    def new_worker() -> RestCollectorWorker:
+        provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
+        worker = RestCollectorWorker(cfg, provider=provider, clock=clock, secrets=Secrets({}))
+        worker.ctx = zmq.Context()
+        worker.events = EventPublisher(worker.ctx, cfg)
+        worker.on_start()
+        return worker
+
+    def stop(worker: RestCollectorWorker) -> None:
+        worker.on_stop()
+        assert worker.events is not None and worker.ctx is not None
+        worker.events.close()
+        worker.ctx.destroy(linger=0)
+
+    def summaries() -> list[str]:
+        return [str(e.details["sweep_id"]) for e in events(tap, "sweep_summary")]
+
+    def down_markers() -> list[GapMarker]:
+        return [g for g in tap.of(GapMarker) if g.reason == "collector_down"]
+
+    first = new_worker()
+    try:
+        run_until(first, lambda: first.plan and first.plan.symbols, "the universe")
+        clock.set(at(FRI, 9, 0, 5))
+        run_until(first, lambda: summaries() == ["20260313T0900"], "the 09:00 sweep")
+        universe = set(first.plan.symbols or {}) if first.plan else set()
+    finally:
+        stop(first)
+    clock.set(at(FRI, 9, 37))
+    second = new_worker()
+    try:
+        run_until(second, lambda: "20260313T0930" in summaries(), "the late 09:30 sweep")
+        run_until(second, lambda: len(down_markers()) == 2, "two collector_down markers")
+        missed = down_markers()
+        assert [(g.start, g.end) for g in missed] == [
+            (at(FRI, 9, 10), at(FRI, 9, 20)),
+            (at(FRI, 9, 20), at(FRI, 9, 30)),
+        ]
+        assert all(set(g.symbols) == universe and g.track == "swing" for g in missed)
+        assert summaries() == ["20260313T0900", "20260313T0930"]
+        # the same run, its loop held up from 09:41 to 10:12: 09:50 and 10:00 are reported, 10:10 swept
+        clock.set(at(FRI, 9, 41))
+        run_until(second, lambda: "20260313T0940" in summaries(), "the 09:40 sweep")
+        clock.set(at(FRI, 10, 12))
+        run_until(second, lambda: "20260313T1010" in summaries(), "the 10:10 sweep")
+        run_until(second, lambda: len(down_markers()) == 4, "two more markers")
+        assert [g.start for g in down_markers()][2:] == [at(FRI, 9, 50), at(FRI, 10, 0)]
+    finally:
+        stop(second)
+    # a third run at the same moment reports nothing twice (the ledger is durable)
+    third = new_worker()
+    try:
+        for _ in range(50):
+            third.on_tick()
+            tap.poll()
+        assert len(down_markers()) == 4
+    finally:
+        stop(third)

@@ -1,0 +1,177 @@
+"""What the rest-collector says besides quotes: sweep summaries, gap markers, the closed-day event.
+
+Data flow::
+
+    rest-collector loop -> RestReport.sweep_done / missed / market_closed / bus_gap
+      -> GapMarker | SystemEvent bodies -> the worker's ReliableSender (ingest) -> core -> system/
+
+Gap marker ids are deterministic so a repeat (a resend, a restarted collector reporting the same
+mark) is archived once: ``gap-swing-<sweep_id>-missed`` for a mark not swept (``universe_unavailable``,
+``sweep_overrun``, ``collector_down``), ``gap-swing-<sweep_id>-failed`` for symbols that failed after
+retries, ``gap-bus-<producer>-<run>-<first seq>`` for a replay-buffer overflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from collectors.providers import SweepResult
+from observer.clock import Clock
+from observer.reliable import SeqGap
+from observer.schema import DetailValue, GapMarker, SystemEvent
+from observer.sessions import sweep_id_of
+
+MakeEvent = Callable[..., SystemEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepDone:
+    sweep_id: str
+    slot: datetime
+    started_at: datetime
+    ended_at: datetime
+    duration_s: float
+    universe: dict[str, str]
+    result: SweepResult
+
+
+class RestReport:
+    """Builds the rest-collector's system messages and keeps its counters."""
+
+    def __init__(self, worker: str, provider: str, clock: Clock, make_event: MakeEvent):
+        self.worker = worker
+        self.provider = provider
+        self.clock = clock
+        self.make_event = make_event
+        self.counters: dict[str, float] = {
+            "sweeps": 0,
+            "quotes_sent": 0,
+            "symbols_failed": 0,
+            "missed_slots": 0,
+            "bus_gaps": 0,
+        }
+
+    def sweep_summary(self, done: SweepDone) -> dict[str, DetailValue]:
+        r = done.result
+        total = len(done.universe)
+        return {
+            "sweep_id": done.sweep_id,
+            "duration_s": round(done.duration_s, 3),
+            "calls": r.calls,
+            "universe": total,
+            "recorded": r.recorded,
+            "failed": len(r.failed),
+            "collection_rate": round(r.recorded / total if total else 0.0, 5),
+            "rate_limited": r.rate_limited,
+            "fallback_symbols": r.fallback_symbols,
+            "errors_by_code": [f"{code}={n}" for code, n in sorted(r.errors_by_code.items())],
+        }
+
+    def sweep_done(self, done: SweepDone, summary: dict[str, DetailValue]) -> list[GapMarker | SystemEvent]:
+        r = done.result
+        total = len(done.universe)
+        rate = r.recorded / total if total else 0.0
+        self.counters["sweeps"] += 1
+        self.counters["symbols_failed"] += len(r.failed)
+        out: list[GapMarker | SystemEvent] = []
+        if r.failed:
+            out.append(
+                self.gap(
+                    done.slot,
+                    done.ended_at,
+                    sorted(r.failed),
+                    "rest_failed_after_retries",
+                    f"gap-swing-{done.sweep_id}-failed",
+                    {"sweep_id": done.sweep_id, "codes": sorted(set(r.failed.values()))},
+                    done.universe,
+                )
+            )
+        severity = "INFO" if rate >= 0.995 else "WARNING"
+        out.append(
+            self.make_event("sweep_summary", severity, f"sweep {done.sweep_id}: {rate:.2%}", **summary)
+        )
+        return out
+
+    def missed(
+        self, slot: datetime, end: datetime, reason: str, symbols: dict[str, str]
+    ) -> list[GapMarker | SystemEvent]:
+        """A mark not swept: its gap marker (after a ``sweep_overrun`` event when that is why)."""
+        self.counters["missed_slots"] += 1
+        sweep_id = sweep_id_of(slot)
+        out: list[GapMarker | SystemEvent] = []
+        if reason == "sweep_overrun":
+            out.append(
+                self.make_event(
+                    "sweep_overrun",
+                    "WARNING",
+                    f"sweep still running at {sweep_id}; slot skipped",
+                    sweep_id=sweep_id,
+                )
+            )
+        out.append(
+            self.gap(
+                slot,
+                end,
+                sorted(symbols),
+                reason,
+                f"gap-swing-{sweep_id}-missed",
+                {"sweep_id": sweep_id},
+                symbols,
+            )
+        )
+        return out
+
+    def gap(
+        self,
+        start: datetime,
+        end: datetime,
+        symbols: list[str],
+        reason: str,
+        record_id: str,
+        details: dict[str, DetailValue],
+        universe: dict[str, str],
+    ) -> GapMarker:
+        markets = sorted({universe.get(s, "") for s in symbols} - {""})
+        return GapMarker(
+            record_id=record_id,
+            track="swing",
+            provider=self.provider,
+            market=markets[0] if len(markets) == 1 else "KRX",
+            symbols=symbols,
+            start=start,
+            end=end,
+            reason=reason,
+            detected_by=self.worker,
+            details=details,
+        )
+
+    def market_closed(self, day: date) -> SystemEvent:
+        return SystemEvent(
+            record_id=f"evt-market-closed-{self.provider}-{day:%Y%m%d}",  # once per day
+            type="market_closed",
+            severity="INFO",
+            at=self.clock.now(),
+            source=self.worker,
+            provider=self.provider,
+            message=f"{day} is not a trading day; Track A collects nothing",
+            details={"day": day.isoformat(), "weekday": day.strftime("%A")},
+        )
+
+    def bus_gap(self, gap: SeqGap) -> GapMarker:
+        """The replay buffer overflowed (the core has been away for long): exactly what was lost."""
+        self.counters["bus_gaps"] += gap.count
+        now = self.clock.now()
+        return GapMarker(
+            record_id=f"gap-bus-{gap.producer}-{gap.run_id}-{gap.first}",
+            track="bus",
+            provider=self.provider,
+            market="KRX",
+            symbols=[],
+            start=now,
+            end=now,
+            reason=gap.reason,
+            detected_by=self.worker,
+            details={"run_id": gap.run_id, "first_seq": gap.first, "last_seq": gap.last},
+        )
