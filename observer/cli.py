@@ -68,32 +68,30 @@ def worker_cmd(ctx: click.Context, name: str) -> None:
     sys.exit(worker.run())
 
 
-def _register_optional() -> None:
-    """Command groups that live with their packages."""
+#: the command groups that live with their packages: (module, attribute holding a command or a list)
+COMMAND_MODULES = (
+    ("supervisor.cli", "commands"),
+    ("sinks.writer.cli", "commands"),
+    ("sinks.monitor.cli", "commands"),
+    ("collectors.cli", "commands"),
+    ("collectors.kis_sim.cli", "sim"),
+    ("sinks.housekeeping.cli", "commands"),
+    ("sinks.research.cli", "commands"),
+    ("observer.replay.cli", "commands"),
+)
+
+
+def _register_commands() -> None:
+    """Add every group of `COMMAND_MODULES`; a module that does not import stops the CLI (no silent skip)."""
     import importlib
 
-    for module_name, attr in (
-        ("supervisor.cli", "commands"),
-        ("sinks.writer.cli", "commands"),
-        ("sinks.monitor.cli", "commands"),
-        ("collectors.cli", "commands"),
-        ("collectors.kis_sim.cli", "sim"),
-        ("sinks.housekeeping.cli", "commands"),
-        ("sinks.research.cli", "commands"),
-        ("observer.replay.cli", "commands"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name and module_name.startswith(e.name):
-                continue  # that package has not been written yet
-            raise
-        found = getattr(module, attr)
+    for module_name, attr in COMMAND_MODULES:
+        found = getattr(importlib.import_module(module_name), attr)
         for command in found if isinstance(found, list | tuple) else [found]:
             cli.add_command(command)
 
 
-_register_optional()
+_register_commands()
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ WORKERS: dict[str, str] = {
     "rest-collector": "collectors.rest_worker:RestCollectorWorker",
     "ws-collector": "collectors.ws_worker:WsCollectorWorker",
     "housekeeper": "sinks.housekeeping.worker:HousekeeperWorker",
-    "synthetic-source": "collectors.synthetic:SyntheticSourceWorker",
 }
 
 
