@@ -1,29 +1,38 @@
-"""The provider interface the collectors use, and the registry that picks one by name.
+"""The provider interface the collectors use, and the registries that pick an adapter by name.
 
-Collectors never speak a broker's vocabulary: they ask an `IMarketDataProvider` for quote
-snapshots (Track A sweeps), universe candidates (the day's universe), whether a day is open, and a
-real-time stream factory (Track B). ``[provider].name`` selects the adapter; KIS is implemented,
-Kiwoom, Upbit and IB are declared and refuse to start with `ProviderUnavailable`.
+Collectors never speak a broker's vocabulary. Track A asks an `IMarketDataProvider` for quote
+snapshots, universe candidates (the day's universe) and whether a day is open; Track B asks an
+`IRealtimeStream` for sessions (a reader thread each, handing frames over as `SessionWiring`
+says), the subscription requests due, parsed trade frames and what a control frame means
+(`ControlOutcome`). ``[provider].name`` selects the adapters (`build_provider`, `build_stream`);
+KIS is implemented, Kiwoom, Upbit and IB are declared and refuse to start with
+`ProviderUnavailable`.
 """
 
 from __future__ import annotations
 
+import collections
 import importlib
+import queue
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, Protocol, runtime_checkable
+from datetime import date, datetime
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from observer.config import Config, Secrets
-from observer.schema import QuoteSnapshot
+import zmq
+
+from observer.config import Config, ConfigError, Secrets
+from observer.schema import QuoteSnapshot, Tick
 
 
 class ProviderError(Exception):
     """A provider cannot do what was asked."""
 
 
-class ProviderUnavailable(ProviderError):
-    """The selected provider is declared but not implemented in this release."""
+class ProviderUnavailable(ProviderError, ConfigError):
+    """The selected provider is declared but not implemented in this release (a configuration error:
+    ``observer worker`` and ``observer universe`` exit 2 with the message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +61,6 @@ class SweepResult:
 
 
 QuoteSink = Callable[[QuoteSnapshot], None]
-StreamFactory = Callable[..., Any]
 
 
 @runtime_checkable
@@ -86,14 +94,179 @@ class IMarketDataProvider(Protocol):
         Only `observer.sessions` (through `TradingCalendar`) reads it; workers ask the sessions."""
         ...
 
-    def stream_factory(self) -> StreamFactory | None:
-        """The real-time stream constructor Track B uses, or None when the provider has none."""
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- Track B: the stream
+
+_STAMP = struct.Struct("<q")
+
+
+def pack_frame(at_ns: int, data: bytes) -> bytes:
+    """A data frame with its receive time, as a session's reader thread hands it to the loop."""
+    return _STAMP.pack(at_ns) + data
+
+
+def unpack_frame(msg: bytes | memoryview) -> tuple[int, bytes]:
+    return _STAMP.unpack_from(msg)[0], bytes(msg[_STAMP.size :])
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUp:
+    session_id: int
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDown:
+    session_id: int
+    at_ns: int
+    reason: str  # approval_failed | connect_failed | closed_by_server | receive_error | closed
+    detail: str = ""
+    was_up: bool = False
+
+
+SessionStatus = SessionUp | SessionDown
+
+
+@dataclass(frozen=True, slots=True)
+class OverflowEpisode:
+    """Data frames dropped because the loop thread fell behind: receive times of the first and last."""
+
+    session_id: int
+    first_ns: int
+    last_ns: int
+    frames: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionWiring:
+    """How a session's reader thread hands over what it reads, never waiting on the loop thread:
+    data frames `pack_frame`d on an inproc PUSH to `frames_endpoint` (dropped past `frames_hwm`,
+    each run of drops an `OverflowEpisode`), status changes on `status`, receive times from
+    `now_ns`; control frames stay in the session's own ``control`` deque."""
+
+    ctx: zmq.Context[Any]
+    frames_endpoint: str
+    frames_hwm: int
+    now_ns: Callable[[], int]
+    status: queue.SimpleQueue[SessionStatus]
+    overflow: queue.SimpleQueue[OverflowEpisode]
+    connect_timeout_s: float
+
+
+ControlAction = Literal["pingpong", "invalid", "none", "event", "session_in_use", "invalid_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlOutcome:
+    """What the collector must do about one control frame: count a heartbeat (``pingpong``), report
+    an unreadable frame (``invalid``), nothing (``none``), report it (``event``), or give up the
+    session (``session_in_use``: another holds the credentials; ``invalid_key``: fetch new ones)."""
+
+    action: ControlAction
+    symbol: str = ""
+    code: str = ""
+    severity: Literal["INFO", "WARNING", "ERROR"] = "INFO"
+    message: str = ""
+
+
+class IStreamSession(Protocol):
+    """One real-time connection, read by its own thread (started by `start`, never reused)."""
+
+    session_id: int
+    frames: int  # every frame read (data and control)
+    data_frames: int
+    dropped_frames: int
+    control: collections.deque[tuple[int, bytes]]  # (receive ns, control frame), read by the loop
+
+    @property
+    def up(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def send_text(self, text: str) -> bool:
+        """False when the session cannot take it (it is going down)."""
+        ...
+
+    def close(self) -> None:
+        """Ask the reader to stop and wake it, without blocking."""
+        ...
+
+    def join(self, timeout_s: float) -> bool:
+        """True once the reader thread has ended."""
+        ...
+
+
+class ISubscriptions(Protocol):
+    """The desired symbols vs what the current session has registered (the provider's bookkeeping)."""
+
+    peak_registrations: int
+
+    def set_desired(self, symbols: Sequence[str]) -> None: ...
+
+    def reset(self) -> None:
+        """A new session: nothing is registered any more (the desired symbols stay)."""
+        ...
+
+    def note_data(self, symbol: str, now: float) -> None: ...
+
+    def silent_symbols(self, now: float) -> list[str]:
+        """Registered symbols without data for a while, each reported once."""
+        ...
+
+    @property
+    def desired(self) -> list[str]: ...
+
+    @property
+    def registered(self) -> list[str]: ...
+
+    @property
+    def held(self) -> int:
+        """Registrations held or in flight."""
+        ...
+
+
+class IParsedFrame(Protocol):
+    """One data frame: its ticks, or a non-empty ``error`` (rejected whole)."""
+
+    @property
+    def tr_id(self) -> str: ...
+
+    @property
+    def ticks(self) -> list[Tick]: ...
+
+    @property
+    def error(self) -> str: ...
+
+
+class IRealtimeStream(Protocol):
+    """What the WS collector (Track B) needs from a provider's real-time feed."""
+
+    name: str
+    url: str  # where sessions connect (for logs; no secrets)
+
+    @property
+    def subscriptions(self) -> ISubscriptions: ...
+
+    def open_session(self, session_id: int, wiring: SessionWiring) -> IStreamSession: ...
+
+    def request_texts(self, now: float) -> list[str]:
+        """The subscribe / unsubscribe frames due now (none while no credential is at hand)."""
+        ...
+
+    def parse_data(self, text: str, received_at: datetime) -> IParsedFrame: ...
+
+    def on_control(self, data: bytes, now: float) -> ControlOutcome: ...
+
+    def invalidate_credentials(self) -> None:
+        """The server rejected the session's credential: the next session fetches a new one."""
         ...
 
     def close(self) -> None: ...
 
 
-# --------------------------------------------------------------------------- registry
+# --------------------------------------------------------------------------- registries
 
 # name -> "module:factory"; a factory is called as factory(cfg, secrets, **kwargs)
 PROVIDERS: dict[str, str] = {
@@ -102,32 +275,42 @@ PROVIDERS: dict[str, str] = {
     "upbit": "collectors.providers:_declared",
     "ib": "collectors.providers:_declared",
 }
-_stream_factories: dict[str, StreamFactory] = {}
+STREAMS: dict[str, str] = {
+    "kis": "collectors.kis.stream:KisStream.from_config",
+    "kiwoom": "collectors.providers:_declared",
+    "upbit": "collectors.providers:_declared",
+    "ib": "collectors.providers:_declared",
+}
 
 
-def register_stream_factory(provider: str, factory: StreamFactory) -> None:
-    """Track B plugs its real-time stream constructor in here (per provider name)."""
-    _stream_factories[provider] = factory
+def _declared(cfg: Config, secrets: Secrets | None = None, **_: Any) -> Any:
+    implemented = sorted(n for n, target in PROVIDERS.items() if not target.endswith(":_declared"))
+    raise ProviderUnavailable(
+        f"provider {cfg.provider.name!r} is declared but not implemented in this release "
+        f"(implemented: {', '.join(implemented)}); set [provider].name to one of those"
+    )
 
 
-def registered_stream_factory(provider: str) -> StreamFactory | None:
-    return _stream_factories.get(provider)
-
-
-def _declared(cfg: Config, secrets: Secrets | None = None, **_: Any) -> IMarketDataProvider:
-    raise ProviderUnavailable(f"{cfg.provider.name} is not available in this release")
-
-
-def build_provider(cfg: Config, secrets: Secrets | None = None, **kwargs: Any) -> IMarketDataProvider:
-    """The provider ``[provider].name`` selects. Raises `ProviderUnavailable` for declared-only ones."""
+def _build(table: dict[str, str], cfg: Config, secrets: Secrets | None, **kwargs: Any) -> Any:
     name = cfg.provider.name
     try:
-        target = PROVIDERS[name]
+        target = table[name]
     except KeyError:
-        raise ProviderError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}") from None
+        raise ProviderError(f"unknown provider {name!r}; known: {', '.join(sorted(table))}") from None
     module_name, _, attr_path = target.partition(":")
     obj: Any = importlib.import_module(module_name)
     for attr in attr_path.split("."):
         obj = getattr(obj, attr)
-    provider: IMarketDataProvider = obj(cfg, secrets or Secrets(), **kwargs)
+    return obj(cfg, secrets or Secrets(), **kwargs)
+
+
+def build_provider(cfg: Config, secrets: Secrets | None = None, **kwargs: Any) -> IMarketDataProvider:
+    """The Track A provider ``[provider].name`` selects. Raises `ProviderUnavailable` for declared-only ones."""
+    provider: IMarketDataProvider = _build(PROVIDERS, cfg, secrets, **kwargs)
     return provider
+
+
+def build_stream(cfg: Config, secrets: Secrets | None = None, **kwargs: Any) -> IRealtimeStream:
+    """The Track B stream ``[provider].name`` selects. Raises `ProviderUnavailable` for declared-only ones."""
+    stream: IRealtimeStream = _build(STREAMS, cfg, secrets, **kwargs)
+    return stream

@@ -65,6 +65,9 @@ def worker_cmd(ctx: click.Context, name: str) -> None:
     except UnknownWorker as e:
         click.echo(str(e), err=True)
         sys.exit(2)
+    except ConfigError as e:  # e.g. a provider that is declared but not implemented
+        click.echo(f"config error: {e}", err=True)
+        sys.exit(2)
     sys.exit(worker.run())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import socket
@@ -67,3 +68,14 @@ def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
             proc.kill()
             proc.wait(5)
     return proc.returncode
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports absolutely (``import x`` and ``from x import y``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found

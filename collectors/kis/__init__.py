@@ -9,5 +9,10 @@ Data flow, REST (Track A)::
       -> normalize (KIS string fields -> ints / QuoteSnapshot; provider vocabulary stops here)
       -> provider.KisProvider (the `collectors.providers.IMarketDataProvider` the workers use)
 
-WebSocket (Track B) lives in ``ws``, ``ws_parser``, ``approval`` and ``subscriptions``.
+WebSocket (Track B)::
+
+    stream.KisStream (the `collectors.providers.IRealtimeStream` the WS collector uses)
+      -> approval (the approval key) -> ws.WsSession (one session, its reader thread)
+      -> subscriptions (registrations of a session, what each KIS ack code means)
+      -> ws_parser (H0STCNT0 data frames -> Ticks, JSON control frames)
 """

@@ -29,13 +29,7 @@ from collectors.kis.ratelimit import limiter_for
 from collectors.kis.rest import CallStats, KisApiError, KisError, KisRestClient
 from collectors.kis.settings import KisSettings, resolve_kis_settings
 from collectors.kis.token import TokenManager
-from collectors.providers import (
-    QuoteSink,
-    StreamFactory,
-    SweepResult,
-    UniverseCandidate,
-    registered_stream_factory,
-)
+from collectors.providers import QuoteSink, SweepResult, UniverseCandidate
 from observer.clock import Clock, SystemClock
 from observer.config import Config, Secrets
 from observer.retry import RetriesExhausted
@@ -253,12 +247,9 @@ class KisProvider:
                 future.result()
         return closes, failed
 
-    # -- calendar and streams
+    # -- calendar
     def is_open(self, day: date) -> bool | None:
         return self.client.chk_holiday(day)
-
-    def stream_factory(self) -> StreamFactory | None:
-        return registered_stream_factory(self.name)
 
     def close(self) -> None:
         self.client.close()

@@ -28,6 +28,7 @@ from typing import Literal
 import msgspec
 
 from collectors.kis.ws_parser import ControlFrame
+from collectors.providers import ControlOutcome
 from observer.config import Secret
 
 TrType = Literal["1", "2"]
@@ -57,20 +58,6 @@ class _Entry:
 class Request:
     tr_type: TrType
     symbol: str
-
-
-AckAction = Literal["none", "event", "session_in_use", "invalid_key"]
-
-
-@dataclass(frozen=True, slots=True)
-class AckOutcome:
-    """What the worker must do about one ack: nothing, report it, or act on the session."""
-
-    action: AckAction
-    symbol: str = ""
-    code: str = ""
-    severity: Literal["INFO", "WARNING", "ERROR"] = "INFO"
-    message: str = ""
 
 
 def request_text(approval_key: Secret, tr_id: str, req: Request) -> str:
@@ -174,7 +161,7 @@ class SubscriptionManager:
         return out
 
     # -- acks
-    def handle_ack(self, ack: ControlFrame, now: float) -> AckOutcome:
+    def handle_ack(self, ack: ControlFrame, now: float) -> ControlOutcome:
         code = ack.msg_cd.strip()
         symbol = ack.tr_key
         if code in ("OPSP0000", "OPSP0002"):
@@ -182,15 +169,15 @@ class SubscriptionManager:
             if entry is not None and entry.state is _State.SUBSCRIBING:
                 entry.state = _State.REGISTERED
                 entry.registered_at = now
-            return AckOutcome("none", symbol, code)
+            return ControlOutcome("none", symbol, code)
         if code in ("OPSP0001", "OPSP0003"):
             key, entry = self._match(symbol, _State.UNSUBSCRIBING)
             if entry is not None and entry.state is _State.UNSUBSCRIBING:
                 del self._entries[key]
-            return AckOutcome("none", symbol, code)
+            return ControlOutcome("none", symbol, code)
         if code == "OPSP0008":
             self._release(symbol, _State.SUBSCRIBING, now + self.cap_backoff_s)
-            return AckOutcome(
+            return ControlOutcome(
                 "event",
                 symbol,
                 code,
@@ -198,17 +185,19 @@ class SubscriptionManager:
                 f"registration cap reached at {len(self._entries)} registrations; {symbol} backs off",
             )
         if code == "OPSP8996":
-            return AckOutcome("session_in_use", symbol, code, "WARNING", "another session holds this app key")
+            return ControlOutcome(
+                "session_in_use", symbol, code, "WARNING", "another session holds this app key"
+            )
         if code == "OPSP0011":
-            return AckOutcome("invalid_key", symbol, code, "WARNING", "approval key rejected")
+            return ControlOutcome("invalid_key", symbol, code, "WARNING", "approval key rejected")
         if code in ("OPSP8991", "OPSP8992"):
             self._release(symbol, _State.SUBSCRIBING, now + self.cap_backoff_s)
-            return AckOutcome("event", symbol, code, "ERROR", f"subscription refused: {ack.message}")
+            return ControlOutcome("event", symbol, code, "ERROR", f"subscription refused: {ack.message}")
         if ack.rt_cd == "0":
-            return AckOutcome("event", symbol, code, "INFO", f"unknown success code: {ack.message}")
+            return ControlOutcome("event", symbol, code, "INFO", f"unknown success code: {ack.message}")
         # rt_cd 9 (JSON parsing errors, OPSP899x/999x) and anything else: the request is lost;
         # the ack timeout resends it.
-        return AckOutcome(
+        return ControlOutcome(
             "event", symbol, code, "ERROR", f"request rejected (rt_cd {ack.rt_cd}): {ack.message}"
         )
 

@@ -1,8 +1,9 @@
 """One KIS WebSocket session, read by its own thread.
 
-`WsSession` owns the socket. Its thread fetches the approval key, connects, then only receives:
-each frame is stamped with its receive time and handed to the worker's loop thread without ever
-waiting on it —
+`WsSession` (KIS's `collectors.providers.IStreamSession`) owns the socket. Its thread fetches the
+approval key, connects, then only receives: each frame is stamped with its receive time and handed
+to the worker's loop thread (as `collectors.providers.SessionWiring` says) without ever waiting
+on it —
 
 * data frames go over an ``inproc`` PUSH socket (bounded by its HWM, sent non-blocking, which
   also wakes the loop's poller); when the loop falls behind, frames are dropped, counted, and
@@ -21,12 +22,8 @@ the old thread has ended: exactly one session per app key).
 from __future__ import annotations
 
 import collections
-import queue
 import socket
-import struct
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import websocket
@@ -34,46 +31,9 @@ import zmq
 
 from collectors.kis.approval import ApprovalError, ApprovalKeyProvider
 from collectors.kis.ws_parser import is_pingpong
+from collectors.providers import OverflowEpisode, SessionDown, SessionUp, SessionWiring, pack_frame
 
-_STAMP = struct.Struct("<q")
-STAMP_SIZE = _STAMP.size
 _RECV_POLL_S = 1.0  # the reader re-checks its stop flag at least this often
-
-
-@dataclass(frozen=True, slots=True)
-class SessionUp:
-    session_id: int
-    at_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class SessionDown:
-    session_id: int
-    at_ns: int
-    reason: str  # approval_failed | connect_failed | closed_by_server | receive_error | closed
-    detail: str = ""
-    was_up: bool = False
-
-
-SessionStatus = SessionUp | SessionDown
-
-
-@dataclass(frozen=True, slots=True)
-class OverflowEpisode:
-    """Data frames dropped because the loop thread fell behind: receive times of the first and last."""
-
-    session_id: int
-    first_ns: int
-    last_ns: int
-    frames: int
-
-
-def pack_frame(at_ns: int, data: bytes) -> bytes:
-    return _STAMP.pack(at_ns) + data
-
-
-def unpack_frame(msg: bytes | memoryview) -> tuple[int, bytes]:
-    return _STAMP.unpack_from(msg)[0], bytes(msg[STAMP_SIZE:])
 
 
 class WsSession:
@@ -84,26 +44,15 @@ class WsSession:
         session_id: int,
         url: str,
         approval: ApprovalKeyProvider,
+        wiring: SessionWiring,
         *,
-        ctx: zmq.Context[Any],
-        frames_endpoint: str,
-        frames_hwm: int,
-        now_ns: Callable[[], int],
-        status: queue.SimpleQueue[SessionStatus],
-        overflow: queue.SimpleQueue[OverflowEpisode],
-        connect_timeout_s: float,
         control_max: int = 10_000,
     ):
         self.session_id = session_id
         self.url = url
         self._approval = approval
-        self._ctx = ctx
-        self._frames_endpoint = frames_endpoint
-        self._frames_hwm = frames_hwm
-        self._now_ns = now_ns
-        self._status = status
-        self._overflow = overflow
-        self._connect_timeout_s = connect_timeout_s
+        self._wiring = wiring
+        self._now_ns = wiring.now_ns
         self.control: collections.deque[tuple[int, bytes]] = collections.deque()
         self._control_max = control_max
         self._stop = threading.Event()
@@ -160,10 +109,10 @@ class WsSession:
 
     # -- reader thread
     def _run(self) -> None:
-        push = self._ctx.socket(zmq.PUSH)
+        push = self._wiring.ctx.socket(zmq.PUSH)
         push.setsockopt(zmq.LINGER, 0)
-        push.setsockopt(zmq.SNDHWM, self._frames_hwm)
-        push.connect(self._frames_endpoint)
+        push.setsockopt(zmq.SNDHWM, self._wiring.frames_hwm)
+        push.connect(self._wiring.frames_endpoint)
         down = SessionDown(self.session_id, self._now_ns(), "closed")
         try:
             down = self._session(push)
@@ -176,7 +125,7 @@ class WsSession:
                     ws.close(timeout=0)
                 except (websocket.WebSocketException, OSError):
                     pass
-            self._status.put(down)
+            self._wiring.status.put(down)
 
     def _session(self, push: zmq.Socket[Any]) -> SessionDown:
         sid = self.session_id
@@ -189,14 +138,14 @@ class WsSession:
         ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
         self._ws = ws
         try:
-            ws.connect(self.url, timeout=self._connect_timeout_s, suppress_origin=True)
+            ws.connect(self.url, timeout=self._wiring.connect_timeout_s, suppress_origin=True)
             ws.settimeout(_RECV_POLL_S)
         except (websocket.WebSocketException, OSError) as e:
             return SessionDown(sid, self._now_ns(), "connect_failed", f"{type(e).__name__}: {e}"[:200])
         if self._stop.is_set():
             return SessionDown(sid, self._now_ns(), "closed")
         self.up = True
-        self._status.put(SessionUp(sid, self._now_ns()))
+        self._wiring.status.put(SessionUp(sid, self._now_ns()))
         return self._read(ws, push)
 
     def _read(self, ws: websocket.WebSocket, push: zmq.Socket[Any]) -> SessionDown:
@@ -235,7 +184,7 @@ class WsSession:
                         episode[2] += 1
                     continue
                 if episode is not None:
-                    self._overflow.put(OverflowEpisode(sid, episode[0], episode[1], episode[2]))
+                    self._wiring.overflow.put(OverflowEpisode(sid, episode[0], episode[1], episode[2]))
                     episode = None
         except (websocket.WebSocketConnectionClosedException, ConnectionError) as e:
             if self._stop.is_set():
@@ -247,5 +196,5 @@ class WsSession:
             return SessionDown(sid, now_ns(), "receive_error", f"{type(e).__name__}: {e}"[:200], was_up=True)
         finally:
             if episode is not None:
-                self._overflow.put(OverflowEpisode(sid, episode[0], episode[1], episode[2]))
+                self._wiring.overflow.put(OverflowEpisode(sid, episode[0], episode[1], episode[2]))
         return SessionDown(sid, now_ns(), "closed", was_up=True)

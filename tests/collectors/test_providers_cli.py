@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 
 from collectors.kis.provider import KisProvider
 from collectors.kis_sim.server import Simulator
-from collectors.providers import IMarketDataProvider, ProviderUnavailable, build_provider
+from collectors.providers import IMarketDataProvider, ProviderUnavailable, build_provider, build_stream
 from collectors.universe_build import UniverseBuilder
 from observer.cli import cli
 from observer.clock import KST, ManualClock
@@ -25,8 +26,10 @@ from tests.collectors.conftest import sim_toml
 @pytest.mark.parametrize("name", ["kiwoom", "upbit", "ib"])
 def test_declared_providers_fail_at_start_up_with_a_clear_message(short_tmp: Path, name: str) -> None:
     cfg = make_config(short_tmp, f'[provider]\nname = "{name}"\n')
-    with pytest.raises(ProviderUnavailable, match=f"^{name} is not available in this release$"):
-        build_provider(cfg, Secrets({}))
+    message = f"provider '{name}' is declared but not implemented in this release (implemented: kis)"
+    for build in (build_provider, build_stream):
+        with pytest.raises(ProviderUnavailable, match=re.escape(message)):
+            build(cfg, Secrets({}))
     result = CliRunner().invoke(
         cli,
         [
@@ -38,7 +41,17 @@ def test_declared_providers_fail_at_start_up_with_a_clear_message(short_tmp: Pat
             "2026-03-13",
         ],
     )
-    assert result.exit_code == 2 and f"{name} is not available in this release" in result.output
+    assert result.exit_code == 2 and message in result.output
+    worker = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            str(write_config(short_tmp, f'[provider]\nname = "{name}"\n')),
+            "worker",
+            "ws-collector",
+        ],
+    )
+    assert worker.exit_code == 2 and message in worker.output
 
 
 def test_kis_provider_satisfies_the_interface(short_tmp: Path) -> None:

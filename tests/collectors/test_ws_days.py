@@ -8,6 +8,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from collectors.ws_states import LinkState
 from observer.clock import KST, ManualClock
 from tests.collectors.ws_harness import busy_codes, prime, running
 from tests.conftest import wait_for
@@ -50,12 +51,12 @@ def test_stops_after_the_close_and_streams_again_next_trading_day(short_tmp: Pat
         wait_for(lambda: len(bus.got.records_by_symbol()) == 10, 15, what="day 1 streaming")
         ticking.jump(datetime(2026, 11, 26, 9, 5, 0, 500_000, tzinfo=KST))
         wait_for(lambda: not sim.ws.sessions(), 10, what="session closed after the window's end")
-        assert worker.session is None and not worker._in_session
+        assert worker.link.session is None and worker.link.state is LinkState.CLOSED
         frames_at_close = len(bus.got.frames)
         ticking.jump(datetime(2026, 11, 27, 8, 59, 58, tzinfo=KST))
         prime(sim, codes)
         wait_for(lambda: worker.clock.now() > datetime(2026, 11, 27, 8, 59, 59, tzinfo=KST), 5)
-        assert not sim.ws.sessions() and worker.session is None  # not before the window opens
+        assert not sim.ws.sessions() and worker.link.session is None  # not before the window opens
         ticking.jump(day2_open)
         wait_for(
             lambda: {t.symbol for f in bus.got.frames[frames_at_close:] for t in f.ticks} == set(codes),

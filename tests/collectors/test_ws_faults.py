@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from collectors.kis.stream import KisStream
 from collectors.ws_worker import WsCollectorWorker
 from observer.clock import Clock
 from observer.config import Config, Secret
@@ -54,20 +55,21 @@ def test_damaged_frames_are_kept_raw_counted_and_reported(short_tmp: Path) -> No
             rejected = [f for f in bus.got.frames if f.parse_error]
         assert rejected and all(f.ticks == [] and f.raw for f in rejected)
         assert worker.counters["rejected"] >= len(rejected)
-        wait_for(lambda: worker.session is not None and worker.session.up, 5)  # never a crash
+        wait_for(lambda: worker.link.session is not None and worker.link.session.up, 5)  # never a crash
         assert worker.counters["reconnects"] == 0
 
 
 def test_rejected_approval_key_is_replaced(short_tmp: Path) -> None:
     with running(short_tmp) as (sim, bus, worker, _admin):
         codes = busy_codes(sim, 3)
-        wait_for(lambda: worker.session is not None and worker.session.up, 10, what="connected")
-        assert worker.approval is not None
-        worker.approval._key = Secret("0" * 36)  # an approval key the gateway does not know
+        wait_for(lambda: worker.link.session is not None and worker.link.session.up, 10, what="connected")
+        stream = worker.stream
+        assert isinstance(stream, KisStream)
+        stream.approval._key = Secret("0" * 36)  # an approval key the gateway does not know
         bus.set_slots(codes)
         wait_for(lambda: bus.got.events_of("ws_approval_invalid"), 10, what="OPSP0011 noticed")
         wait_for(lambda: len(bus.got.records_by_symbol()) == 3, 15, what="streaming with a new key")
-        assert worker.approval.fetches == 2
+        assert stream.approval.fetches == 2
 
 
 class _StalledWorker(WsCollectorWorker):
@@ -89,9 +91,11 @@ def test_a_stalled_loop_never_stalls_the_reader_and_overflow_is_a_gap(short_tmp:
         codes = busy_codes(sim, 41)
         bus.set_slots(codes)
         wait_for(
-            lambda: worker.session is not None and worker.session.data_frames > 0, 15, what="first frame"
+            lambda: worker.link.session is not None and worker.link.session.data_frames > 0,
+            15,
+            what="first frame",
         )
-        session = worker.session
+        session = worker.link.session
         assert session is not None
         wait_for(lambda: session.dropped_frames > 50, 15, what="the reader dropping, not waiting")
         assert all(s.queue.qsize() < 100 for s in sim.ws.sessions())  # the socket is read

@@ -43,7 +43,7 @@ def inject(
     """Wait until the collector is healthy, open a fault window, wait for its gap marker and for
     every slot to stream again."""
     healthy_from = sim.clock.now()
-    wait_for(lambda: worker.backoff.failures == 0 and sim.clock.now() > healthy_from, 10, what="healthy")
+    wait_for(lambda: worker.link.backoff.failures == 0 and sim.clock.now() > healthy_from, 10, what="healthy")
     window = admin.fault({"kind": kind, "duration_s": duration_s})
     end = stamp_at((window.planned_end or window.start).virtual)
     wait_for(lambda: len(outage_gaps(bus)) == number, 30, what=f"gap marker {number}")

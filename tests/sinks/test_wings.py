@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
-from tests.conftest import REPO
+from tests.conftest import REPO, imported_modules
 
 SINKS = REPO / "sinks"
 WINGS = sorted(p.name for p in SINKS.iterdir() if (p / "__init__.py").exists())
-
-
-def imported_modules(path: Path) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return found
 
 
 def test_the_wings_are_there() -> None:
