@@ -7,7 +7,7 @@ Data flow::
       -> each tar member -> DIR/<its archive path> (swing/..., scalp/..., raw/..., system/...,
          metrics/..., universe/YYYYMMDD_{market}.json), hashed again while written, 0600/0700,
          fsynced, temporary name then rename
-      -> sinks.verify.verify_archive(DIR): the restored archive must be sound
+      -> ``observer verify DIR`` (`sinks.writer.verify`): the restored archive must be sound
 
 Nothing is overwritten: a file that is already there with the same bytes is left alone (a restore
 can be repeated), one with different bytes stops the restore before anything is written.
