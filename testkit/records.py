@@ -112,5 +112,5 @@ def record(track: str, record_id: str, at: datetime, market: str = "KOSPI") -> A
         market=market,
         partition_at=at,
         record_id=record_id,
-        line=line_for(track, record_id, at, market),
+        line=msgspec.Raw(line_for(track, record_id, at, market)),
     )

@@ -200,5 +200,5 @@ class RecordFactory:
             market=market,
             partition_at=partition_at,
             record_id=record_id,
-            line=self._encoder.encode(body),
+            line=msgspec.Raw(self._encoder.encode(body)),
         )

@@ -117,6 +117,7 @@ class CoreWorker(Worker):
             archive_ack,
             run_id=self.run_id,
             on_gap=self._gaps_waiting.append,
+            transmit_on_send=False,  # on_tick pumps: what one loop turn archived goes out batched
         )
         self.subscriber = EventSubscriber(self.ctx, self.cfg, [MITIGATION, ctl_topic(self.name)])
         self.register(self.receiver.pull, self.handle_ingest)

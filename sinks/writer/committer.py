@@ -1,10 +1,11 @@
 """The committer thread: all disk I/O of the writer, so a slow or dead disk never stalls receiving.
 
-Start: truncate torn tails (one ``torn_line_repaired`` event each), load the record-id index for
-today and yesterday. Then, forever: take a batch from the intake queue (at most
-``max_batch_records``; at most one commit per ``flush_interval_ms``), drop ids already committed,
-route, write one buffer per file, fsync files and new dirs, remember the ids, hand the cumulative
-acks to the loop thread. A failed commit is rolled back (no partial line), reported once as a
+Start: truncate torn tails (one ``torn_line_repaired`` event each), rebuild the de-duplication
+window (`sinks.writer.index`) from what was committed since its older mark. Then, forever: take
+chunks from the intake queue (about ``max_batch_records`` lines; at most one commit per
+``flush_interval_ms``), drop ids already committed, route (cached per partition and 10 minutes),
+write one buffer per file, fsync files and new dirs, remember the ids (rotating the window's
+generation and its mark on disk when it is full), hand the cumulative acks to the loop thread. A failed commit is rolled back (no partial line), reported once as a
 CRITICAL ``disk_error`` event, and retried as a whole every ``disk_retry_ms`` until it succeeds.
 """
 
@@ -16,40 +17,42 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 
 import msgspec
 
 from observer.config import WriterConfig
-from observer.schema import GapMarker, SystemEvent
+from observer.schema import ArchiveRecord, GapMarker, SystemEvent
 from sinks.writer.files import FileTable
-from sinks.writer.index import RecordIndex, days_on_disk
-from sinks.writer.partitions import Partitioner, to_kst
-from sinks.writer.queue import IntakeQueue, Item
-from sinks.writer.repair import repair_tree
+from sinks.writer.index import RecentIds, WindowMarks, load_window, track_of, track_salt
+from sinks.writer.partitions import Partitioner
+from sinks.writer.queue import Chunk, IntakeQueue, Item
+from sinks.writer.repair import archive_files, repair_tree
 
 log = logging.getLogger("observer.writer")
 TRACKS = ("swing", "scalp", "raw", "system", "overflow", "metrics")
 _json = msgspec.json.Encoder()
 EventFactory = Callable[..., SystemEvent]
+_ROUTE_CACHE_MAX = 4096
 
 
 def event_item(event: SystemEvent | GapMarker, provider: str) -> Item:
     """A system/events line for the writer's own events and gap markers (never acknowledged)."""
     at = event.start if isinstance(event, GapMarker) else event.at
-    return Item(
+    line = _json.encode(event)
+    rec = ArchiveRecord(
         track="system",
         provider=event.provider or provider,
         market="",
         partition_at=at,
         record_id=event.record_id,
-        line=_json.encode(event),
+        line=msgspec.Raw(line),
     )
+    return rec, line
 
 
 class Committer(threading.Thread):
-    """Owns the FileTable and the RecordIndex. Reads `IntakeQueue`; results go out via `take_acks`."""
+    """Owns the FileTable and the RecentIds window. Reads `IntakeQueue`; results go out via `take_acks`."""
 
     def __init__(
         self,
@@ -59,7 +62,8 @@ class Committer(threading.Thread):
         *,
         provider: str,
         make_event: EventFactory,
-        today: Callable[[], date],
+        marks_path: Path,
+        generation_bytes: int,
         wake_fd: int | None = None,
         on_commit: Callable[[list[Item]], None] | None = None,
     ):
@@ -69,12 +73,17 @@ class Committer(threading.Thread):
         self.queue = queue
         self.provider = provider
         self.make_event = make_event
-        self.today = today
         self.wake_fd = wake_fd
         self.on_commit = on_commit  # gets each commit's fresh lines after the fsync (the public feed)
         self.files = FileTable(root)
-        self.index = RecordIndex(root)
+        self.window = RecentIds(generation_bytes)
+        self.marks = WindowMarks(marks_path)
         self.partitioner = Partitioner(root)
+        self._routes: dict[tuple[object, ...], Path] = {}
+        self._salts = {track: track_salt(track) for track in TRACKS}
+        # size after the last commit of every file written in this / the previous generation
+        self._touched: dict[Path, int] = {}
+        self._touched_prev: dict[Path, int] = {}
         self._internal: list[Item] = []
         self._acks: dict[tuple[str, str], int] = {}
         self._acks_lock = threading.Lock()
@@ -129,33 +138,36 @@ class Committer(threading.Thread):
             )
             log.warning(ev.message, extra={"file": str(rel), "bytes_removed": r.bytes_removed})
             self._internal.append(event_item(ev, self.provider))
-        today = self.today()
-        for track in TRACKS:
-            for day in {today, today - timedelta(days=1), *days_on_disk(self.root, track)[-2:]}:
-                self.index.preload(track, day)
-        for scan in self.index.scans:
-            if scan.lines or scan.bad_lines:
-                log.info(
-                    "record index loaded",
-                    extra={
-                        "track": scan.track,
-                        "day": str(scan.day),
-                        "lines": scan.lines,
-                        "bad_lines": scan.bad_lines,
-                        "seconds": round(scan.seconds, 3),
-                    },
-                )
+        self.marks.load()
+        loaded = load_window(self.root, sorted(archive_files(self.root)), self.marks, self.window)
+        log.info(
+            "de-duplication window loaded",
+            extra={
+                "files": loaded.files,
+                "lines": loaded.lines,
+                "bad_lines": loaded.bad_lines,
+                "bytes": loaded.bytes_read,
+                "seconds": round(loaded.seconds, 3),
+                "from_marks": loaded.from_marks,
+            },
+        )
+        # what was loaded is the old generation; the young one starts here, with a mark
+        self.window.rotate()
+        self._touched_prev = self._sizes_now(loaded.paths)
+        self.marks.push(self._touched_prev)
 
     def _loop(self) -> None:
         flush_s = self.wcfg.flush_interval_ms / 1000
         retry_s = self.wcfg.disk_retry_ms / 1000
-        pending: list[Item] = []
+        pending: list[Chunk] = []
         last_commit = 0.0
         while True:
             if not pending:
                 stopping = self._stopping.is_set()
-                items = self.queue.take(self.wcfg.max_batch_records, last_commit + flush_s, 0.2)
-                pending, self._internal = self._internal + items, []
+                pending = self.queue.take(self.wcfg.max_batch_records, last_commit + flush_s, 0.2)
+                if self._internal:
+                    pending.insert(0, Chunk(self._internal))
+                    self._internal = []
                 if not pending:
                     if stopping:
                         return
@@ -172,43 +184,55 @@ class Committer(threading.Thread):
             if self.disk_error:
                 self._disk_recovered()
 
-    def _commit(self, batch: list[Item]) -> None:
+    def _commit(self, batch: list[Chunk]) -> None:
         groups: dict[Path, list[bytes]] = {}
         acks: dict[tuple[str, str], int] = {}
-        fresh: list[tuple[str, date, str]] = []
-        fresh_items: list[Item] = []
-        seen: set[tuple[str, date, str]] = set()
-        duplicates = 0
-        for item in batch:
-            if item.ack is not None:
-                acks[(item.ack[0], item.ack[1])] = item.ack[2]
-            if item.line is None or item.partition_at is None:
-                continue
-            day = to_kst(item.partition_at).date()
-            key = (item.track, day, item.record_id)
-            if key in seen or self.index.contains(*key):
-                duplicates += 1
-                continue
-            seen.add(key)
-            fresh.append(key)
-            fresh_items.append(item)
-            if item.path is None:
-                item.path = self.partitioner.relpath(
-                    item.track, item.provider, item.market, item.partition_at, item.level
-                )
-            groups.setdefault(item.path, []).append(item.line)
+        fresh: set[int] = set()
+        fresh_items: list[Item] | None = [] if self.on_commit is not None else None
+        young, old, salts = self.window.young, self.window.old, self._salts
+        routes = self._routes
+        duplicates = nbytes = 0
+        for chunk in batch:
+            if chunk.ack is not None:
+                acks[(chunk.ack[0], chunk.ack[1])] = chunk.ack[2]
+            level = chunk.level
+            for rec, line in chunk.items:
+                key = hash(rec.record_id) ^ salts[rec.track]
+                if key in fresh or key in young or key in old:
+                    duplicates += 1
+                    continue
+                fresh.add(key)
+                nbytes += len(line)
+                if fresh_items is not None:
+                    fresh_items.append((rec, line))
+                # every partition boundary (KST day and hour, scalp period) is a multiple of 10 minutes
+                # in UTC too: lines of one 10-minute slice share a file while no new scalp file starts
+                rkey = (rec.track, rec.provider, rec.market, level, int(rec.partition_at.timestamp()) // 600)
+                path = routes.get(rkey)
+                if path is None:
+                    path = self._route(rec, level, rkey)
+                lines = groups.get(path)
+                if lines is None:
+                    groups[path] = [line]
+                else:
+                    lines.append(line)
         t0 = time.perf_counter()
         if groups:
-            self.files.commit({path: b"\n".join(lines) + b"\n" for path, lines in groups.items()})
+            for lines in groups.values():
+                lines.append(b"")  # the last line's newline, without copying the buffer again
+            self.files.commit({path: b"\n".join(lines) for path, lines in groups.items()})
             self.commit_ms.append((time.perf_counter() - t0) * 1000)
-        for track, day, record_id in fresh:
-            self.index.add(track, day, record_id)
-            self.written[track] += 1
+            for path, lines in groups.items():
+                self._touched[path] = self.files.size(path)
+                self.written[track_of(path) or "system"] += len(lines) - 1
+        young.update(fresh)
         if self.on_commit is not None and fresh_items:
             self.on_commit(fresh_items)
+        if self.window.committed(nbytes):
+            self._rotate()
         self.duplicates += duplicates
         self.commits += 1
-        oldest = min(i.enqueued_ns for i in batch)
+        oldest = min(c.enqueued_ns for c in batch)
         self.lag_ms.append((time.monotonic_ns() - oldest) / 1e6)
         if acks:
             with self._acks_lock:
@@ -217,6 +241,30 @@ class Committer(threading.Thread):
                         self._acks[stream] = seq
             self._wake()
 
+    def _route(self, rec: ArchiveRecord, level: int, rkey: tuple[object, ...]) -> Path:
+        started = self.partitioner.scalp.files_started
+        path = self.partitioner.relpath(rec.track, rec.provider, rec.market, rec.partition_at, level)
+        if self.partitioner.scalp.files_started != started or len(self._routes) >= _ROUTE_CACHE_MAX:
+            self._routes.clear()  # a new scalp file can change where other 10-minute slices go
+        self._routes[rkey] = path
+        return path
+
+    def _rotate(self) -> None:
+        """The young generation is full: freeze it, and mark on disk where the next one starts."""
+        self.window.rotate()
+        sizes = {**self._touched_prev, **self._touched}
+        self.marks.push(sizes)
+        self._touched_prev, self._touched = sizes, {}
+
+    def _sizes_now(self, paths: list[Path]) -> dict[Path, int]:
+        out: dict[Path, int] = {}
+        for path in paths:
+            try:
+                out[path.relative_to(self.root)] = path.stat().st_size
+            except FileNotFoundError:
+                continue
+        return out
+
     def _wake(self) -> None:
         if self.wake_fd is not None:
             try:
@@ -224,7 +272,7 @@ class Committer(threading.Thread):
             except (BlockingIOError, OSError):
                 pass  # the pipe is full (a wakeup is pending anyway) or closed at shutdown
 
-    def _disk_failed(self, e: OSError, pending: list[Item]) -> None:
+    def _disk_failed(self, e: OSError, pending: list[Chunk]) -> None:
         self.disk_errors += 1
         if self.disk_error:
             return
@@ -238,7 +286,7 @@ class Committer(threading.Thread):
             error=str(e.strerror or e),
         )
         log.critical(ev.message, extra={"errno": e.errno})
-        pending.append(event_item(ev, self.provider))  # on disk as soon as the disk takes it
+        pending.append(Chunk([event_item(ev, self.provider)]))  # on disk as soon as the disk takes it
         self.alerts.append(ev)
 
     def _disk_recovered(self) -> None:

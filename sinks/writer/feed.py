@@ -17,13 +17,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import zmq
 
 from observer.bus import BusError, Endpoints, FeedPublisher
 from observer.config import Config
-from observer.schema import ArchiveKind
 from sinks.writer.queue import Item
 
 log = logging.getLogger("observer.writer.feed")
@@ -83,15 +82,8 @@ class FeedThread(threading.Thread):
                 batch, self._queue = self._queue, deque()
                 stopping = self._stopping
                 pub.dropped = self.dropped
-            for item in batch:
-                if item.line is not None and item.partition_at is not None:
-                    pub.publish(
-                        cast(ArchiveKind, item.track),
-                        item.market,
-                        item.record_id,
-                        item.line,
-                        item.partition_at,
-                    )
+            for rec, line in batch:
+                pub.publish(rec.track, rec.market, rec.record_id, line, rec.partition_at)
             self.published += len(batch)
             now_mono = time.monotonic()
             if now_mono >= next_stats or stopping:

@@ -96,6 +96,10 @@ class FileTable:
             except OSError:
                 pass
 
+    def size(self, rel: Path) -> int:
+        """Size of an open file after its last commit."""
+        return self._open[rel].size
+
     # -- committing
     def commit(self, groups: dict[Path, bytes]) -> None:
         """Append each buffer to its file, then fsync files and new dirs. All or nothing; raises OSError."""

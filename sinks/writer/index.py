@@ -1,30 +1,43 @@
-"""The committed record ids, per (track, KST partition date): what makes the archive exactly-once.
+"""The de-duplication window: ids of the most recently committed lines, which is all a producer can resend.
 
-Rebuilt on start by scanning the partition files themselves (they are the truth: an index file could
-disagree with them after a crash). A (track, day) is loaded when first needed — today and yesterday
-eagerly at start, any other day when a record for it arrives. Measured (bench_writer.py,
-index rebuild): ~1.4 µs per line; a full day (156 k swing + 1.62 M scalp lines, ~1.5 GB) in ~2.5 s from
-the page cache, done by the committer thread while the receive loop already queues.
+Why a window suffices. A line reaches the writer a second time only when a producer resends it, and a
+producer resends only what it has not seen acknowledged, out of its replay buffer, bounded by
+``bus.replay_buffer_bytes`` of encoded bodies (an ``ArchiveRecord`` body is longer than its line).
+After a writer restart the core resends from its oldest unacknowledged record: everything the writer
+committed after that record is still in the core's buffer, so it lies within the last
+``replay_buffer_bytes`` of committed lines. After a core restart the collectors resend what the old
+core had not acknowledged upstream; the core acknowledges upstream as soon as the writer acknowledges
+(plus one sample window), so the lines it re-derives are the last ones committed. Within one writer
+run, resends of a producer run are dropped by seq already (`observer.reliable`).
 
-Memory: ids are kept as 64-bit hashes (``hash(str)``, salted per process, which is fine since the
-index is rebuilt per process) in a sorted ``array('Q')`` plus a set of recent ones merged in when
-it grows: ~8 bytes per id instead of ~120 for a set of strings. The price is a false "already
-committed" with probability ~n²/2⁶⁵ per (track, day) — ~7e-8 for a full scalp day.
+Memory. Two generations, ``young`` and ``old``, sets of 64-bit id hashes (``hash()`` is salted per
+process, which is fine since the window is rebuilt per process; ~70 bytes per id, sets because the
+membership test is on the hot path: a sorted ``array('Q')`` took 8 bytes but ~1 µs per miss). When
+``young`` has taken ``generation_bytes`` of lines it becomes ``old`` and the previous ``old`` is
+dropped, so the window covers at least ``generation_bytes`` and at most twice that of the latest lines,
+however long the day (the per-day index it replaces grew ~50 bytes per record all day): with the
+default (``bus.replay_buffer_bytes``, 64 MiB) and ~600-byte lines, ~220 k ids, ~15 MB. A false
+"already committed" has probability ~n²/2⁶⁵ for n ids in the window (~1e-9 at 220 k).
+
+Across writer restarts (`WindowMarks`): at every rotation the committer records, in
+``<state>/writer_window.json``, the size of every file written in the last two generations (where the
+new ``young`` starts) and the wall time. On start every line appended after the older of the two marks
+is read back: a file named in it from its recorded size, a file not named but modified after it from
+the beginning (the repair of torn tails runs first). Without marks (a fresh state dir next to an
+existing archive) the files of each track's latest two days are read, as the per-day index did.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from array import array
-from bisect import bisect_left
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import msgspec
 
-_MASK = (1 << 64) - 1
+MARK_SLACK_NS = 2_000_000_000  # mtime granularity and a clock step between a commit and its mark
 
 
 class _IdOnly(msgspec.Struct):
@@ -34,141 +47,192 @@ class _IdOnly(msgspec.Struct):
 _id_decoder = msgspec.json.Decoder(_IdOnly)
 
 
-def id_hash(record_id: str) -> int:
-    return hash(record_id) & _MASK
+def track_salt(track: str) -> int:
+    return hash(track)
 
 
-class DayIds:
-    """A set of 64-bit id hashes: sorted array + recent set, merged when the set grows."""
+def id_key(track: str, record_id: str) -> int:
+    """A record id is unique within its track: the key mixes both (``hash(id) ^ track_salt``)."""
+    return hash(record_id) ^ hash(track)
 
-    __slots__ = ("_frozen", "_recent")
 
-    def __init__(self) -> None:
-        self._frozen: array[int] = array("Q")
-        self._recent: set[int] = set()
+def track_of(rel: Path) -> str | None:
+    """The archive track of a file path relative to the data dir."""
+    parts = rel.parts
+    if not parts:
+        return None
+    if parts[0] in ("swing", "scalp", "raw", "metrics"):
+        return parts[0]
+    if parts[0] == "system" and len(parts) > 1:
+        return {"events": "system", "overflow": "overflow"}.get(parts[1])
+    return None
+
+
+class RecentIds:
+    """The window of committed ids; see the module docstring. The committer reads ``young`` and
+    ``old`` directly (membership is on its hot path) and adds a commit's ids with ``young.update``."""
+
+    __slots__ = ("_young_bytes", "generation_bytes", "old", "rotations", "young")
+
+    def __init__(self, generation_bytes: int):
+        self.generation_bytes = generation_bytes
+        self.young: set[int] = set()
+        self.old: set[int] = set()
+        self._young_bytes = 0
+        self.rotations = 0
 
     def __len__(self) -> int:
-        return len(self._frozen) + len(self._recent)
+        return len(self.young) + len(self.old)
 
-    def __contains__(self, h: int) -> bool:
-        if h in self._recent:
-            return True
-        frozen = self._frozen
-        i = bisect_left(frozen, h)
-        return i < len(frozen) and frozen[i] == h
+    def __contains__(self, key: int) -> bool:
+        return key in self.young or key in self.old
 
-    def add(self, h: int) -> None:
-        self._recent.add(h)
-        if len(self._recent) > max(65_536, len(self._frozen) // 4):
-            self.compact()
+    def add(self, key: int) -> None:
+        self.young.add(key)
 
-    def compact(self) -> None:
-        if self._recent:
-            merged = sorted(self._recent.union(self._frozen))
-            self._frozen = array("Q", merged)
-            self._recent = set()
+    def committed(self, nbytes: int) -> bool:
+        """Count `nbytes` of lines committed; True when the young generation is full (rotate now)."""
+        self._young_bytes += nbytes
+        return self._young_bytes >= self.generation_bytes
+
+    def rotate(self) -> None:
+        """Young becomes old; the previous old generation is dropped."""
+        self.old = self.young
+        self.young = set()
+        self._young_bytes = 0
+        self.rotations += 1
+
+
+class Mark(msgspec.Struct, frozen=True):
+    at_ns: int
+    sizes: dict[str, int]
+
+
+class _MarkFile(msgspec.Struct):
+    marks: list[Mark]
 
 
 @dataclass(frozen=True, slots=True)
-class ScanResult:
-    track: str
-    day: date
+class LoadResult:
     files: int
     lines: int
     bad_lines: int
+    bytes_read: int
     seconds: float
+    from_marks: bool
+    paths: list[Path]
 
 
-def day_files(root: Path, track: str, day: date) -> list[Path]:
-    """The partition files of one (track, KST date)."""
-    d = f"{day:%Y%m%d}"
-    match track:
-        case "swing" | "scalp" | "raw":
-            return sorted((root / track).glob(f"*/*/{d}/*.jsonl"))
-        case "system":
-            return sorted((root / "system" / "events").glob(f"*/{d}.jsonl"))
-        case "overflow":
-            return sorted((root / "system" / "overflow").glob(f"*/{d}_overflow.jsonl"))
-        case "metrics":
-            return sorted((root / "metrics").glob(f"{d}.jsonl"))
-    return []
+class WindowMarks:
+    """Where each generation started, on disk, so a restarted writer can rebuild the window."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.marks: list[Mark] = []
+
+    def load(self) -> bool:
+        try:
+            self.marks = msgspec.json.decode(self.path.read_bytes(), type=_MarkFile).marks[-2:]
+        except (FileNotFoundError, msgspec.DecodeError):
+            self.marks = []
+        return bool(self.marks)
+
+    def push(self, sizes: dict[Path, int], at_ns: int | None = None) -> None:
+        """Record a new generation start (atomically, durably); keep the previous one."""
+        mark = Mark(at_ns or time.time_ns(), {str(k): v for k, v in sizes.items()})
+        self.marks = [*self.marks[-1:], mark]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, msgspec.json.encode(_MarkFile(self.marks)))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def oldest(self) -> Mark | None:
+        return self.marks[0] if self.marks else None
 
 
-def days_on_disk(root: Path, track: str) -> list[date]:
-    """The KST dates for which `track` has files, oldest first."""
-    names: set[str] = set()
-    match track:
-        case "swing" | "scalp" | "raw":
-            names = {p.name for p in (root / track).glob("*/*/*") if p.is_dir()}
-        case "system":
-            names = {p.stem for p in (root / "system" / "events").glob("*/*.jsonl")}
-        case "overflow":
-            names = {
-                p.stem.removesuffix("_overflow") for p in (root / "system" / "overflow").glob("*/*.jsonl")
-            }
-        case "metrics":
-            names = {p.stem for p in (root / "metrics").glob("*.jsonl")}
-    out = []
-    for name in names:
+def read_ids_from(path: Path, offset: int, track: str, into: RecentIds) -> tuple[int, int, int]:
+    """Add the ids of the lines of `path` from byte `offset` on; (lines, bad lines, bytes read)."""
+    lines = bad = nbytes = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            nbytes += len(line)
+            lines += 1
+            try:
+                into.add(id_key(track, _id_decoder.decode(line).record_id))
+            except msgspec.DecodeError:
+                bad += 1
+    return lines, bad, nbytes
+
+
+def load_window(root: Path, files: list[Path], marks: WindowMarks, into: RecentIds) -> LoadResult:
+    """Fill `into` with every line committed since the older mark (see the module docstring).
+
+    `files`: every archive file under `root`; without a mark, those of each track's two latest days.
+    """
+    t0 = time.perf_counter()
+    mark = marks.oldest()
+    n_files = lines = bad = nbytes = 0
+    read: list[Path] = []
+    if mark is None:
+        chosen = [(p, 0) for p in latest_days(root, files, 2)]
+    else:
+        chosen = []
+        for path in files:
+            rel = str(path.relative_to(root))
+            offset = mark.sizes.get(rel)
+            if offset is None:
+                try:
+                    if path.stat().st_mtime_ns < mark.at_ns - MARK_SLACK_NS:
+                        continue
+                except FileNotFoundError:
+                    continue
+                offset = 0
+            chosen.append((path, offset))
+    for path, offset in chosen:
+        track = track_of(path.relative_to(root))
+        if track is None:
+            continue
+        try:
+            got = read_ids_from(path, offset, track, into)
+        except FileNotFoundError:
+            continue
+        n_files += 1
+        read.append(path)
+        lines, bad, nbytes = lines + got[0], bad + got[1], nbytes + got[2]
+    return LoadResult(n_files, lines, bad, nbytes, time.perf_counter() - t0, mark is not None, read)
+
+
+def _day_of(rel: Path) -> date | None:
+    for part in rel.parts[1:]:
+        name = part.removesuffix(".jsonl").removesuffix("_overflow")
         if len(name) == 8 and name.isdigit():
             try:
-                out.append(date(int(name[:4]), int(name[4:6]), int(name[6:])))
+                return date(int(name[:4]), int(name[4:6]), int(name[6:]))
             except ValueError:
-                continue
-    return sorted(out)
+                return None
+    return None
 
 
-class RecordIndex:
-    """Committed ids per (track, day); at most `days_per_track` days of a track kept in memory."""
-
-    def __init__(self, root: Path, days_per_track: int = 3):
-        self.root = root
-        self.days_per_track = days_per_track
-        self._days: OrderedDict[tuple[str, date], DayIds] = OrderedDict()
-        self.scans: list[ScanResult] = []
-
-    def _day(self, track: str, day: date) -> DayIds:
-        key = (track, day)
-        ids = self._days.get(key)
-        if ids is None:
-            ids = self._load(track, day)
-            self._days[key] = ids
-            self._evict(track)
-        else:
-            self._days.move_to_end(key)
-        return ids
-
-    def _evict(self, track: str) -> None:
-        keys = [k for k in self._days if k[0] == track]
-        for key in keys[: max(0, len(keys) - self.days_per_track)]:
-            del self._days[key]
-
-    def _load(self, track: str, day: date) -> DayIds:
-        t0 = time.perf_counter()
-        ids = DayIds()
-        files = day_files(self.root, track, day)
-        lines = bad = 0
-        hashes: set[int] = set()
-        for path in files:
-            with open(path, "rb") as f:
-                for line in f:
-                    lines += 1
-                    try:
-                        hashes.add(id_hash(_id_decoder.decode(line).record_id))
-                    except msgspec.DecodeError:
-                        bad += 1
-        ids._frozen = array("Q", sorted(hashes))
-        self.scans.append(ScanResult(track, day, len(files), lines, bad, time.perf_counter() - t0))
-        return ids
-
-    def preload(self, track: str, day: date) -> None:
-        self._day(track, day)
-
-    def contains(self, track: str, day: date, record_id: str) -> bool:
-        return id_hash(record_id) in self._day(track, day)
-
-    def add(self, track: str, day: date, record_id: str) -> None:
-        self._day(track, day).add(id_hash(record_id))
-
-    def size(self) -> int:
-        return sum(len(v) for v in self._days.values())
+def latest_days(root: Path, files: list[Path], days: int) -> list[Path]:
+    """The files of each track's `days` latest KST dates (the fallback without marks)."""
+    by_track: dict[str, dict[date, list[Path]]] = {}
+    for path in files:
+        rel = path.relative_to(root)
+        track, day = track_of(rel), _day_of(rel)
+        if track is not None and day is not None:
+            by_track.setdefault(track, {}).setdefault(day, []).append(path)
+    out: list[Path] = []
+    for per_day in by_track.values():
+        for day in sorted(per_day)[-days:]:
+            out.extend(sorted(per_day[day]))
+    return out

@@ -102,6 +102,7 @@ class ScalpRotation:
     def __init__(self, root: Path):
         self.root = root
         self._starts: dict[Path, list[int]] = {}
+        self.files_started = 0  # changes whenever a new scalp file start is decided
 
     def starts(self, day_dir: Path) -> list[int]:
         cached = self._starts.get(day_dir)
@@ -123,6 +124,7 @@ class ScalpRotation:
         i = bisect_right(starts, t) - 1
         if i < 0 or candidate > starts[i]:
             insort(starts, candidate)
+            self.files_started += 1
             start = candidate
         else:
             start = starts[i]

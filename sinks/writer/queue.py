@@ -1,5 +1,7 @@
 """The intake queue between the receive loop and the committer thread.
 
+It carries `Chunk` s, one per received bus batch: the lines that passed the checks and the cumulative
+ack that covers the batch (rejected messages are acknowledged too: they are reported, never retried).
 Bounded in bytes by the *producer* side: the worker checks `nbytes` against ``writer.queue_bytes``
 and stops reading the archive socket while it is over (so the rest waits in the core's replay
 buffer, whose own bound turns overflow into a gap marker). `put` itself never refuses: the writer's
@@ -12,48 +14,49 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+
+from observer.schema import ArchiveRecord
 
 ITEM_OVERHEAD_BYTES = 200
 
+Item = tuple[ArchiveRecord, bytes]
+"""One line to commit: the checked message and its line (``rec.line`` as bytes)."""
+
 
 @dataclass(slots=True)
-class Item:
-    """One line to commit (``line`` None: only an ack to pass through, e.g. for a rejected message)."""
+class Chunk:
+    """Lines received together (at one mitigation level) and the ack (producer, run, seq) that
+    covers them, if any."""
 
-    track: str
-    provider: str
-    market: str
-    partition_at: datetime | None
-    record_id: str
-    line: bytes | None
-    level: int = 0
+    items: list[Item]
     ack: tuple[str, str, int] | None = None
+    level: int = 0
     enqueued_ns: int = field(default_factory=time.monotonic_ns)
-    path: Path | None = None  # routed once, kept across retries
+    nbytes: int = 0
 
-    @property
-    def nbytes(self) -> int:
-        return (len(self.line) if self.line is not None else 0) + ITEM_OVERHEAD_BYTES
+    def __post_init__(self) -> None:
+        if not self.nbytes:
+            self.nbytes = sum([len(line) for _, line in self.items]) + ITEM_OVERHEAD_BYTES * len(self.items)
 
 
 class IntakeQueue:
     def __init__(self) -> None:
-        self._items: deque[Item] = deque()
+        self._chunks: deque[Chunk] = deque()
         self._cond = threading.Condition()
         self.nbytes = 0
+        self.records = 0
         self._wake_at = 1
         self._hurry = False
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self.records
 
-    def put(self, item: Item) -> None:
+    def put(self, chunk: Chunk) -> None:
         with self._cond:
-            self._items.append(item)
-            self.nbytes += item.nbytes
-            if len(self._items) == 1 or len(self._items) >= self._wake_at:
+            self._chunks.append(chunk)
+            self.nbytes += chunk.nbytes
+            self.records += len(chunk.items)
+            if len(self._chunks) == 1 or self.records >= self._wake_at:
                 self._cond.notify()
 
     def hurry(self) -> None:
@@ -62,21 +65,27 @@ class IntakeQueue:
             self._hurry = True
             self._cond.notify_all()
 
-    def take(self, max_items: int, not_before: float, idle_timeout_s: float) -> list[Item]:
-        """Wait up to `idle_timeout_s` for a first item, then until monotonic time `not_before` or
-        until `max_items` are waiting (or `wake`), and return up to `max_items` in order."""
+    def take(self, max_records: int, not_before: float, idle_timeout_s: float) -> list[Chunk]:
+        """Wait up to `idle_timeout_s` for a first chunk, then until monotonic time `not_before` or
+        until `max_records` lines are waiting (or `hurry`), and return chunks in order holding about
+        `max_records` lines (whole chunks: at least one)."""
         with self._cond:
-            if not self._items and not self._hurry:
+            if not self._chunks and not self._hurry:
                 self._cond.wait(idle_timeout_s)
-                if not self._items:
+                if not self._chunks:
                     return []
-            self._wake_at = max_items
-            while len(self._items) < max_items and not self._hurry:
+            self._wake_at = max_records
+            while self.records < max_records and not self._hurry:
                 remaining = not_before - time.monotonic()
                 if remaining <= 0 or not self._cond.wait(remaining):
                     break
             self._wake_at = 1
-            n = min(max_items, len(self._items))
-            out = [self._items.popleft() for _ in range(n)]
-            self.nbytes -= sum(i.nbytes for i in out)
+            out: list[Chunk] = []
+            n = 0
+            while self._chunks and (not out or n + len(self._chunks[0].items) <= max_records):
+                chunk = self._chunks.popleft()
+                out.append(chunk)
+                n += len(chunk.items)
+                self.nbytes -= chunk.nbytes
+            self.records -= n
             return out

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from observer.bus import MITIGATION, EventSubscriber, archive_decoder, stats_topic, system_topic
-from observer.clock import kst_date, ns_to_datetime
+from observer.clock import ns_to_datetime
 from observer.config import data_dir, ensure_private_dir, state_dir
 from observer.reliable import ReliableReceiver, SeqGap, hop_endpoints
 from observer.schema import ArchiveRecord, GapMarker, MitigationLevel, WorkerStats
@@ -20,7 +20,7 @@ from sinks.writer.committer import Committer, event_item
 from sinks.writer.feed import FeedThread
 from sinks.writer.files import DataDirLock, WriterLocked
 from sinks.writer.partitions import PartitionError, check_route
-from sinks.writer.queue import IntakeQueue, Item
+from sinks.writer.queue import Chunk, IntakeQueue, Item
 
 EXIT_LOCKED = 3
 
@@ -30,6 +30,7 @@ class _LineId(msgspec.Struct):
 
 
 _line_decoder = msgspec.json.Decoder(_LineId)
+_id_encoder = msgspec.json.Encoder()
 
 
 def _p99(values: list[float]) -> float:
@@ -50,7 +51,8 @@ class WriterWorker(Worker):
         assert self.ctx is not None
         self.root = Path(os.path.abspath(data_dir(self.cfg)))
         ensure_private_dir(self.root)
-        self.lock = DataDirLock(ensure_private_dir(state_dir(self.cfg)) / "writer.lock")
+        state = ensure_private_dir(state_dir(self.cfg))
+        self.lock = DataDirLock(state / "writer.lock")
         try:
             self.lock.acquire()
         except WriterLocked as e:
@@ -64,6 +66,7 @@ class WriterWorker(Worker):
         self.gaps = 0
         self.pauses = 0
         self._rejections: dict[str, tuple[float, int]] = {}
+        self._routes_ok: set[tuple[str, str, str]] = set()
         self._last_sent_ns: dict[tuple[str, str], int] = {}
         self._last_stats = 0.0
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -75,7 +78,8 @@ class WriterWorker(Worker):
             self.queue,
             provider=self.cfg.provider.name,
             make_event=self.make_event,
-            today=lambda: kst_date(self.clock.now()),
+            marks_path=state / "writer_window.json",
+            generation_bytes=self.cfg.writer.dedupe_generation_bytes or self.cfg.bus.replay_buffer_bytes,
             wake_fd=self._wake_w,
             on_commit=self.feed.offer,
         )
@@ -86,7 +90,7 @@ class WriterWorker(Worker):
         hop_bus = msgspec.structs.replace(self.cfg.bus, recv_hwm=self.cfg.writer.recv_hwm)
         hop_cfg = msgspec.structs.replace(self.cfg, bus=hop_bus)
         self.receiver = ReliableReceiver(
-            self.ctx, hop_cfg, self.name, data_ep, ack_ep, on_gap=self.handle_gap
+            self.ctx, hop_cfg, self.name, data_ep, ack_ep, on_gap=self.handle_gap, body_type=ArchiveRecord
         )
         self.register(self.receiver.pull, self.handle_archive)
         self.mitigation = EventSubscriber(self.ctx, self.cfg, [MITIGATION])
@@ -96,51 +100,54 @@ class WriterWorker(Worker):
     # -- intake
     def handle_archive(self) -> None:
         bound = self.cfg.writer.queue_bytes
-        for env in self.receiver.receive(self.cfg.writer.max_batch_records):
-            key = (env.producer, env.run_id)
-            self._last_sent_ns[key] = env.sent_at_ns
-            ack = (env.producer, env.run_id, env.seq)
-            try:
-                rec = archive_decoder.decode(env.body)
-                problem = self._check(rec)
-            except msgspec.DecodeError as e:
-                rec, problem = None, f"undecodable archive message: {e}"
-            if problem is not None:
-                self._reject(problem, env.producer, rec.record_id if rec is not None else "")
-                self.queue.put(Item("", "", "", None, "", None, ack=ack))
-            else:
-                assert rec is not None
-                self.queue.put(
-                    Item(
-                        rec.track,
-                        rec.provider,
-                        rec.market,
-                        rec.partition_at,
-                        rec.record_id,
-                        rec.line,
-                        level=self.level,
-                        ack=ack,
-                    )
-                )
+        for batch in self.receiver.receive_batches(self.cfg.writer.max_batch_records):
+            self._last_sent_ns[(batch.producer, batch.run_id)] = batch.sent_at_ns
+            items: list[Item] = []
+            for body in batch.bodies:
+                item = self._item(body, batch.producer)
+                if item is not None:
+                    items.append(item)
+            ack = (batch.producer, batch.run_id, batch.seq + len(batch.bodies) - 1)
+            self.queue.put(Chunk(items, ack, self.level))
             if self.queue.nbytes >= bound:
                 self._pause_intake()
                 return
 
-    @staticmethod
-    def _check(rec: ArchiveRecord) -> str | None:
+    def _item(self, body: ArchiveRecord | msgspec.Raw, producer: str) -> Item | None:
+        """The line of one archive message, or None when it is rejected (reported, acknowledged).
+        A body arrives raw only when its batch did not decode as a whole."""
+        if isinstance(body, msgspec.Raw):
+            try:
+                body = archive_decoder.decode(body)
+            except msgspec.DecodeError as e:
+                self._reject(f"undecodable archive message: {e}", producer, "")
+                return None
+        line = bytes(body.line)
+        problem = self._check(body, line)
+        if problem is not None:
+            self._reject(problem, producer, body.record_id)
+            return None
+        return body, line
+
+    def _check(self, rec: ArchiveRecord, line: bytes) -> str | None:
         if not rec.record_id:
             return "empty record_id"
-        if b"\n" in rec.line:
+        if b"\n" in line:
             return "line contains a newline"
+        route = (rec.track, rec.provider, rec.market)
         try:
-            check_route(rec.track, rec.provider, rec.market, rec.partition_at)
-            line_id = _line_decoder.decode(rec.line).record_id
+            if route not in self._routes_ok or rec.partition_at.tzinfo is None:
+                check_route(rec.track, rec.provider, rec.market, rec.partition_at)
+                self._routes_ok.add(route)
+            # the core encodes record_id first: compare bytes, decode only when that does not match
+            if not line.startswith(b'{"record_id":' + _id_encoder.encode(rec.record_id) + b","):
+                line_id = _line_decoder.decode(line).record_id
+                if line_id != rec.record_id:
+                    return "record_id of the line differs from the message's"
         except PartitionError as e:
             return str(e)
         except msgspec.DecodeError as e:
             return f"line is not a JSON object with a record_id: {e}"
-        if line_id != rec.record_id:
-            return "record_id of the line differs from the message's"
         return None
 
     def _reject(self, problem: str, producer: str, record_id: str) -> None:
@@ -162,7 +169,7 @@ class WriterWorker(Worker):
             suppressed_since_last=suppressed,
         )
         self.log.error(ev.message, extra={"producer": producer, "record_id": record_id})
-        self.queue.put(event_item(ev, self.cfg.provider.name))
+        self.queue.put(Chunk([event_item(ev, self.cfg.provider.name)]))
 
     def _pause_intake(self) -> None:
         if not self.paused:
@@ -205,7 +212,7 @@ class WriterWorker(Worker):
             "archive hop gap",
             extra={"producer": gap.producer, "run_id": gap.run_id, "first": gap.first, "last": gap.last},
         )
-        self.queue.put(event_item(marker, self.cfg.provider.name))
+        self.queue.put(Chunk([event_item(marker, self.cfg.provider.name)]))
 
     # -- events and results
     def handle_events(self) -> None:
@@ -266,7 +273,7 @@ class WriterWorker(Worker):
             "intake_paused": 1.0 if self.paused else 0.0,
             "mitigation_level": float(self.level),
             "index_ready": 1.0 if c.ready.is_set() else 0.0,
-            "index_ids": float(c.index.size()),
+            "index_ids": float(len(c.window)),
         }
         return WorkerStats(worker=self.name, at=self.clock.now(), counters=counters, gauges=gauges)
 

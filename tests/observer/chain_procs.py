@@ -19,6 +19,7 @@ from collections import deque
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
 import zmq
 
 from observer.bus import archive_decoder, context, ingest_decoder
@@ -86,7 +87,7 @@ def middle(cfg_path: str) -> None:
                 market="t",
                 partition_at=AT,
                 record_id=body.record_id,
-                line=body.record_id.encode(),
+                line=msgspec.Raw(body.record_id.encode()),  # digits: a JSON number
             )
             pending.append((sender.send(rec), env.producer, env.run_id, env.seq))
         sender.pump()
@@ -123,7 +124,7 @@ def sink(cfg_path: str, work: Path) -> None:
             rec = archive_decoder.decode(env.body)
             if rec.record_id not in seen:
                 seen.add(rec.record_id)
-                lines.append(rec.line + b"\n")
+                lines.append(bytes(rec.line) + b"\n")
             last[(env.producer, env.run_id)] = env.seq
         if lines:
             os.write(fd, b"".join(lines))

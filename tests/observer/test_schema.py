@@ -154,7 +154,12 @@ def test_archive_record_round_trip_and_pattern_json() -> None:
     line = msgspec.json.encode(rec)
     assert msgspec.json.decode(line, type=s.PatternRecord) == rec
     arch = s.ArchiveRecord(
-        track="scalp", provider="kis", market="KRX", partition_at=AT, record_id=rec.record_id, line=line
+        track="scalp",
+        provider="kis",
+        market="KRX",
+        partition_at=AT,
+        record_id=rec.record_id,
+        line=msgspec.Raw(line),
     )
     assert archive_decoder.decode(encode(arch)) == arch
 

@@ -102,7 +102,7 @@ class WriterStandIn:
     def events(self, type_: str | None = None) -> list[SystemEvent]:
         out = []
         for r in self.records:
-            if r.track == "system" and b'"kind":"system_event"' in r.line:
+            if r.track == "system" and b'"kind":"system_event"' in bytes(r.line):
                 e = _event.decode(r.line)
                 if type_ is None or e.type == type_:
                     out.append(e)

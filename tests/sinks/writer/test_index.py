@@ -1,47 +1,84 @@
-"""The record-id index: rebuilt from partition files, exact after compaction, per (track, day)."""
+"""The de-duplication window: exact within its generations, bounded, rebuilt from the files after a mark."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import os
+import time
 from pathlib import Path
 
 from sinks.writer.files import FileTable
-from sinks.writer.index import DayIds, RecordIndex, days_on_disk, id_hash
+from sinks.writer.index import RecentIds, WindowMarks, id_key, load_window, track_of
+from sinks.writer.repair import archive_files
 from testkit.records import DAY, line_for
 
-D = date(2026, 11, 26)
+SCALP = Path("scalp/kis/KOSPI/20261126/09_30_00.jsonl")
+EVENTS = Path("system/events/kis/20261126.jsonl")
 
 
-def test_day_ids_exact_across_compaction() -> None:
-    ids = DayIds()
-    for i in range(150_000):
-        ids.add(id_hash(f"sc-{i}"))
-    assert len(ids) == 150_000
-    assert all(id_hash(f"sc-{i}") in ids for i in range(0, 150_000, 7))
-    assert id_hash("sc-150000") not in ids and id_hash("other") not in ids
+def _lines(track: str, ids: range, prefix: str = "sc") -> bytes:
+    return b"".join(line_for(track, f"{prefix}-{i}", DAY) + b"\n" for i in ids)
 
 
-def test_index_rebuilt_from_files_per_track_and_day(tmp_path: Path) -> None:
+def test_window_is_exact_over_two_generations_and_forgets_the_third() -> None:
+    w = RecentIds(generation_bytes=1000)
+    for gen in range(3):
+        for i in range(gen * 50_000, (gen + 1) * 50_000):
+            w.add(id_key("scalp", f"sc-{i}"))
+        assert w.committed(1000)
+        w.rotate()
+        w.add(id_key("scalp", f"young-{gen}"))
+    assert id_key("scalp", "young-2") in w  # young
+    assert all(id_key("scalp", f"sc-{i}") in w for i in range(100_000, 150_000, 7))  # old
+    assert id_key("scalp", "sc-99999") not in w  # two rotations ago: forgotten
+    assert id_key("swing", "sc-120000") not in w  # unique per track only
+    assert len(w) == 50_002  # old: 50 000 + young-1; young: young-2
+
+
+def test_track_of_paths() -> None:
+    assert track_of(SCALP) == "scalp"
+    assert track_of(EVENTS) == "system"
+    assert track_of(Path("system/overflow/kis/20261126_overflow.jsonl")) == "overflow"
+    assert track_of(Path("metrics/20261126.jsonl")) == "metrics"
+    assert track_of(Path("logs/x.jsonl")) is None
+
+
+def test_rebuilt_from_what_follows_the_older_mark(tmp_path: Path) -> None:
+    table = FileTable(tmp_path)
+    old_file = Path("raw/kis/KOSPI/20261126/09_00.jsonl")
+    table.commit({SCALP: _lines("scalp", range(100)), old_file: _lines("raw", range(5), "rw")})
+    marks = WindowMarks(tmp_path / "writer_window.json")
+    # a file not named in the mark and untouched since is skipped: make it older than the mark
+    past = time.time() - 60
+    os.utime(tmp_path / old_file, (past, past))
+    marks.push({SCALP: table.size(SCALP)})
+    table.commit(
+        {SCALP: _lines("scalp", range(100, 150)), EVENTS: line_for("system", "ev-1", DAY) + b"\nnot json\n"}
+    )
+    table.close()
+
+    reread = WindowMarks(tmp_path / "writer_window.json")
+    assert reread.load()
+    w = RecentIds(1 << 30)
+    got = load_window(tmp_path, sorted(archive_files(tmp_path)), reread, w)
+    assert got.from_marks and got.lines == 52 and got.bad_lines == 1
+    assert all(id_key("scalp", f"sc-{i}") in w for i in range(100, 150))
+    assert id_key("scalp", "sc-99") not in w  # before the mark
+    assert id_key("system", "ev-1") in w  # a new file: read whole
+    assert id_key("raw", "rw-1") not in w
+
+
+def test_without_marks_the_latest_two_days_are_read(tmp_path: Path) -> None:
     table = FileTable(tmp_path)
     table.commit(
         {
-            Path("scalp/kis/KOSPI/20261126/09_30_00.jsonl"): b"".join(
-                line_for("scalp", f"sc-{i}", DAY) + b"\n" for i in range(100)
-            ),
-            Path("scalp/kis/KOSDAQ/20261125/09_30_00.jsonl"): line_for(
-                "scalp", "old", DAY - timedelta(days=1)
-            )
-            + b"\n",
-            Path("system/events/kis/20261126.jsonl"): line_for("system", "ev-1", DAY) + b"\nnot json\n",
+            Path("scalp/kis/KOSPI/20261124/09_30_00.jsonl"): _lines("scalp", range(3), "d24"),
+            Path("scalp/kis/KOSPI/20261125/09_30_00.jsonl"): _lines("scalp", range(3), "d25"),
+            SCALP: _lines("scalp", range(3), "d26"),
         }
     )
     table.close()
-    index = RecordIndex(tmp_path)
-    assert index.contains("scalp", D, "sc-42") and not index.contains("scalp", D, "sc-100")
-    assert not index.contains("swing", D, "sc-42")  # unique per track
-    assert not index.contains("scalp", D, "old") and index.contains("scalp", D - timedelta(days=1), "old")
-    assert index.contains("system", D, "ev-1")
-    assert [s.bad_lines for s in index.scans if s.track == "system"] == [1]
-    assert days_on_disk(tmp_path, "scalp") == [D - timedelta(days=1), D]
-    index.add("scalp", D, "sc-100")
-    assert index.contains("scalp", D, "sc-100")
+    w = RecentIds(1 << 30)
+    got = load_window(tmp_path, sorted(archive_files(tmp_path)), WindowMarks(tmp_path / "none.json"), w)
+    assert not got.from_marks and got.lines == 6
+    assert id_key("scalp", "d26-0") in w and id_key("scalp", "d25-2") in w
+    assert id_key("scalp", "d24-0") not in w

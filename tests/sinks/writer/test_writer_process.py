@@ -82,7 +82,12 @@ def test_bad_input_is_rejected_with_events_acked_and_never_written(rig: Rig, ctx
     naive = DAY.replace(tzinfo=None)
     bad = [
         ArchiveRecord(
-            track="swing", provider="kis", market="KOSPI", partition_at=DAY, record_id="b1", line=b"nope"
+            track="swing",
+            provider="kis",
+            market="KOSPI",
+            partition_at=DAY,
+            record_id="b1",
+            line=msgspec.Raw(b'"nope"'),
         ),
         ArchiveRecord(
             track="swing",
@@ -90,7 +95,7 @@ def test_bad_input_is_rejected_with_events_acked_and_never_written(rig: Rig, ctx
             market="KOSPI",
             partition_at=DAY,
             record_id="b2",
-            line=b'{"record_id": "b2",\n"x": 1}',
+            line=msgspec.Raw(b'{"record_id": "b2",\n"x": 1}'),
         ),
         ArchiveRecord(
             track="swing",
@@ -98,7 +103,7 @@ def test_bad_input_is_rejected_with_events_acked_and_never_written(rig: Rig, ctx
             market="../up",
             partition_at=DAY,
             record_id="b3",
-            line=line_for("swing", "b3", DAY),
+            line=msgspec.Raw(line_for("swing", "b3", DAY)),
         ),
         ArchiveRecord(
             track="swing",
@@ -106,7 +111,7 @@ def test_bad_input_is_rejected_with_events_acked_and_never_written(rig: Rig, ctx
             market="KOSPI",
             partition_at=naive,
             record_id="b4",
-            line=line_for("swing", "b4", DAY),
+            line=msgspec.Raw(line_for("swing", "b4", DAY)),
         ),
         ArchiveRecord(
             track="swing",
@@ -114,7 +119,7 @@ def test_bad_input_is_rejected_with_events_acked_and_never_written(rig: Rig, ctx
             market="KOSPI",
             partition_at=DAY,
             record_id="b5",
-            line=line_for("swing", "other", DAY),
+            line=msgspec.Raw(line_for("swing", "other", DAY)),
         ),
     ]
     try:
