@@ -5,17 +5,19 @@ produces acks after fsync. ``verify`` reads an archive back and judges it.
 
 Data flow::
 
-    archive PULL (ReliableReceiver, in order, no duplicates)      mitigation SUB (scalp rotation)
-        -> WriterWorker.handle_archive: decode ArchiveRecord, reject bad input (system event, acked)
+    archive PULL (ReliableReceiver: EnvelopeBatch[ArchiveRecord], in order, no duplicates)
+        -> WriterWorker.handle_archive: one Chunk per batch (checked lines + the batch's ack);
+           bad input rejected (system event, acked)                mitigation SUB (scalp rotation)
         -> IntakeQueue (byte-bounded; when full the worker stops reading the socket)
-        -> Committer thread: startup repair (torn tails) + record-id index, then group commits:
-           dedup by record_id (RecordIndex) -> route (partitions.Partitioner) -> one write per file
+        -> Committer thread: startup repair (torn tails) + de-duplication window from its marks,
+           then group commits: skip ids in the window (RecentIds: what producers can still resend)
+           -> route (partitions.Partitioner, cached per 10 minutes) -> one write per file
            (FileTable, O_APPEND, rolled back on error) -> fsync files + new dirs
         -> acks (pipe wakeup) -> WriterWorker publishes cumulative Acks on archive_ack
         -> fresh lines of each commit -> feed.FeedThread -> public ``feed`` PUB (after the fsync)
 
 Modules: ``partitions`` (path rules, scalp rotation), ``files`` (file table, lock), ``repair``
-(torn-tail truncation), ``index`` (committed record ids), ``queue`` (intake queue), ``committer``
-(the writer thread), ``feed`` (the public feed thread), ``worker`` (the process), ``verify`` (is an
-archive sound), ``cli`` (``observer verify``).
+(torn-tail truncation), ``index`` (the de-duplication window and its marks), ``queue`` (intake
+queue), ``committer`` (the writer thread), ``feed`` (the public feed thread), ``worker`` (the
+process), ``verify`` (is an archive sound), ``cli`` (``observer verify``).
 """
