@@ -57,6 +57,7 @@ class Producer:
         *,
         replay_buffer_bytes: int | None = None,
         producer: str = "core",
+        transmit_on_send: bool = True,
     ):
         data_ep, ack_ep = hop_endpoints(cfg, "archive")
         self.gaps: list[SeqGap] = []
@@ -68,6 +69,7 @@ class Producer:
             ack_ep,
             on_gap=self.gaps.append,
             replay_buffer_bytes=replay_buffer_bytes,
+            transmit_on_send=transmit_on_send,  # False: batched per loop turn, as the core sends
         )
         self.seq_ids: dict[int, tuple[str, str]] = {}
         self.max_send_s = 0.0
