@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from testkit.postgres import PgServer, postgres
 from tests.conftest import REPO, free_port, wait_for
 from tests.sinks.research.conftest import Day, frame_records
-from tests.sinks.research.pg import PgServer, postgres
 
 TABLES = ("swing_snapshots", "scalp_samples", "trades", "gap_markers", "system_events", "metrics")
 

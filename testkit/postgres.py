@@ -8,15 +8,21 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
-from tests.conftest import free_port, wait_for
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _bin(name: str) -> str:
@@ -44,7 +50,11 @@ class PgServer:
         )
         opts = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(_bin("pg_ctl"), "-D", str(data), "-l", str(self.base / "pg.log"), "-o", opts, "-w", "start")
-        wait_for(self.ready, 30, 0.2, "PostgreSQL to accept connections")
+        deadline = time.monotonic() + 30
+        while not self.ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not accept connections; see {self.base / 'pg.log'}")
+            time.sleep(0.2)  # polling interval
 
     def ready(self) -> bool:
         try:
