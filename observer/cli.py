@@ -3,11 +3,20 @@ with a message naming the file, key and expected type."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from observer.config import Config, ConfigError, Secrets, effective_config_text, load_config
+from observer.config import (
+    CONFIG_ENV,
+    Config,
+    ConfigError,
+    Secrets,
+    effective_config_text,
+    load_config,
+    resolve_config_path,
+)
 
 
 def _load(config_path: str | None) -> Config:
@@ -60,6 +69,8 @@ def worker_cmd(ctx: click.Context, name: str) -> None:
     from observer.worker_registry import UnknownWorker, build_worker
 
     cfg = config_of(ctx)
+    # children a worker starts (observer.child_command) re-load the same file
+    os.environ[CONFIG_ENV] = str(resolve_config_path(ctx.obj.get("config_path")).resolve())
     try:
         worker = build_worker(name, cfg)
     except UnknownWorker as e:

@@ -38,6 +38,7 @@ class Alert:
     key: str
     severity: Severity
     text: str
+    photo_png: bytes | None = None  # sent with sendPhoto, the text as its caption
 
     def message(self) -> str:
         return f"[{self.severity}] KRX observer: {self.text}"
@@ -82,6 +83,7 @@ class AlertSender:
         self.source = source
         self.telegram_enabled = bool(self._token and self._chat_id)
         self._url = f"{self._cfg.telegram_base_url.rstrip('/')}/bot{self._token}/sendMessage"
+        self._photo_url = self._url.removesuffix("sendMessage") + "sendPhoto"
         self._queue: queue.Queue[Alert] = queue.Queue(maxsize=max(1, self._cfg.queue_size))
         self._active: set[str] = set()
         self._stop = threading.Event()
@@ -121,9 +123,17 @@ class AlertSender:
         self.notify(key, severity, text, telegram=telegram)
         return True
 
-    def notify(self, key: str, severity: Severity, text: str, *, telegram: bool = True) -> None:
-        """A one-shot alert (e.g. a backup failure event): always one message."""
-        alert = Alert(key, severity, text)
+    def notify(
+        self,
+        key: str,
+        severity: Severity,
+        text: str,
+        *,
+        telegram: bool = True,
+        photo_png: bytes | None = None,
+    ) -> None:
+        """A one-shot alert (e.g. a backup failure event): always one message (with a chart: sendPhoto)."""
+        alert = Alert(key, severity, text, photo_png)
         self.episodes += 1
         log.log(
             _LEVELS.get(severity, logging.CRITICAL),
@@ -181,8 +191,10 @@ class AlertSender:
 
     def _deliver(self, session: requests.Session, alert: Alert, backoff: Backoff) -> None:
         body = {"chat_id": self._chat_id, "text": alert.message(), "disable_web_page_preview": True}
+        if alert.photo_png is not None:
+            body = {"chat_id": self._chat_id, "caption": alert.message()[:1024]}
         while not self._stop.is_set():
-            retry_after_s, outcome = self._post(session, body)
+            retry_after_s, outcome = self._post(session, body, alert.photo_png)
             if outcome == "sent":
                 self.sent += 1
                 backoff.reset()
@@ -199,10 +211,17 @@ class AlertSender:
             self._stop.wait(delay)
         self.undelivered += 1  # stopped while still retrying it
 
-    def _post(self, session: requests.Session, body: dict[str, Any]) -> tuple[float | None, str]:
+    def _post(
+        self, session: requests.Session, body: dict[str, Any], photo_png: bytes | None = None
+    ) -> tuple[float | None, str]:
         """(retry_after_s, outcome): outcome is 'sent', 'refused' or a masked error text (retry)."""
+        timeout = self._cfg.request_timeout_s
         try:
-            resp = session.post(self._url, json=body, timeout=self._cfg.request_timeout_s)
+            if photo_png is None:
+                resp = session.post(self._url, json=body, timeout=timeout)
+            else:
+                files = {"photo": ("summary.png", photo_png, "image/png")}
+                resp = session.post(self._photo_url, data=body, files=files, timeout=timeout)
         except requests.RequestException as e:
             return None, self._scrub(f"{type(e).__name__}: {e}")
         if 200 <= resp.status_code < 300:

@@ -45,6 +45,7 @@ from observer.sessions import MarketSessions
 from observer.worker_base import Worker
 from sinks.monitor import stats as S
 from sinks.monitor.alerts import AlertSender
+from sinks.monitor.day_summary import DaySummary
 from sinks.monitor.health import HealthReport, HealthRules, Inputs
 from sinks.monitor.metrics import MetricsWindow
 from sinks.monitor.mitigation import LevelChange, MitigationState, SignalSample
@@ -76,13 +77,15 @@ class MonitorWorker(Worker):
         mon = cfg.monitor
         self.book = StatsBook(mon.stats_stale_s)
         self.mitigation = MitigationState.from_config(mon)
-        self.rules = HealthRules(cfg, self.book, MarketSessions.from_config(cfg))
+        self.sessions = MarketSessions.from_config(cfg)
+        self.rules = HealthRules(cfg, self.book, self.sessions)
         self.metrics = MetricsWindow(cfg, self.book)
         self.slots: SlotCommand | None = None
         self.report: HealthReport | None = None
         self.sub: EventSubscriber | None = None
         self.sender: ReliableSender | None = None
         self.alerts: AlertSender | None = None
+        self.day_summary: DaySummary | None = None
         self._next_sample_at: datetime | None = None
         self._level_published_at = 0.0
         self._health_published_at = 0.0
@@ -115,6 +118,7 @@ class MonitorWorker(Worker):
         self.register(self.sender.ack_sub, self.sender.handle_acks)
         self.alerts = AlertSender(self.cfg, self.secrets, source=self.name)
         self.alerts.start()
+        self.day_summary = DaySummary(self.cfg, self.sessions, self.alerts, self.log)
         psutil.cpu_percent(None)  # primes the system-wide counter: the next call covers one interval
         now = self.clock.now()
         self.metrics.begin(now)
@@ -220,6 +224,8 @@ class MonitorWorker(Worker):
         if change is not None:
             self._level_changed(change)
         self.metrics.add_sample(cpu, memory, disk)
+        if self.day_summary is not None:
+            self.day_summary.poll(now)
         self._check_silences(now)
         previous = self.report
         report = self.rules.evaluate(Inputs(now, cpu, memory, disk, self.mitigation.level, self.slots))

@@ -7,6 +7,8 @@ The test plays the supervisor's forwarder (a `Forwarder` thread), the core's ing
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import subprocess
@@ -54,6 +56,21 @@ TOKEN = "987654321:AAtest-secret-token-value"
 CHAT_ID = "4242"
 
 
+def _form(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A sendPhoto body (multipart/form-data): fields as text, the file as bytes; the caption is
+    also kept as ``text`` so `FakeTelegram.texts` lists every message."""
+    msg = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw, policy=email.policy.HTTP
+    )
+    out: dict[str, Any] = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        out[str(name)] = payload if part.get_filename() else payload.decode()
+    out["text"] = out.get("caption", "")
+    return out
+
+
 class FakeTelegram:
     """Records every sendMessage; `down()` closes the port (connection refused), `up()` reopens it."""
 
@@ -78,7 +95,9 @@ class FakeTelegram:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                ctype = self.headers.get("Content-Type", "")
+                body = _form(ctype, raw) if ctype.startswith("multipart/") else json.loads(raw or b"{}")
                 with outer._lock:
                     outer.messages.append(body)
                     outer.paths.append(self.path)
