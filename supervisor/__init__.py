@@ -9,6 +9,7 @@ Data flow::
                slots / mitigation / stats.* -> BusView (view.py) for `ctl status`
     every state transition -> JSON log line + SystemEvent: ReliableSender -> ingest (archived
         in system/) and PUB topic `supervisor.state`
-    observer ctl ... (cli.py) -> ControlClient REQ -> control REP (control.py) -> Supervisor;
+    observer ctl ... (cli.py) -> observer.control.ControlClient REQ -> control REP (control.py,
+        the server side) -> Supervisor;
         pin/unpin -> Command on topic `ctl.observer` (the core acts on it)
 """
