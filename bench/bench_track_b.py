@@ -50,6 +50,7 @@ from observer.clock import ANCHOR_ENV, KST, SessionClock, datetime_to_ns
 from observer.config import Config, load_config
 from observer.reliable import ReliableReceiver, hop_endpoints
 from observer.schema import SlotAssignment, SlotCommand, TradeFrame, WorkerStats
+from testkit.kis_frames import record as kis_record
 
 REPO = Path(__file__).resolve().parent.parent
 START_AT = datetime(2026, 11, 26, 10, 0, 0, tzinfo=KST)  # a Thursday inside Track B's window
@@ -58,55 +59,7 @@ CODES = [f"{100000 + i:06d}" for i in range(41)]
 
 def record(code: str, seq: int) -> str:
     """One 46-field H0STCNT0 record; ACML_VOL carries a unique sequence number."""
-    fields = [
-        code,
-        "100000",
-        "71500",
-        "2",
-        "500",
-        "0.70",
-        "71420.55",
-        "71000",
-        "71600",
-        "70900",
-        "71500",
-        "71400",
-        "1",
-        str(seq),
-        str(seq * 71500),
-        "5012",
-        "6120",
-        "1108",
-        "122.11",
-        "356012",
-        "434102",
-        "1",
-        "55.01",
-        "61.23",
-        "090000",
-        "2",
-        "500",
-        "091522",
-        "5",
-        "-100",
-        "090011",
-        "2",
-        "600",
-        "20261126",
-        "20",
-        "N",
-        "1200",
-        "3400",
-        "812000",
-        "953000",
-        "0.03",
-        "1423000",
-        "107.05",
-        "0",
-        "",
-        "",
-    ]
-    return "^".join(fields)
+    return "^".join(kis_record(code, "100000", 71500, qty=1, acml_vol=seq))
 
 
 def frame_text(seq0: int, n: int) -> str:

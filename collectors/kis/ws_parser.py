@@ -29,6 +29,7 @@ from typing import Literal
 
 import msgspec
 
+from collectors.kis.normalize import to_int
 from observer.clock import KST
 from observer.schema import Tick
 
@@ -163,16 +164,7 @@ def _int(fields: list[str], i: int, name: str) -> int:
 
 
 def _int_or_zero(fields: list[str], i: int) -> int:
-    text = fields[i]
-    if not text:
-        return 0
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return int(float(text))
-        except ValueError:
-            return 0
+    return to_int(fields[i])
 
 
 def trade_tick(fields: list[str], received_at: datetime) -> Tick:

@@ -9,7 +9,7 @@ import pytest
 
 from collectors.kis.ws_parser import is_pingpong, parse_control_frame, parse_data_frame
 from observer.clock import KST
-from tests.collectors.kis.ws_records import REAL_RECORD, frame, record
+from testkit.kis_frames import REAL_RECORD, frame, record
 
 RECEIVED = datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=KST)
 

@@ -1,4 +1,4 @@
-"""Recorded-shaped H0STCNT0 payloads for the Track B tests (no simulator needed)."""
+"""Recorded-shaped KIS H0STCNT0 payloads (records and frames) for tests and benches (no simulator needed)."""
 
 from __future__ import annotations
 
