@@ -216,6 +216,19 @@ class Rig:
     def session(self) -> ScriptedSession:
         return self.stream.sessions[-1]
 
+    def up_at_the_open(self) -> ScriptedSession:
+        """Open the window (09:00) and bring the first session up."""
+        self.tick(60)
+        self.session().report_up()
+        assert self.tick() is S.UP
+        return self.session()
+
+    def answer(self, data: bytes, outcome: ControlOutcome) -> LinkState:
+        """The session receives control frame `data`, which the stream reads as `outcome`."""
+        self.stream.outcomes[data] = outcome
+        self.session().control.append((0, data))
+        return self.tick()
+
     def types(self) -> list[str]:
         return [e.type for e in self.events]
 
@@ -249,12 +262,9 @@ def test_a_day_walks_the_table(short_tmp: Path) -> None:
 
 def test_an_ack_that_says_session_in_use_drops_the_session_and_waits_longer(short_tmp: Path) -> None:
     rig = Rig(short_tmp)
-    rig.tick(60)
-    rig.session().report_up()
-    rig.tick()
-    rig.stream.outcomes[b"in-use"] = ControlOutcome("session_in_use", code="OPSP8996", message="in use")
-    rig.session().control.append((0, b"in-use"))
-    assert rig.tick() is S.WAITING and rig.session().closed
+    session = rig.up_at_the_open()
+    assert rig.answer(b"in-use", ControlOutcome("session_in_use", code="OPSP8996")) is S.WAITING
+    assert session.closed
     assert rig.counters["session_in_use"] == 1
     assert rig.tick(rig.cfg.track_b.session_in_use_backoff_s - 0.5) is S.WAITING
     assert rig.tick(1.0) is S.CONNECTING
@@ -262,12 +272,9 @@ def test_an_ack_that_says_session_in_use_drops_the_session_and_waits_longer(shor
 
 def test_a_rejected_key_is_invalidated_before_the_next_session(short_tmp: Path) -> None:
     rig = Rig(short_tmp)
-    rig.tick(60)
-    rig.session().report_up()
-    rig.tick()
-    rig.stream.outcomes[b"bad-key"] = ControlOutcome("invalid_key", code="OPSP0011", message="rejected")
-    rig.session().control.append((0, b"bad-key"))
-    assert rig.tick() is S.WAITING and rig.stream.invalidated == 1
+    rig.up_at_the_open()
+    assert rig.answer(b"bad-key", ControlOutcome("invalid_key", code="OPSP0011")) is S.WAITING
+    assert rig.stream.invalidated == 1
     assert "ws_approval_invalid" in rig.types()
 
 
