@@ -253,6 +253,7 @@ class ResearchConfig(_Section, frozen=True):
     summary_telegram: bool = True  # the monitor sends the end-of-day summary once
     summary_delay_s: float = 600.0  # after both tracks' end (market time)
     summary_timeout_real_s: float = 300.0
+    nightly_timeout_real_s: float = 3_600.0  # one export or load; killed after it
 
     def __post_init__(self) -> None:
         if self.nightly_etl and not self.etl_dsn:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from observer import alarms
+from observer.child_command import run_observer
 from observer.clock import KST, Clock
 from observer.config import Config, data_dir
 from observer.schema import DetailValue, Severity, SystemEvent
@@ -151,10 +152,35 @@ class Jobs:
                     empty_families=result.empty_families,
                     replaced_damaged=result.replaced_damaged,
                 )
+                self.research_outputs(day)
             elif result.status == "postponed":
                 retry = True
                 self.log.info("backup postponed", extra={"day": day.isoformat(), "reason": result.reason})
         return retry
+
+    def research_outputs(self, day: date) -> None:
+        """After the day's package: ``observer export`` and/or ``observer etl`` when configured
+        (child processes; a failure is a WARNING event and never blocks the backup)."""
+        rc = self.cfg.research
+        key = day_key(day)
+        for wanted, command in ((rc.nightly_export, "export"), (rc.nightly_etl, "etl")):
+            if not wanted or self.halt.is_set():
+                continue
+            result = run_observer(command, "--day", key, timeout_s=rc.nightly_timeout_real_s)
+            if result.ok:
+                self._event(
+                    f"research_{command}",
+                    "INFO",
+                    f"{command} of {day}: {result.stdout.strip()[-300:]}",
+                    day=day.isoformat(),
+                )
+            else:
+                self._event(
+                    f"research_{command}_failed",
+                    "WARNING",
+                    f"{command} of {day} failed: {result.reason()}",
+                    day=day.isoformat(),
+                )
 
     def retention(self, trigger: str) -> None:
         now = self.clock.now().astimezone(KST)
