@@ -14,7 +14,9 @@ from observer import alarms
 from observer.bus import alert_topic
 from observer.clock import KST, ManualClock
 from observer.config import Config
+from observer.schema import SystemEvent
 from observer.sessions import MarketSessions
+from sinks.housekeeping import spool
 from sinks.housekeeping.layout import package_dir
 from sinks.housekeeping.worker import HousekeeperWorker
 from testkit.config import make_config
@@ -107,3 +109,51 @@ def test_next_retention_is_strictly_after_now(short_tmp: Path) -> None:
     sessions = MarketSessions.from_config(make_config(short_tmp, '[housekeeping]\nretention_at = "21:00"\n'))
     assert sessions.next_retention_at(_at(20, 0)) == _at(21, 0)
     assert sessions.next_retention_at(_at(21, 0)) == _at(21, 0, date(2026, 1, 6))
+
+
+def test_an_unverified_package_is_one_critical_episode_on_the_workers_clock(
+    short_tmp: Path, run_worker
+) -> None:  # type: ignore[no-untyped-def]
+    cfg = make_config(short_tmp, TOML)
+    write_day(cfg, MONDAY)
+    clock = ManualClock(_at(21, 5))
+    r = run_worker(cfg, clock)
+    wait_for(lambda: r.bus.events_of("backup_created"), 10, what="the package")
+    manifest = (package_dir(cfg, MONDAY) / "manifest.json").read_text()
+    assert '"created_at":"2026-01-05T21:05:00+09:00"' in manifest.replace(" ", "")  # the worker's clock
+
+    def poll_passes(marker: str) -> None:
+        """Hand the housekeeper a spooled CLI event and wait until it is sent: a receipts poll ran."""
+        spool.put(cfg, [cli_event(cfg, marker)])
+        wait_for(lambda: [e for e in r.bus.events_of("cli_marker") if e.message == marker], 10, what=marker)
+        assert spool.pending(cfg) == []
+
+    clock.set(_at(21, 4, MONDAY + timedelta(days=1)))  # 23 h 59 min later: not yet
+    poll_passes("before the deadline")
+    assert r.bus.events_of("backup_unverified") == [] and alarms.standing(cfg) == []
+    clock.set(_at(21, 6, MONDAY + timedelta(days=1)))
+    [late] = wait_for(lambda: r.bus.events_of("backup_unverified"), 10, what="backup_unverified")
+    assert late.severity == "CRITICAL" and late.details["day"] == "2026-01-05"
+    for n in range(3):  # the condition stands through further polls: no repeat
+        clock.advance(600)
+        poll_passes(f"poll {n}")
+    assert len(r.bus.events_of("backup_unverified")) == 1
+    assert sum(1 for t, b in r.bus.alerts if getattr(b, "type", "") == "backup_unverified") == 1
+    [alarm] = alarms.standing(cfg)
+    assert (alarm.kind, alarm.key, alarm.since) == (
+        "backup_unverified",
+        "20260105",
+        _at(21, 6, MONDAY + timedelta(days=1)),
+    )
+
+
+def cli_event(cfg: Config, message: str) -> SystemEvent:
+    return SystemEvent(
+        record_id=f"evt-test-{message}",
+        type="cli_marker",
+        severity="INFO",
+        at=_at(12, 0),
+        source="housekeeping-cli",
+        provider=cfg.provider.name,
+        message=message,
+    )
