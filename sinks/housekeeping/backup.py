@@ -29,7 +29,6 @@ setting (or clearing) ``backup_group`` later re-applies them to existing package
 from __future__ import annotations
 
 import grp
-import hashlib
 import os
 import shutil
 import socket
@@ -40,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 from observer.clock import KST
 from observer.config import Config
@@ -50,7 +49,6 @@ from sinks.housekeeping.layout import (
     FILE_MODE,
     MANIFEST_NAME,
     MARKET_FAMILIES,
-    DayFile,
     archive_name,
     backup_root,
     day_key,
@@ -61,18 +59,16 @@ from sinks.housekeeping.layout import (
     write_file_atomic,
 )
 from sinks.housekeeping.manifest import (
-    CHUNK_BYTES,
     FamilyEntry,
     FileEntry,
     Manifest,
-    MemberEntry,
     encode_doc,
     hash_file,
     read_manifest,
 )
+from sinks.housekeeping.packing import PackingStopped, pack_family
 
 PackageStatus = Literal["created", "exists", "empty", "postponed"]
-_TAIL_PROBE_BYTES = 64 * 1024
 
 
 class BackupError(Exception):
@@ -126,23 +122,6 @@ def observer_version() -> str:
         return metadata.version("krx-market-observer")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def complete_line_length(path: Path, size: int) -> int:
-    """Length of the longest prefix of the first `size` bytes that ends with a newline."""
-    if size <= 0:
-        return 0
-    with open(path, "rb") as fh:
-        end = size
-        while end > 0:
-            start = max(0, end - _TAIL_PROBE_BYTES)
-            fh.seek(start)
-            block = fh.read(end - start)
-            i = block.rfind(b"\n")
-            if i >= 0:
-                return start + i + 1
-            end = start
-    return 0
 
 
 def newest_market_mtime(cfg: Config, day: date) -> float | None:
@@ -211,91 +190,6 @@ def apply_modes(cfg: Config, package: Path, modes: Modes) -> None:
             os.chmod(entry.path, modes.file)
 
 
-class _HashingWriter:
-    """File-like sink for the gzip stream: writes through and hashes what it writes."""
-
-    def __init__(self, fh: IO[bytes]):
-        self._fh = fh
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        return self._fh.write(data)
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-
-class _MemberReader:
-    """Reads exactly `limit` bytes of an archive file for tarfile, hashing and counting lines."""
-
-    def __init__(self, fh: IO[bytes], limit: int, should_stop: Callable[[], bool]):
-        self._fh = fh
-        self._left = limit
-        self._should_stop = should_stop
-        self.sha = hashlib.sha256()
-        self.lines = 0
-
-    def read(self, n: int = -1) -> bytes:
-        if self._should_stop():
-            raise BackupCancelled("stop requested")
-        want = self._left if n < 0 else min(n, self._left)
-        data = self._fh.read(want) if want > 0 else b""
-        self._left -= len(data)
-        self.sha.update(data)
-        self.lines += data.count(b"\n")
-        return data
-
-
-def _pack_family(
-    family: str,
-    files: list[DayFile],
-    out_path: Path,
-    modes: Modes,
-    compress_level: int,
-    should_stop: Callable[[], bool],
-) -> tuple[FamilyEntry, FileEntry, int]:
-    members: list[MemberEntry] = []
-    packed = 0
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, modes.file)
-    with os.fdopen(fd, "wb") as raw:
-        if modes.gid is not None:
-            os.fchown(raw.fileno(), -1, modes.gid)
-        os.fchmod(raw.fileno(), modes.file)
-        sink = _HashingWriter(raw)
-        with tarfile.open(
-            fileobj=sink,  # type: ignore[call-overload]
-            mode="w:gz",
-            compresslevel=compress_level,
-            format=tarfile.PAX_FORMAT,
-        ) as tar:
-            tar.copybufsize = CHUNK_BYTES
-            for f in files:
-                try:
-                    src = open(f.path, "rb")  # noqa: SIM115 - closed below, size decided first
-                except FileNotFoundError:
-                    continue  # removed since it was listed: not part of the day any more
-                with src:
-                    st = os.fstat(src.fileno())
-                    length = complete_line_length(f.path, st.st_size)
-                    info = tarfile.TarInfo(f.name)
-                    info.size = length
-                    info.mode = 0o600
-                    info.mtime = int(st.st_mtime)
-                    reader = _MemberReader(src, length, should_stop)
-                    tar.addfile(info, reader)  # type: ignore[arg-type]
-                members.append(
-                    MemberEntry(name=f.name, size=length, sha256=reader.sha.hexdigest(), lines=reader.lines)
-                )
-                packed += length
-        raw.flush()
-        os.fsync(raw.fileno())
-    fam = FamilyEntry(family=family, archive=out_path.name, members=members)
-    return fam, FileEntry(name=out_path.name, size=sink.size, sha256=sink.sha.hexdigest()), packed
-
-
 def create_package(
     cfg: Config,
     day: date,
@@ -351,11 +245,12 @@ def create_package(
                 families.append(FamilyEntry(family=family, archive=None, note="no files for this day"))
                 result.empty_families.append(family)
                 continue
-            fam, entry, packed = _pack_family(
+            fam, entry, packed = pack_family(
                 family,
                 listed,
                 tmp / archive_name(family, day),
-                modes,
+                modes.file,
+                modes.gid,
                 cfg.housekeeping.backup_compress_level,
                 should_stop,
             )
@@ -386,6 +281,9 @@ def create_package(
     except BackupError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    except PackingStopped as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BackupCancelled("stop requested") from e
     except (OSError, tarfile.TarError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise BackupError(f"package {day_key(day)} not written: {e}") from e

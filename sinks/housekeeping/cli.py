@@ -244,7 +244,8 @@ def _print_plan(the_plan: object) -> None:
 @click.pass_context
 def retention_plan(ctx: click.Context, today_text: str | None) -> None:
     """Print what retention would delete today and why; deletes nothing. Exit 1 on CRITICAL."""
-    from sinks.housekeeping.retention import FilesystemProbe, plan, survey
+    from sinks.housekeeping.days import FilesystemProbe, survey
+    from sinks.housekeeping.retention import plan
 
     cfg = config(ctx)
     the_plan = plan(
@@ -260,7 +261,8 @@ def retention_plan(ctx: click.Context, today_text: str | None) -> None:
 @click.pass_context
 def retention_run(ctx: click.Context, today_text: str | None, no_events: bool) -> None:
     """Apply retention now (the housekeeper does this daily). Exit 1 on CRITICAL or an error."""
-    from sinks.housekeeping.retention import Deletion, FilesystemProbe, record_blocked, run
+    from sinks.housekeeping.days import FilesystemProbe
+    from sinks.housekeeping.retention import Deletion, record_blocked, run
 
     cfg = config(ctx)
     clk = clock(cfg)

@@ -25,6 +25,7 @@ from observer.schema import DetailValue, Severity, SystemEvent
 from observer.sessions import MarketSessions
 from sinks.housekeeping import retention, spool
 from sinks.housekeeping.backup import BackupCancelled, BackupError, create_package
+from sinks.housekeeping.days import FilesystemProbe
 from sinks.housekeeping.layout import DAY_KEY, backup_root, day_key, days_with_data, parse_day
 from sinks.housekeeping.manifest import read_manifest
 from sinks.housekeeping.receipts import ingest_receipts, is_verified, verified_days
@@ -223,7 +224,7 @@ class Jobs:
             self._event("retention_failed", "ERROR", f"retention could not delete {err}")
 
     def disk(self) -> None:
-        usage = retention.FilesystemProbe(data_dir(self.cfg)).percent()
+        usage = FilesystemProbe(data_dir(self.cfg)).percent()
         if usage is not None and usage > self.hk.disk_pressure_pct:
             self.retention("disk_pressure")
 

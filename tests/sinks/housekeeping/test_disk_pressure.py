@@ -18,8 +18,8 @@ from observer import alarms
 from observer.cli import cli
 from observer.config import Config, data_dir, load_config
 from sinks.housekeeping import spool
+from sinks.housekeeping.days import FilesystemProbe
 from sinks.housekeeping.layout import FAMILIES, family_files, tree_bytes
-from sinks.housekeeping.retention import FilesystemProbe
 from testkit.config import write_config
 from tests.sinks.housekeeping.conftest import days_ago, write_day
 from tests.sinks.housekeeping.test_retention import mark_verified

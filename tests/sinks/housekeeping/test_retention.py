@@ -12,6 +12,7 @@ from observer.clock import KST
 from observer.config import Config, data_dir
 from sinks.housekeeping import retention
 from sinks.housekeeping.backup import create_package
+from sinks.housekeeping.days import anomalous_days
 from sinks.housekeeping.layout import (
     ensure_dir,
     package_dir,
@@ -116,7 +117,7 @@ def test_anomalous_days_are_read_from_system_events(cfg: Config) -> None:
     events = data_dir(cfg) / f"system/events/kis/{normal:%Y%m%d}.jsonl"
     with events.open("ab") as fh:
         fh.write(b'{"broken line day_anomalous\n')  # bad input: ignored, not a crash
-    assert retention.anomalous_days(cfg, {normal, odd}) == {odd}
+    assert anomalous_days(cfg, {normal, odd}) == {odd}
 
 
 def test_plan_cli_deletes_nothing_and_run_cli_does(cfg: Config, short_tmp) -> None:  # type: ignore[no-untyped-def]
