@@ -5,6 +5,8 @@ Routes (JSON; times RFC 3339 KST on both the real and the virtual clock, see `sc
 * ``GET  /admin/health``                -> `schema.Health`
 * ``GET  /admin/truth[?symbols=A,B]``   -> `schema.Truth` (symbols: those published on the WS feed,
   plus the requested ones, each advanced to now with the market's own totals)
+* ``GET  /admin/trades[?symbols=A,B]``  -> `schema.PublishedTrades` (every trade record written,
+  per symbol: the per-trade ground truth)
 * ``GET  /admin/faults``                -> ``[FaultWindow]``
 * ``POST /admin/faults``  body `schema.FaultSpec` (tagged by ``kind``) -> the opened `FaultWindow`
 * ``DELETE /admin/faults[/ID]``         -> ``[FaultWindow]`` closed now
@@ -20,13 +22,16 @@ import msgspec
 from collectors.kis_sim.errors import FaultSpecError
 from collectors.kis_sim.faults import FaultBoard
 from collectors.kis_sim.httpbase import JsonHandler, StoppableHTTPServer
-from collectors.kis_sim.schema import FaultSpec, Health, Truth
+from collectors.kis_sim.schema import FaultSpec, Health, PublishedTrades, Truth
 
 _fault_decoder = msgspec.json.Decoder(FaultSpec)
 
 
 def make_handler(
-    faults: FaultBoard, truth: Callable[[list[str]], Truth], health: Callable[[], Health]
+    faults: FaultBoard,
+    truth: Callable[[list[str]], Truth],
+    health: Callable[[], Health],
+    trades: Callable[[list[str]], PublishedTrades],
 ) -> type[JsonHandler]:
     class AdminHandler(JsonHandler):
         def do_GET(self) -> None:
@@ -36,6 +41,9 @@ def make_handler(
             elif url.path == "/admin/truth":
                 wanted = [s for v in parse_qs(url.query).get("symbols", []) for s in v.split(",") if s]
                 self.send_json(200, truth(wanted))
+            elif url.path == "/admin/trades":
+                wanted = [s for v in parse_qs(url.query).get("symbols", []) for s in v.split(",") if s]
+                self.send_json(200, trades(wanted))
             elif url.path == "/admin/faults":
                 self.send_json(200, faults.windows())
             else:
@@ -70,5 +78,6 @@ def admin_server(
     faults: FaultBoard,
     truth: Callable[[list[str]], Truth],
     health: Callable[[], Health],
+    trades: Callable[[list[str]], PublishedTrades],
 ) -> StoppableHTTPServer:
-    return StoppableHTTPServer((host, port), make_handler(faults, truth, health))
+    return StoppableHTTPServer((host, port), make_handler(faults, truth, health, trades))

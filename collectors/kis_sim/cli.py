@@ -189,11 +189,12 @@ def fault(
 @sim.command()
 @click.option("--admin", "admin_url", default=DEFAULT_ADMIN, show_default=True)
 @click.option("--symbols", default=None, help="comma-separated codes to include")
-def truth(admin_url: str, symbols: str | None) -> None:
+@click.option("--trades", is_flag=True, help="every published trade per symbol (ACML_VOL, virtual ms)")
+def truth(admin_url: str, symbols: str | None, trades: bool) -> None:
     """Print the ground truth of a running simulator (JSON)."""
     query = f"?symbols={symbols}" if symbols else ""
     try:
-        result = _admin("GET", f"{admin_url}/admin/truth{query}")
+        result = _admin("GET", f"{admin_url}/admin/{'trades' if trades else 'truth'}{query}")
     except AdminClientError as e:
         raise click.ClickException(str(e)) from e
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))

@@ -125,6 +125,22 @@ class SymbolTruth(msgspec.Struct, frozen=True, kw_only=True):
     market_acml_vol: int = 0
 
 
+class SymbolTrades(msgspec.Struct, frozen=True, kw_only=True):
+    """Every H0STCNT0 record written for one symbol, in order: ACML_VOL (identifies the trade) and
+    the trade's virtual time in ms since KST midnight; damaged (truncated/corrupted) ones apart."""
+
+    acml_vol: list[int]
+    at_ms: list[int]
+    damaged_acml_vol: list[int]
+    damaged_at_ms: list[int]
+
+
+class PublishedTrades(msgspec.Struct, frozen=True, kw_only=True):
+    at: Stamp
+    day: str  # the virtual KST date the times belong to (YYYY-MM-DD)
+    symbols: dict[str, SymbolTrades]
+
+
 class SessionTruth(msgspec.Struct, frozen=True, kw_only=True):
     session_id: int
     key_id: str | None

@@ -29,7 +29,7 @@ from collectors.kis_sim.httpbase import StoppableHTTPServer
 from collectors.kis_sim.market import Market
 from collectors.kis_sim.rest import RestService, rest_server
 from collectors.kis_sim.rfc6455 import WsServer
-from collectors.kis_sim.schema import ExpireTokens, Health, Truth
+from collectors.kis_sim.schema import ExpireTokens, Health, PublishedTrades, Truth
 from collectors.kis_sim.truth import Ledger
 from collectors.kis_sim.universe import build_listings
 from collectors.kis_sim.ws_service import KisWsService
@@ -147,7 +147,9 @@ class Simulator:
     def start(self) -> Simulator:
         o = self.options
         self._rest_server = rest_server(self.rest, o.host, o.rest_port)
-        self._admin_server = admin_server(o.host, o.admin_port, self.faults, self.truth, self.health)
+        self._admin_server = admin_server(
+            o.host, o.admin_port, self.faults, self.truth, self.health, self.trades
+        )
         self._ws_server = WsServer(o.host, o.ws_port, self.ws.handle, gate=self.ws.accepting)
         self.rest_port = self._rest_server.port
         self.admin_port = self._admin_server.port
@@ -209,6 +211,14 @@ class Simulator:
             sessions=self.ledger.sessions(),
             faults=self.faults.windows(),
             rest=self.ledger.rest(),
+        )
+
+    def trades(self, symbols: list[str] | None = None) -> PublishedTrades:
+        """Every trade record the WS feed wrote, per symbol (`symbols` empty: all)."""
+        return PublishedTrades(
+            at=stamp(self.wall.now(), self.market.now()),
+            day=self.market.now().date().isoformat(),
+            symbols=self.ledger.trades(symbols or ()),
         )
 
     def health(self) -> Health:

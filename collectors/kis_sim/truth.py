@@ -1,7 +1,8 @@
 """Ground truth: what the simulator actually put on the wire, counted at the moment it was sent.
 
 * WS: per session and per symbol, every H0STCNT0 record written to the socket (count, volume,
-  first and last ACML_VOL), frames by kind, damaged (truncated/corrupted) records apart;
+  first and last ACML_VOL), frames by kind, damaged (truncated/corrupted) records apart; and per
+  symbol every trade itself (its ACML_VOL, which identifies it, and its virtual time: `trades`);
 * REST: per app key (by `auth.key_id`) and per wall-clock second, every /uapi request, accepted
   or answered with the rate limit.
 
@@ -12,16 +13,41 @@ anything it misses shows up as a difference against these counts.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from collectors.kis_sim.schema import RestKeyTruth, SessionTruth, Stamp, SymbolTruth
+from collectors.kis_sim.schema import RestKeyTruth, SessionTruth, Stamp, SymbolTrades, SymbolTruth
 from collectors.kis_sim.state import Trade
 from observer.clock import KST, to_rfc3339
 
 _KEEP_SECONDS = 3_600
+
+
+@dataclass(slots=True)
+class _TradeList:
+    """Every trade written for one symbol: ACML_VOL (identifies it) and virtual ms of day."""
+
+    acml_vol: array[int] = field(default_factory=lambda: array("q"))
+    at_ms: array[int] = field(default_factory=lambda: array("q"))
+    damaged_acml_vol: array[int] = field(default_factory=lambda: array("q"))
+    damaged_at_ms: array[int] = field(default_factory=lambda: array("q"))
+
+    def add(self, trades: Iterable[Trade], damaged: bool) -> None:
+        vols, times = (self.damaged_acml_vol, self.damaged_at_ms) if damaged else (self.acml_vol, self.at_ms)
+        for t in trades:
+            vols.append(t.acml_vol)
+            times.append(round(t.at_s * 1000))
+
+    def render(self) -> SymbolTrades:
+        return SymbolTrades(
+            acml_vol=self.acml_vol.tolist(),
+            at_ms=self.at_ms.tolist(),
+            damaged_acml_vol=self.damaged_acml_vol.tolist(),
+            damaged_at_ms=self.damaged_at_ms.tolist(),
+        )
 
 
 @dataclass(slots=True)
@@ -84,6 +110,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._sessions: dict[int, _Session] = {}
         self._symbols: dict[str, _SymbolCount] = {}
+        self._trades: dict[str, _TradeList] = {}
         self._rest: dict[str, _RestKey] = {}
 
     # ------------------------------------------------------------------ WS
@@ -120,6 +147,7 @@ class Ledger:
             for code, group in by_code.items():
                 s.symbols.setdefault(code, _SymbolCount()).add(group, damaged)
                 self._symbols.setdefault(code, _SymbolCount()).add(group, damaged)
+                self._trades.setdefault(code, _TradeList()).add(group, damaged)
 
     def session_count(self) -> int:
         with self._lock:
@@ -151,6 +179,12 @@ class Ledger:
                 trades, vol = market_totals.get(code, (0, 0))
                 out[code] = count.render(trades, vol)
             return out
+
+    def trades(self, symbols: Iterable[str] = ()) -> dict[str, SymbolTrades]:
+        """Every trade record written per symbol (all sessions; `symbols` empty: every symbol)."""
+        wanted = set(symbols)
+        with self._lock:
+            return {c: t.render() for c, t in sorted(self._trades.items()) if not wanted or c in wanted}
 
     def published_codes(self) -> list[str]:
         with self._lock:

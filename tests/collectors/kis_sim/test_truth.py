@@ -71,6 +71,9 @@ def test_clean_run_client_receives_exactly_the_truth(make_sim: SimFactory) -> No
             assert acml == prev + vol  # no hole: cumulative volume is continuous
         assert truth.symbols[code].published_records == len(records)
         assert truth.symbols[code].market_acml_vol >= published.last_acml_vol
+        per_trade = sim.trades([code]).symbols[code]  # the per-trade ground truth
+        assert per_trade.acml_vol == [acml for _, acml in records] and not per_trade.damaged_acml_vol
+        assert len(per_trade.at_ms) == len(records) and per_trade.at_ms == sorted(per_trade.at_ms)
     feed.close()
 
 
