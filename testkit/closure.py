@@ -30,10 +30,11 @@ from typing import Any
 
 import msgspec
 
+from collectors.kis.ws_parser import TRADE_FIELDS
 from collectors.kis_sim.schema import PublishedTrades
 from observer.clock import KST
 
-_ACML_VOL = 13  # H0STCNT0 field index
+_ACML_VOL = [name for name, _ in TRADE_FIELDS].index("ACML_VOL")
 _TRADE_TR = "H0STCNT0"
 
 

@@ -7,18 +7,17 @@ from pathlib import Path
 
 from collectors.kis_sim.schema import PublishedTrades, Stamp, SymbolTrades
 from testkit.closure import close_accounts
+from testkit.kis_frames import frame, record
 
 DAY = "2026-12-07"
 
 
 def _record(code: str, hhmmss: str, acml: int) -> list[str]:
-    fields = [""] * 46
-    fields[0], fields[1], fields[12], fields[13] = code, hhmmss, "1", str(acml)
-    return fields
+    return record(code, hhmmss, qty=1, acml_vol=acml)
 
 
 def _frame(*records: list[str]) -> str:
-    return f"0|H0STCNT0|{len(records):03d}|" + "^".join("^".join(r) for r in records)
+    return frame(list(records))
 
 
 def _write(path: Path, docs: list[dict[str, object]]) -> None:
