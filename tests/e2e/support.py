@@ -10,8 +10,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from testkit.config import write_config
 from tests.conftest import REPO, free_port, terminate, wait_for
@@ -31,7 +32,15 @@ def lines(root: Path, pattern: str) -> list[dict[str, Any]]:
 
 
 class Pipeline:
-    def __init__(self, base: Path, toml: str, speed: float = 1.0, start_at: str = "09:29:50", **env: str):
+    def __init__(
+        self,
+        base: Path,
+        toml: str,
+        speed: float = 1.0,
+        start_at: str = "09:29:50",
+        symbol_count: int = 1500,
+        **env: str,
+    ):
         self.base = base
         self.admin_port = free_port()
         self.cfg_path = write_config(
@@ -45,7 +54,7 @@ speed = {speed}
 rest_port = {free_port()}
 ws_port = {free_port()}
 admin_port = {self.admin_port}
-symbol_count = 1500
+symbol_count = {symbol_count}
 """
             + toml,
         )
@@ -108,3 +117,27 @@ def scalp_rate(data: Path) -> tuple[int, int, int]:
         expected += int((times[-1] - times[0]) / timedelta(milliseconds=500)) + 1
         written += len(times)
     return written, expected, len(windows)
+
+
+class BotApi(BaseHTTPRequestHandler):
+    """A stand-in for the Telegram Bot API: records every sendMessage (class-level list)."""
+
+    messages: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        doc = (
+            json.loads(body)
+            if body.startswith(b"{")
+            else dict(x.split("=", 1) for x in body.decode().split("&"))
+        )
+        self.messages.append({"path": self.path, **doc})
+        out = b'{"ok":true,"result":{}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *_: object) -> None:
+        pass

@@ -8,15 +8,15 @@ import json
 import threading
 from collections import defaultdict
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.support import Pipeline, lines, scalp_rate
+from tests.e2e.support import BotApi, Pipeline, lines, scalp_rate
 
 NO_CPU_MITIGATION = "[monitor]\ncpu_level1_pct = 101.0\ncpu_level2_pct = 101.0\n"
 
@@ -109,33 +109,11 @@ def test_ten_clean_simulated_minutes_record_every_scalp_sample(short_tmp: Path) 
     assert not gaps, gaps
 
 
-class _BotApi(BaseHTTPRequestHandler):
-    messages: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        doc = (
-            json.loads(body)
-            if body.startswith(b"{")
-            else dict(x.split("=", 1) for x in body.decode().split("&"))
-        )
-        self.messages.append({"path": self.path, **doc})
-        out = b'{"ok":true,"result":{}}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_silenced_market_turns_status_red_with_one_alert(short_tmp: Path) -> None:
-    _BotApi.messages = []
-    bot = ThreadingHTTPServer(("127.0.0.1", 0), _BotApi)
+    BotApi.messages = []
+    bot = ThreadingHTTPServer(("127.0.0.1", 0), BotApi)
     threading.Thread(target=bot.serve_forever, daemon=True).start()
     toml = NO_CPU_MITIGATION + f'[alerts]\ntelegram_base_url = "http://127.0.0.1:{bot.server_port}"\n'
     toml += "[track_b]\nsilent_symbol_s = 15.0\n"
@@ -152,7 +130,7 @@ def test_silenced_market_turns_status_red_with_one_alert(short_tmp: Path) -> Non
             wait_for(lambda: p.status()["health"]["status"] == "red", 60, 0.5, "status red")
 
             def silent_alerts() -> list[dict[str, Any]]:
-                return [m for m in _BotApi.messages if "silent" in str(m.get("text", "")).lower()]
+                return [m for m in BotApi.messages if "silent" in str(m.get("text", "")).lower()]
 
             wait_for(silent_alerts, 60 - _elapsed_s(silenced) + 5, 0.5, "the silent-symbols alert")
             assert _elapsed_s(silenced) <= 65
@@ -164,7 +142,7 @@ def test_silenced_market_turns_status_red_with_one_alert(short_tmp: Path) -> Non
             assert len(silent_alerts()) == 1, silent_alerts()
             assert all(
                 m["path"] == "/bot123456:TESTTOKEN/sendMessage" and str(m["chat_id"]) == "42"
-                for m in _BotApi.messages
+                for m in BotApi.messages
             )
     finally:
         bot.shutdown()
