@@ -4,6 +4,7 @@ every outcome a SystemEvent on the ingest hop and WARNING+ also on ``alert.house
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from observer.bus import alert_topic
 from observer.clock import KST, SystemClock, parse_start_at
 from observer.config import Config, data_dir, load_config
 from observer.schema import SystemEvent
+from sinks.housekeeping import spool
 from sinks.housekeeping.backup_pull import PullTarget, pull
 from sinks.housekeeping.layout import archive_name, backup_root, ensure_dir, package_dir, receipts_dir
 from sinks.housekeeping.receipts import is_verified
@@ -24,12 +26,13 @@ from tests.conftest import wait_for
 from tests.sinks.housekeeping.conftest import ReceiptKey, SshServer, write_day
 from tests.sinks.housekeeping.harness import HkBus, HkProcess
 from tests.sinks.housekeeping.test_retention import mark_verified
+from tests.sinks.housekeeping.test_worker_clock import cli_event
 
 SPEED = 30.0  # virtual seconds per real second
 CONFIG = f"""
 [clock]
 mode = "session"
-start_at = "20:59:00"
+start_at = "20:57:00"  # 6 s of real time before 21:00: room for a loaded machine
 speed = {SPEED}
 
 [calendar]
@@ -59,7 +62,7 @@ class Setup:
 def housekeeper(short_tmp: Path, receipt_key: ReceiptKey) -> Iterator[Setup]:
     path = write_config(short_tmp, CONFIG + f'receipt_public_key = "{receipt_key.public}"\n')
     cfg = load_config(path, env={})
-    today = parse_start_at("20:59:00", SystemClock().now().date()).date()
+    today = parse_start_at("20:57:00", SystemClock().now().date()).date()
     setup = Setup(cfg, HkBus(cfg), today, path)
     yield setup
     for p in setup.procs:
@@ -77,13 +80,13 @@ def test_housekeeper_process_backs_up_at_21_records_receipts_and_applies_retenti
     mark_verified(cfg, old_verified)
     proc = housekeeper.start()
 
-    # at start (20:59 virtual): catch-up of yesterday; today must wait for 21:00
-    [catch_up] = wait_for(lambda: bus.events_of("backup_created"), 10, what="catch-up package of yesterday")
+    # at start (20:57 virtual): catch-up of yesterday; today must wait for 21:00
+    [catch_up] = wait_for(lambda: bus.events_of("backup_created"), 20, what="catch-up package of yesterday")
     assert catch_up.details["day"] == yesterday.isoformat()
     assert catch_up.at < datetime(today.year, today.month, today.day, 21, 0, tzinfo=KST)
     assert not package_dir(cfg, today).exists()
 
-    wait_for(lambda: len(bus.events_of("backup_created")) == 2, 10, what="the 21:00 package")
+    wait_for(lambda: len(bus.events_of("backup_created")) == 2, 30, what="the 21:00 package")
     todays = bus.events_of("backup_created")[1]
     assert todays.details["day"] == today.isoformat() and todays.severity == "INFO"
     assert todays.at >= datetime(today.year, today.month, today.day, 21, 0, tzinfo=KST)
@@ -118,7 +121,7 @@ def test_housekeeper_process_backs_up_at_21_records_receipts_and_applies_retenti
     assert "raw_" in failed.message and not is_verified(cfg, yesterday)
 
     # 21:01: retention. The verified 4-day-old raw/ goes; the unverified 11-day-old one stays, CRITICAL
-    [deleted] = wait_for(lambda: bus.events_of("retention_deleted"), 10, what="retention_deleted event")
+    [deleted] = wait_for(lambda: bus.events_of("retention_deleted"), 30, what="retention_deleted event")
     assert deleted.details["day"] == old_verified.isoformat() and deleted.details["what"] == "raw"
     assert isinstance(deleted.details["bytes_freed"], int) and deleted.details["bytes_freed"] > 0
     assert not (data_dir(cfg) / f"raw/kis/KOSPI/{old_verified:%Y%m%d}").exists()
@@ -135,4 +138,19 @@ def test_housekeeper_process_backs_up_at_21_records_receipts_and_applies_retenti
 
     wait_for(lambda: {"backup_failed", "retention_blocked"} <= alert_types(), 5, what="alerts")
     assert "backup_created" not in alert_types() and "backup_verified" not in alert_types()
+    # the corrupted pull stays one episode while the package waits for a good one: receipts are
+    # polled every 0.2 s, yet each warning is logged once
+    for n in range(5):
+        spool.put(cfg, [cli_event(cfg, f"marker {n}")])
+        wait_for(
+            lambda n=n: [e for e in bus.events_of("cli_marker") if e.message == f"marker {n}"],
+            10,
+            what="a poll",
+        )
     assert proc.stop() == 0, proc.stderr()
+    warnings = [
+        json.loads(line)["message"]
+        for line in proc.stderr().splitlines()
+        if line.startswith("{") and json.loads(line).get("level") in ("WARNING", "ERROR", "CRITICAL")
+    ]
+    assert warnings and len(warnings) == len(set(warnings)), warnings
