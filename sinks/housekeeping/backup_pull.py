@@ -160,13 +160,13 @@ def connect(target: PullTarget) -> paramiko.SSHClient:
 def _ssh_cause(e: paramiko.SSHException, target: PullTarget) -> str:
     """What went wrong, in words an operator can act on (paramiko's are often not)."""
     text = str(e)
-    if "banner" in text:
+    # paramiko says "Error reading SSH protocol banner" or, as often, "No existing session" when
+    # its transport thread gave up on a server that accepted the TCP connection but never answered
+    if "banner" in text or "No existing session" in text:
         return (
-            f"the server accepted the connection but sent no SSH banner within {target.timeout_s:g} s "
-            "(not an SSH server, or a hung one)"
+            f"the server accepted the connection but did not complete the SSH handshake within "
+            f"{target.timeout_s:g} s (not an SSH server, or a hung one)"
         )
-    if "No existing session" in text:
-        return f"the server stopped answering before authentication ended (waited {target.timeout_s:g} s)"
     return text or type(e).__name__
 
 

@@ -314,7 +314,7 @@ def test_sftp_errors_name_host_port_and_cause(
         with pytest.raises(PullError) as mute:
             pull(target(port), short_tmp / "pc")
     assert str(mute.value).startswith(f"ssh to {sshd.user}@127.0.0.1:{port} failed: ")
-    assert "sent no SSH banner within 1 s" in str(mute.value)
+    assert "accepted the connection but did not complete the SSH handshake within 1 s" in str(mute.value)
     # through the command line, as the systemd unit runs it
     out = CliRunner().invoke(
         cli,
