@@ -16,11 +16,13 @@ them. Jobs run in one background thread (`Worker.spawn`; results through the wor
 loop keeps heartbeating while a day of data is compressed; a job checks the stop flag between
 archive chunks and leaves nothing half-written.
 
-Events: ``backup_created`` (INFO), ``backup_failed`` (CRITICAL: package not written, a failed
-or mismatching receipt), ``backup_verified`` (INFO), ``backup_unverified`` (CRITICAL: no valid
-receipt ``verify_deadline_h`` after the package), ``backup_skipped`` (WARNING: a trading day with
-no archive files), ``backup_receipt_invalid`` (WARNING), ``retention_deleted`` (INFO; WARNING
-under disk pressure), ``retention_blocked`` (CRITICAL), ``retention_failed`` (ERROR).
+Events: ``backup_created`` (INFO), ``backup_failed`` (CRITICAL: package not written or damaged
+beyond rebuild, a failed, mismatching or rejected (unsigned, forged) receipt), ``backup_verified``
+(INFO), ``backup_unverified`` (CRITICAL: no valid receipt ``verify_deadline_h`` after the package),
+``backup_skipped`` (WARNING: a trading day with no archive files), ``backup_receipt_invalid``
+(WARNING), ``retention_deleted`` (INFO; WARNING under disk pressure), ``retention_blocked``
+(CRITICAL), ``retention_failed`` (ERROR). CRITICAL ones once per episode (`observer.alarms`);
+the receipts poll also sends the events CLI commands spooled while the pipeline was down.
 """
 
 from __future__ import annotations
