@@ -7,6 +7,8 @@ set -euo pipefail
 declare -A NEED=(
   [/usr/sbin/sshd]=openssh-server
   [/usr/bin/ssh-keygen]=openssh-client
+  [/usr/bin/sftp]=openssh-client
+  [/usr/bin/systemd-analyze]=systemd
   [pg_ctl]=postgresql
   [/usr/sbin/nats-server]=nats-server
   [/usr/bin/prometheus]=prometheus
