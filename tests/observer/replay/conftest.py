@@ -67,7 +67,7 @@ class Recording:
         return sorted(p.name for p in self.data.glob("scalp/*/*/*"))[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def recording() -> Iterator[Recording]:
     base = Path(tempfile.mkdtemp(prefix="obs-rp-", dir="/tmp"))
     os.chmod(base, 0o700)
