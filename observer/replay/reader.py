@@ -268,7 +268,7 @@ def _read_file(
         yield heapq.heappop(held)
 
 
-def read_range(sel: Selection, report: ReadReport, *, reorder_window_s: float = 10.0) -> Iterator[Line]:
+def read_range(sel: Selection, report: ReadReport, *, reorder_window_s: float = 3.0) -> Iterator[Line]:
     """The selected lines of every file, merged in time order (streamed)."""
     files = select_files(sel)
     report.files = len(files)
