@@ -69,7 +69,7 @@ class SimOptions:
 
     @classmethod
     def from_config(cls, cfg: Config, **overrides: object) -> SimOptions:
-        """The config's ``[sim]`` section, holidays from ``[calendar]``; weekends are closed (a
+        """The config's ``[sim]`` section, holidays from ``[calendar]`` and ``[sim]``; weekends are closed (a
         time-only session start already rolls a weekend forward to Monday, see `parse_start_at`)."""
         sim = cfg.sim
         base = cls(
@@ -83,7 +83,7 @@ class SimOptions:
             app_key=sim.app_key,
             app_secret=sim.app_secret,
             activity_scale=sim.activity_scale,
-            holidays=tuple(cfg.calendar.holidays),
+            holidays=tuple(cfg.calendar.holidays) + tuple(sim.holidays),
             weekends_closed=True,
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

@@ -87,6 +87,10 @@ class SimConfig(_Section, frozen=True):
     )
     # multiplies every trade rate of the simulated market (x10, x50: stress runs)
     activity_scale: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    # KRX holidays only the simulated broker knows (its chk-holiday says closed), on top of
+    # [calendar].holidays: how a holiday the config does not list reaches every worker is tested
+    holidays: list[date] = []
+
 
 
 class ProviderConfig(_Section, frozen=True):

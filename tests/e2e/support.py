@@ -39,6 +39,7 @@ class Pipeline:
         speed: float = 1.0,
         start_at: str = "09:29:50",
         symbol_count: int = 1500,
+        sim: str = "",
         **env: str,
     ):
         self.base = base
@@ -55,6 +56,7 @@ rest_port = {free_port()}
 ws_port = {free_port()}
 admin_port = {self.admin_port}
 symbol_count = {symbol_count}
+{sim}
 """
             + toml,
         )
