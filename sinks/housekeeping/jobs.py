@@ -43,7 +43,7 @@ class Jobs:
         clock: Clock,
         sessions: MarketSessions,
         make_event: MakeEvent,
-        emit: Callable[[SystemEvent], None],
+        emit: Callable[[SystemEvent | spool.Handed], None],
         halt: threading.Event,
         log: logging.Logger,
     ):
@@ -230,8 +230,11 @@ class Jobs:
 
     def receipts(self) -> None:
         now = self.clock.now().astimezone(KST)
-        for event in spool.take(self.cfg):
+        spooled, handed = spool.take(self.cfg)
+        for event in spooled:
             self.emit(event)
+        if handed.paths:
+            self.emit(handed)  # after its events: the worker removes the files once they are acked
         for outcome in ingest_receipts(self.cfg, now, self._receipts_seen):
             day = outcome.day.isoformat() if outcome.day else None
             rid = f"receipt-{outcome.kind}-{outcome.receipt_sha256[:16]}"

@@ -3,8 +3,10 @@
 ``observer backup ...`` and ``observer retention ...`` write their events here first (one
 ``<ns>-<pid>.jsonl`` file per command, fsynced, 0600), then try to deliver them to the core over the
 ingest hop. Delivered and acknowledged: the file is removed. Not (the pipeline is down): the file
-stays, the command says so, and the housekeeper sends it when it runs (`take`); the writer skips
-record ids it already has, so a file sent twice is archived once.
+stays, the command says so, and the housekeeper sends it when it runs: `take` renames the file to
+``*.jsonl.sent`` and hands its events over, `settle` removes it once the core acknowledged them,
+`requeue` (at the housekeeper's start) puts back what a previous run sent but never saw
+acknowledged. The writer skips record ids it already has, so a file sent twice is archived once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -23,6 +26,14 @@ from sinks.housekeeping.layout import ensure_dir, write_file_atomic
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(SystemEvent)
 MAX_FILES_PER_TAKE = 100
+SENT = ".sent"
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """Spool files whose events were just handed to the sender (in this order, after them)."""
+
+    paths: tuple[Path, ...]
 
 
 def spool_dir(cfg: Config) -> Path:
@@ -65,10 +76,30 @@ def read(path: Path) -> list[SystemEvent]:
     return out
 
 
-def take(cfg: Config) -> list[SystemEvent]:
-    """Every spooled event (oldest file first), removing the files: the caller sends them."""
+def take(cfg: Config) -> tuple[list[SystemEvent], Handed]:
+    """Every spooled event (oldest file first); the files are renamed ``*.sent`` until `settle`."""
     events: list[SystemEvent] = []
+    sent: list[Path] = []
     for path in pending(cfg)[:MAX_FILES_PER_TAKE]:
         events += read(path)
+        target = path.with_name(path.name + SENT)
+        os.replace(path, target)
+        sent.append(target)
+    return events, Handed(tuple(sent))
+
+
+def settle(paths: Iterable[Path]) -> None:
+    """The core acknowledged these files' events: remove them."""
+    for path in paths:
         path.unlink(missing_ok=True)
-    return events
+
+
+def requeue(cfg: Config) -> int:
+    """Files a previous run handed over without seeing them acknowledged go back to the spool."""
+    try:
+        names = [n for n in os.listdir(spool_dir(cfg)) if n.endswith(".jsonl" + SENT)]
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for name in names:
+        os.replace(spool_dir(cfg) / name, spool_dir(cfg) / name.removesuffix(SENT))
+    return len(names)

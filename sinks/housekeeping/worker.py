@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from observer.bus import alert_topic
 from observer.clock import KST, Clock
@@ -42,6 +43,7 @@ from observer.retry import Backoff
 from observer.schema import SystemEvent
 from observer.sessions import MarketSessions
 from observer.worker_base import Worker
+from sinks.housekeeping import spool
 from sinks.housekeeping.jobs import ALERT_SEVERITIES, Jobs
 
 _REPLAY_BYTES = 8 * 1024 * 1024
@@ -78,6 +80,7 @@ class HousekeeperWorker(Worker):
         self._thread: threading.Thread | None = None
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._receipts_polled = 0.0
+        self._spool_unacked: list[Path] = []
         self.next_backup_at: datetime | None = None
         self.next_retention_at: datetime | None = None
         self.next_disk_check_at: datetime | None = None
@@ -107,6 +110,7 @@ class HousekeeperWorker(Worker):
         today_run = self.sessions.retention_at(now.date())
         self.next_retention_at = now if now >= today_run else today_run
         self.next_disk_check_at = now
+        spool.requeue(self.cfg)
         self._thread = self.spawn("housekeeping-jobs", self._job_loop)
 
     def on_tick(self) -> None:
@@ -126,6 +130,9 @@ class HousekeeperWorker(Worker):
             self._receipts_polled = real
             self._enqueue("receipts", now)
         self.sender.pump()
+        if self._spool_unacked and self.sender.unacked == 0:
+            spool.settle(self._spool_unacked)
+            self._spool_unacked.clear()
 
     def on_stop(self) -> None:
         self._halt.set()
@@ -164,6 +171,8 @@ class HousekeeperWorker(Worker):
         match item:
             case SystemEvent():
                 self._send(item)
+            case spool.Handed():
+                self._spool_unacked.extend(item.paths)
             case _Done():
                 self._queued.discard(item.kind)
                 if item.kind == "backup":
@@ -203,7 +212,7 @@ class HousekeeperWorker(Worker):
         )
 
     # -- job thread
-    def _post(self, item: SystemEvent | _Done) -> None:
+    def _post(self, item: SystemEvent | spool.Handed | _Done) -> None:
         self.post(item, timeout_s=5.0)
 
     def _job_loop(self) -> None:

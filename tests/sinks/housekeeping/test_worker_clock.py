@@ -126,7 +126,8 @@ def test_an_unverified_package_is_one_critical_episode_on_the_workers_clock(
         """Hand the housekeeper a spooled CLI event and wait until it is sent: a receipts poll ran."""
         spool.put(cfg, [cli_event(cfg, marker)])
         wait_for(lambda: [e for e in r.bus.events_of("cli_marker") if e.message == marker], 10, what=marker)
-        assert spool.pending(cfg) == []
+        # the core (the test bus) acknowledged it: the spool file goes
+        wait_for(lambda: r.bus.events_of("cli_marker") and not list(spool.spool_dir(cfg).iterdir()), 10)
 
     clock.set(_at(21, 4, MONDAY + timedelta(days=1)))  # 23 h 59 min later: not yet
     poll_passes("before the deadline")
@@ -157,3 +158,17 @@ def cli_event(cfg: Config, message: str) -> SystemEvent:
         provider=cfg.provider.name,
         message=message,
     )
+
+
+def test_spooled_events_stay_on_disk_until_acknowledged(short_tmp: Path) -> None:
+    cfg = make_config(short_tmp)
+    spool.put(cfg, [cli_event(cfg, "one"), cli_event(cfg, "two")])
+    events, handed = spool.take(cfg)
+    assert [e.message for e in events] == ["one", "two"] and spool.pending(cfg) == []
+    assert [p.name.endswith(".jsonl.sent") for p in handed.paths] == [True]
+    # the housekeeper died before the core acknowledged them: the next one sends them again
+    assert spool.requeue(cfg) == 1
+    events, handed = spool.take(cfg)
+    assert [e.message for e in events] == ["one", "two"]
+    spool.settle(handed.paths)
+    assert list(spool.spool_dir(cfg).iterdir()) == []
