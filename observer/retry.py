@@ -5,14 +5,19 @@ exception when the tries are exhausted.
     delay = backoff.next_delay()   # on each failure
     backoff.reset()                # after a healthy period / a success
 
-    retry_call(fn, tries=3, base_s=0.2, retry_on=(Timeout,))    # raises RetriesExhausted
+    retry_call(fn, tries=3, retry_on=(Timeout,))                 # raises RetriesExhausted
+    retry_call(fn, tries=None, retry_on=(...), stop=event)       # until it works or `stop` is set
+    retry_call(fn, retry_on=(KisError,), kind_of=..., budgets={"error": Budget(3, ...),
+               "rate_limited": Budget(13, ...)})                   # a budget per kind of failure
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -69,23 +74,56 @@ class Backoff:
         self.failures = 0
 
 
+class RetryCancelled(Exception):
+    """`stop` was set while retrying; ``__cause__`` is the last error."""
+
+
+@dataclass
+class Budget:
+    """How many tries one kind of failure gets (None: unlimited) and the waits between them."""
+
+    tries: int | None
+    backoff: Backoff
+    used: int = 0
+
+
 def retry_call(
     fn: Callable[[], T],
     *,
-    tries: int,
     retry_on: tuple[type[BaseException], ...],
+    tries: int | None = 3,
     backoff: Backoff | None = None,
     sleep: Callable[[float], None] = time.sleep,
     what: str = "call",
+    kind_of: Callable[[BaseException], str] | None = None,
+    budgets: Mapping[str, Budget] | None = None,
+    min_delay_s: Callable[[BaseException], float] | None = None,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> T:
-    """Call `fn` up to `tries` times, sleeping `backoff` between tries on `retry_on` errors."""
-    backoff = backoff or Backoff(base_s=0.2, cap_s=2.0, jitter=0.5)
-    last: BaseException | None = None
-    for attempt in range(1, tries + 1):
+    """Call `fn` until it returns; each `retry_on` error waits the next delay of its budget and
+    tries again, until that budget's tries are spent (`RetriesExhausted`, from the last error).
+
+    One budget (`tries`, `backoff`) unless `kind_of` names a budget in `budgets` per error.
+    `min_delay_s` raises a delay (a server's Retry-After); `on_retry(error, delay_s)` is told before
+    each wait; with `stop`, waits end early when it is set (`RetryCancelled`)."""
+    default = Budget(tries, backoff or Backoff(base_s=0.2, cap_s=2.0, jitter=0.5))
+    calls = 0
+    while True:
+        calls += 1
         try:
             return fn()
         except retry_on as e:
-            last = e
-            if attempt < tries:
-                sleep(backoff.next_delay())
-    raise RetriesExhausted(f"{what} failed after {tries} tries: {last}", tries) from last
+            budget = budgets[kind_of(e)] if kind_of is not None and budgets is not None else default
+            budget.used += 1
+            if budget.tries is not None and budget.used >= budget.tries:
+                raise RetriesExhausted(f"{what} failed after {calls} tries: {e}", calls) from e
+            delay = budget.backoff.next_delay()
+            if min_delay_s is not None:
+                delay = max(delay, min_delay_s(e))
+            if on_retry is not None:
+                on_retry(e, delay)
+            if stop is None:
+                sleep(delay)
+            elif stop.wait(delay) or stop.is_set():
+                raise RetryCancelled(f"{what} cancelled after {calls} tries") from e

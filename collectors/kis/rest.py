@@ -10,7 +10,8 @@ Every call goes through `KisRestClient._call`:
 * ``EGW00123`` / ``EGW00121`` (expired / invalid token) re-issue the token (at most 1/min,
   `token.TokenManager`) and retry once, not counted;
 * 5xx, ``EGW00300`` and timeouts / connection errors are failed tries, retried up to
-  ``kis.max_tries`` (3) with exponential backoff and jitter (`observer.retry.Backoff`); then
+  ``kis.max_tries`` (3) with exponential backoff and jitter (`observer.retry.retry_call`, one
+  budget for failures and one for rate-limit rounds); then
   `observer.retry.RetriesExhausted` whose ``__cause__`` is a `KisError` naming the last code;
 * any other ``rt_cd != "0"`` answer is a `KisApiError` (not retried).
 
@@ -33,7 +34,7 @@ import requests
 from collectors.kis.ratelimit import SharedRateLimiter
 from collectors.kis.settings import KisSettings
 from collectors.kis.token import TokenError, TokenManager, TokenRateLimited, parse_expiry
-from observer.retry import Backoff, RetriesExhausted
+from observer.retry import Backoff, Budget, RetriesExhausted, retry_call
 
 log = logging.getLogger(__name__)
 
@@ -175,40 +176,61 @@ class KisRestClient:
         """
         if self.tokens is None:
             raise KisApiError("no_token_manager", "the client has no token manager")
-        backoff = Backoff(base_s=self._backoff_base_s, cap_s=self._backoff_cap_s, jitter=0.5)
-        rl_backoff = Backoff(base_s=0.1, cap_s=self._backoff_cap_s, jitter=0.5)
-        failures = 0
-        rate_limited = 0
-        token_retried = False
+        tokens = self.tokens
         url = self.settings.rest_url + path
-        while True:
-            outcome = self._attempt(url, path, tr_id, params, stats)
-            if isinstance(outcome, dict):
-                return outcome
-            if isinstance(outcome, _TokenRejected):
-                self._record(stats, "token_reissues", outcome.code)
-                if not token_retried:
-                    token_retried = True
-                    self.tokens.invalidate(outcome.token)
-                    continue
-                error: KisError = KisTransportError(outcome.code, "token rejected again after re-issue")
-            else:
-                error = outcome
-            if error.code == RATE_LIMITED:
-                rate_limited += 1
-                self._record(stats, "rate_limited", RATE_LIMITED)
-                if rate_limited <= self.max_rate_limited:
-                    self._sleep(rl_backoff.next_delay())
-                    continue
-            else:
-                self._record_error(stats, error.code)
-            failures += 1
-            if failures >= self.max_tries or error.code == RATE_LIMITED:
-                raise RetriesExhausted(
-                    f"{tr_id} failed after {failures} tries: {error.code}", failures
-                ) from error
-            self._record(stats, "retries")
-            self._sleep(backoff.next_delay())
+        token_retried = False
+
+        def attempt() -> dict[str, Any]:
+            nonlocal token_retried
+            while True:
+                outcome = self._attempt(url, path, tr_id, params, stats)
+                if isinstance(outcome, dict):
+                    return outcome
+                if isinstance(outcome, _TokenRejected):
+                    self._record(stats, "token_reissues", outcome.code)
+                    if not token_retried:  # re-issued once, not counted as a try
+                        token_retried = True
+                        tokens.invalidate(outcome.token)
+                        continue
+                    outcome = KisTransportError(outcome.code, "token rejected again after re-issue")
+                if outcome.code == RATE_LIMITED:
+                    self._record(stats, "rate_limited", RATE_LIMITED)
+                else:
+                    self._record_error(stats, outcome.code)
+                raise _Retryable(outcome)
+
+        def kind_of(e: BaseException) -> str:
+            return "rate_limited" if isinstance(e, _Retryable) and e.error.code == RATE_LIMITED else "error"
+
+        def on_retry(e: BaseException, _delay_s: float) -> None:
+            if kind_of(e) == "error":
+                self._record(stats, "retries")
+
+        budgets = {
+            "error": Budget(
+                self.max_tries, Backoff(base_s=self._backoff_base_s, cap_s=self._backoff_cap_s, jitter=0.5)
+            ),
+            # rate-limit answers back off without counting as failures, up to max_rate_limited rounds
+            "rate_limited": Budget(
+                self.max_rate_limited + 1, Backoff(base_s=0.1, cap_s=self._backoff_cap_s, jitter=0.5)
+            ),
+        }
+        try:
+            return retry_call(
+                attempt,
+                retry_on=(_Retryable,),
+                kind_of=kind_of,
+                budgets=budgets,
+                on_retry=on_retry,
+                sleep=self._sleep,
+                what=tr_id,
+            )
+        except RetriesExhausted as e:
+            assert isinstance(e.__cause__, _Retryable)
+            last = e.__cause__.error
+            raise RetriesExhausted(
+                f"{tr_id} failed after {e.attempts} tries: {last.code}", e.attempts
+            ) from last
 
     def _attempt(
         self, url: str, path: str, tr_id: str, params: Mapping[str, str], stats: CallStats | None
@@ -320,24 +342,41 @@ class KisRestClient:
     def download_master(self, file_name: str) -> bytes:
         """A KRX master file (``kospi_code.mst.zip``...) from ``master_url``; no auth, no quota."""
         url = f"{self.settings.master_url}/{file_name}"
-        backoff = Backoff(base_s=0.5, cap_s=5.0, jitter=0.5)
-        last = ""
-        for attempt in range(1, self.max_tries + 1):
+
+        def download() -> bytes:
             try:
                 resp = self._session().get(url, timeout=self.MASTER_TIMEOUT_S)
-                if resp.status_code == 200 and resp.content:
-                    return resp.content
-                last = f"http_{resp.status_code}"
             except requests.RequestException as e:
-                last = type(e).__name__
-            if attempt < self.max_tries:
-                self._sleep(backoff.next_delay())
-        raise KisTransportError("master_download", f"{file_name}: {last}")
+                raise KisTransportError("master_download", f"{file_name}: {type(e).__name__}") from e
+            if resp.status_code == 200 and resp.content:
+                return resp.content
+            raise KisTransportError("master_download", f"{file_name}: http_{resp.status_code}")
+
+        try:
+            return retry_call(
+                download,
+                retry_on=(KisTransportError,),
+                tries=self.max_tries,
+                backoff=Backoff(base_s=0.5, cap_s=5.0, jitter=0.5),
+                sleep=self._sleep,
+                what=f"download of {file_name}",
+            )
+        except RetriesExhausted as e:
+            assert isinstance(e.__cause__, KisTransportError)
+            raise e.__cause__ from None
 
     def close(self) -> None:
         session = getattr(self._local, "session", None)
         if session is not None:
             session.close()
+
+
+class _Retryable(Exception):
+    """A `KisError` a retry may fix, carried through `retry_call` (a raised `KisApiError` is not)."""
+
+    def __init__(self, error: KisError):
+        super().__init__(error.code)
+        self.error = error
 
 
 class _TokenRejected:

@@ -26,11 +26,19 @@ import requests
 
 from observer.config import Config, Secrets
 from observer.logs import MASKER
-from observer.retry import Backoff
+from observer.retry import Backoff, RetryCancelled, retry_call
 from observer.schema import Severity
 
 log = logging.getLogger("observer.alerts")
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+
+
+class _Unreachable(Exception):
+    """Telegram did not take the message (network, 429, 5xx): retried; the server may say when."""
+
+    def __init__(self, outcome: str, retry_after_s: float):
+        super().__init__(outcome)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +186,7 @@ class AlertSender:
     # -- the sender thread
     def _run(self) -> None:
         session = requests.Session()
+        # one backoff for the thread: while the API is down, the next alert waits as long
         backoff = Backoff(base_s=self._cfg.retry_initial_s, cap_s=self._cfg.retry_max_s, jitter=0.2)
         try:
             while not self._stop.is_set():
@@ -193,23 +202,42 @@ class AlertSender:
         body = {"chat_id": self._chat_id, "text": alert.message(), "disable_web_page_preview": True}
         if alert.photo_png is not None:
             body = {"chat_id": self._chat_id, "caption": alert.message()[:1024]}
-        while not self._stop.is_set():
+        if self._stop.is_set():
+            self.undelivered += 1
+            return
+
+        def post() -> str:
             retry_after_s, outcome = self._post(session, body, alert.photo_png)
-            if outcome == "sent":
-                self.sent += 1
-                backoff.reset()
-                return
-            if outcome == "refused":
-                self.refused += 1
-                return
+            if outcome in ("sent", "refused"):
+                return outcome
+            raise _Unreachable(outcome, retry_after_s or 0.0)
+
+        def on_retry(e: BaseException, delay_s: float) -> None:
             self.attempts_failed += 1
-            delay = max(retry_after_s or 0.0, backoff.next_delay())
             log.warning(
                 "Telegram unreachable; alert will be retried",
-                extra={"alert": alert.key, "retry_in_s": round(delay, 2), "error": outcome},
+                extra={"alert": alert.key, "retry_in_s": round(delay_s, 2), "error": str(e)},
             )
-            self._stop.wait(delay)
-        self.undelivered += 1  # stopped while still retrying it
+
+        try:
+            outcome = retry_call(
+                post,
+                retry_on=(_Unreachable,),
+                tries=None,  # until delivered or stopped; order kept, nothing skipped
+                backoff=backoff,
+                min_delay_s=lambda e: e.retry_after_s if isinstance(e, _Unreachable) else 0.0,
+                on_retry=on_retry,
+                stop=self._stop,
+                what="telegram sendMessage",
+            )
+        except RetryCancelled:
+            self.undelivered += 1  # stopped while still retrying it
+            return
+        if outcome == "sent":
+            self.sent += 1
+            backoff.reset()
+        else:
+            self.refused += 1
 
     def _post(
         self, session: requests.Session, body: dict[str, Any], photo_png: bytes | None = None
