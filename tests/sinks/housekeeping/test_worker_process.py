@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -138,15 +139,15 @@ def test_housekeeper_process_backs_up_at_21_records_receipts_and_applies_retenti
 
     wait_for(lambda: {"backup_failed", "retention_blocked"} <= alert_types(), 5, what="alerts")
     assert "backup_created" not in alert_types() and "backup_verified" not in alert_types()
+
     # the corrupted pull stays one episode while the package waits for a good one: receipts are
     # polled every 0.2 s, yet each warning is logged once
+    def arrived(marker: str) -> list[SystemEvent]:
+        return [e for e in bus.events_of("cli_marker") if e.message == marker]
+
     for n in range(5):
         spool.put(cfg, [cli_event(cfg, f"marker {n}")])
-        wait_for(
-            lambda n=n: [e for e in bus.events_of("cli_marker") if e.message == f"marker {n}"],
-            10,
-            what="a poll",
-        )
+        wait_for(partial(arrived, f"marker {n}"), 10, what="a poll")
     assert proc.stop() == 0, proc.stderr()
     warnings = [
         json.loads(line)["message"]
