@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import queue
 import statistics
 import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 import websocket
@@ -40,10 +42,10 @@ from observer.clock import KST, SessionClock
 QUOT = "/uapi/domestic-stock/v1/quotations/"
 
 
-def _feed(
-    sim: Simulator, approval: str, codes: list[str], stop: threading.Event, out: dict[str, object]
-) -> None:
-    ws = websocket.create_connection(sim.urls["ws"], timeout=30)
+def _feed(ws_url: str, clock: SessionClock, approval: str, codes: list[str], stop: Any, results: Any) -> None:
+    """The WS client, in its own process (the simulator's threads must not share its GIL)."""
+    out: dict[str, object] = {}
+    ws = websocket.create_connection(ws_url, timeout=30, skip_utf8_validation=True)
     subscribe_started = time.monotonic()
     for code in codes:
         ws.send(
@@ -73,7 +75,7 @@ def _feed(
                 if acks == len(codes):
                     out["subscribed_s"] = time.monotonic() - subscribe_started
             continue
-        now_virtual = sim.market.now()
+        now_virtual = clock.now()
         if not first_at:
             first_at = time.monotonic()
         _, _, count, payload = text.split("|", 3)
@@ -126,6 +128,7 @@ def _feed(
         per_symbol=per_symbol,
         elapsed_s=time.monotonic() - first_at,
     )
+    results.put(out)
 
 
 def _sweep(sim: Simulator, token: str, opts: SimOptions, rate_per_s: float) -> dict[str, float]:
@@ -214,9 +217,9 @@ def run_once(args: argparse.Namespace, scale: float) -> None:
             (x for x in sim.market.listings if x.activity == "busy"), key=lambda x: -x.base_rate_per_s
         )
         codes = [x.code for x in busy[:41]]
-        stop = threading.Event()
-        feed_out: dict[str, object] = {}
-        feed = threading.Thread(target=_feed, args=(sim, approval, codes, stop, feed_out))
+        spawn = mp.get_context("spawn")
+        stop, results = spawn.Event(), spawn.Queue()
+        feed = spawn.Process(target=_feed, args=(sim.urls["ws"], clock, approval, codes, stop, results))
         feed.start()
         sweeps = []
         t_end = time.monotonic() + args.seconds
@@ -227,6 +230,10 @@ def run_once(args: argparse.Namespace, scale: float) -> None:
         while time.monotonic() < t_end:
             time.sleep(0.05)
         stop.set()
+        try:
+            feed_out: dict[str, object] = results.get(timeout=60)
+        except queue.Empty:
+            feed_out = {}
         feed.join(30)
         truth = sim.truth()
         session = truth.sessions[0]

@@ -49,6 +49,8 @@ FORCED_MOVES_PER_TRADE = 0.02
 # a sub-step spans about this many relaxation times of the reverting walk (bridge high/low hold)
 SUBSTEP_RELAXATIONS = 0.5
 MIN_SUBSTEP_TRADES = 60.0
+# and at least this long: the cost of a busy symbol's morning stays bounded at any activity_scale
+MIN_SUBSTEP_S = 30.0
 
 ExactStepper = Callable[["SymbolState", float], None]
 
@@ -156,7 +158,7 @@ def _aggregate(st: SymbolState, seg: Segment, a: float, b: float) -> None:
         tick_rel = tick_size(st.bid) / st.bid
         theta_per_trade = 2.0 * REVERSION_GAIN * e_k * tick_rel * seg.move_prob
         trades = max(SUBSTEP_RELAXATIONS / theta_per_trade, MIN_SUBSTEP_TRADES)
-        end = min(b, t + trades / seg.rate_per_s)
+        end = min(b, t + max(trades / seg.rate_per_s, MIN_SUBSTEP_S))
         if b - end < 1e-6 or (b - end) * seg.rate_per_s < MIN_SUBSTEP_TRADES / 4:
             end = b
         _substep(st, seg, t, end, q_mean, q_var, e_k, e_k2, tick_rel)

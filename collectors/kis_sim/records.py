@@ -27,9 +27,15 @@ H0STASP0_FIELDS = 62
 BOOK_LEVELS = 10
 
 
+_HMS: dict[int, str] = {}
+
+
 def _hms(seconds: float) -> str:
     s = int(seconds)
-    return f"{s // 3600:02d}{s % 3600 // 60:02d}{s % 60:02d}"
+    text = _HMS.get(s)
+    if text is None:
+        text = _HMS[s] = f"{s // 3600:02d}{s % 3600 // 60:02d}{s % 60:02d}"  # at most 86,400 entries
+    return text
 
 
 def _rate(num: float, den: float) -> str:
