@@ -30,6 +30,11 @@ def _time_axis(ax: plt.Axes) -> None:
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=KST))
 
 
+def _x(times: list[datetime]) -> list[float]:
+    """Matplotlib date numbers (what the date formatter of `_time_axis` reads)."""
+    return [float(mdates.date2num(t)) for t in times]
+
+
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, format="png")
@@ -64,9 +69,10 @@ def track_b_rate(stats: DayStats, path: Path) -> Path:
     """Samples per second, gap markers shaded: also the chart of the Telegram summary."""
     fig, ax = _figure()
     if stats.per_second:
-        ax.plot([t for t, _ in stats.per_second], [n for _, n in stats.per_second], linewidth=0.8)
+        ax.plot(_x([t for t, _ in stats.per_second]), [n for _, n in stats.per_second], linewidth=0.8)
         for g in stats.gaps:
-            ax.axvspan(g["start"], max(g["end"], g["start"]), color="#e76f51", alpha=0.3)
+            start, end = _x([g["start"], max(g["end"], g["start"])])
+            ax.axvspan(start, end, color="#e76f51", alpha=0.3)
         ax.set_ylabel("samples / s")
         _time_axis(ax)
     else:
@@ -131,7 +137,7 @@ def latency(stats: DayStats, path: Path) -> Path:
     fig, ax = _figure()
     rows = [m for m in stats.metrics if m["latency_p50_ms"] is not None]
     if rows:
-        at = [m["at"] for m in rows]
+        at = _x([m["at"] for m in rows])
         ax.plot(at, [m["latency_p50_ms"] for m in rows], marker=".", label="p50")
         ax.plot(at, [m["latency_p99_ms"] for m in rows], marker=".", label="p99")
         ax.set_ylabel("receive -> fsync, ms")
@@ -146,7 +152,7 @@ def latency(stats: DayStats, path: Path) -> Path:
 def system(stats: DayStats, path: Path) -> Path:
     fig, ax = _figure()
     if stats.metrics:
-        at: list[datetime] = [m["at"] for m in stats.metrics]
+        at = _x([m["at"] for m in stats.metrics])
         for key, label in (
             ("cpu_usage_percent", "CPU %"),
             ("memory_usage_percent", "memory %"),
