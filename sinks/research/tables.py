@@ -21,7 +21,7 @@ import pyarrow as pa
 from observer.schema import GapMarker, MetricsSnapshot, PatternRecord, SystemEvent
 from sinks.research.day import Group, read_lines
 from sinks.research.errors import DamagedArchive
-from sinks.research.trades import TRADES_SCHEMA, trade_rows
+from sinks.research.trades import TRADES_SCHEMA, text_rows, to_batch
 
 TZ = "Asia/Seoul"
 TS = pa.timestamp("us", tz=TZ)
@@ -160,7 +160,7 @@ def _rows(group: Group) -> Iterator[tuple[Any, ...]]:
                 if group.table in ("swing", "scalp"):
                     yield _pattern_row(_pattern.decode(line))
                 elif group.table == "trades":
-                    yield from trade_rows(line)
+                    yield from text_rows(line)
                 elif group.table == "metrics":
                     m = _metrics.decode(line)
                     yield (
@@ -187,23 +187,21 @@ def _rows(group: Group) -> Iterator[tuple[Any, ...]]:
 
 def batches(group: Group, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """The group's rows as record batches of at most `batch_rows` rows."""
-    schema = SCHEMAS[group.table]
-    width = len(schema)
-    columns: list[list[Any]] = [[] for _ in range(width)]
-    count = 0
+    rows: list[tuple[Any, ...]] = []
     for row in _rows(group):
-        for i in range(width):
-            columns[i].append(row[i])
-        count += 1
-        if count == batch_rows:
-            yield _batch(columns, schema)
-            columns = [[] for _ in range(width)]
-            count = 0
-    if count:
-        yield _batch(columns, schema)
+        rows.append(row)
+        if len(rows) == batch_rows:
+            yield _batch(group.table, rows)
+            rows = []
+    if rows:
+        yield _batch(group.table, rows)
 
 
-def _batch(columns: list[list[Any]], schema: pa.Schema) -> pa.RecordBatch:
+def _batch(table: str, rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    if table == "trades":
+        return to_batch(rows)
+    schema = SCHEMAS[table]
+    columns = zip(*rows, strict=True)
     return pa.RecordBatch.from_arrays(
         [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
     )

@@ -13,14 +13,14 @@ Each row keeps the frame's ``record_id`` and its position ``record_index`` (0-ba
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, time
+from datetime import date, time
 from typing import Any
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collectors.kis.ws_parser import TRADE_FIELDS, TRADE_TR_IDS
-from observer.clock import KST
 from observer.schema import RawFrameRecord
 
 _TS = pa.timestamp("us", tz="Asia/Seoul")
@@ -90,29 +90,93 @@ def cut_frame(frame: str) -> tuple[str, list[list[str]], str]:
     return tr_id, [fields[i : i + stride] for i in range(0, len(fields), stride)], ""
 
 
-def trade_rows(line: bytes) -> Iterator[tuple[Any, ...]]:
-    """Rows (TRADES_SCHEMA order) of one raw/ line: one per record, or one for an unusable frame."""
+def text_rows(line: bytes) -> Iterator[tuple[Any, ...]]:
+    """(record_id, record_index, provider, market, received_at, tr_id, 46 field texts or None,
+    extra fields or None, frame error or None) of one raw/ line: one per record, or one for an
+    unusable frame. `to_batch` types them column by column."""
     raw = _decoder.decode(line)
-    head = (raw.provider, raw.market, raw.received_at)
     tr_id, records, error = cut_frame(raw.frame)
     if not records:
-        reason = raw.parse_error or error
-        yield (raw.record_id, 0, *head, raw.tr_id or tr_id, None, *([None] * _WIDTH), None, reason)
+        yield (raw.record_id, 0, raw.provider, raw.market, raw.received_at, raw.tr_id or tr_id, None, None,
+               raw.parse_error or error)  # fmt: skip
         return
     for index, fields in enumerate(records):
-        values: list[Any] = []
-        problems: list[str] = [raw.parse_error] if raw.parse_error else []
-        for (name, kind), text in zip(FIELD_COLUMNS, fields, strict=False):
-            try:
-                values.append(_convert(kind, text))
-            except ValueError:
-                values.append(None)
-                problems.append(f"{name.upper()} not {kind}: {text[:20]!r}")
-        day, hour = values[_DATE], values[_TIME]
-        exchange_at = datetime.combine(day, hour, KST) if day is not None and hour is not None else None
-        extra = fields[_WIDTH:] or None
-        error_text = "; ".join(problems) or None
-        yield (raw.record_id, index, *head, tr_id, exchange_at, *values, extra, error_text)
+        yield (raw.record_id, index, raw.provider, raw.market, raw.received_at, tr_id, fields[:_WIDTH],
+               fields[_WIDTH:] or None, raw.parse_error or None)  # fmt: skip
+
+
+_NULL_TEXT = pa.scalar(None, pa.string())
+
+
+def _typed(kind: str, texts: pa.Array) -> pa.Array:
+    """The column in its type, all at once (Arrow); raises when any value is not of its type."""
+    if kind == "text":
+        return texts
+    if kind == "int":
+        return texts.cast(pa.int64())
+    if kind == "decimal":
+        return texts.cast(pa.float64())
+    if not pc.all(pc.match_substring_regex(texts, r"^\d{6}$" if kind == "time" else r"^\d{8}$")).as_py():
+        raise ValueError(kind)
+    if kind == "date":
+        return pc.strptime(texts, format="%Y%m%d", unit="s").cast(pa.date32())
+    n = texts.cast(pa.int32())
+    hours = pc.divide(n, 10000)  # integer division
+    minutes = pc.subtract(pc.divide(n, 100), pc.multiply(hours, 100))
+    seconds = pc.subtract(n, pc.multiply(pc.divide(n, 100), 100))
+    if not pc.all(pc.and_(pc.less(hours, 24), pc.and_(pc.less(minutes, 60), pc.less(seconds, 60)))).as_py():
+        raise ValueError(kind)
+    total = pc.add(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)), seconds)
+    return total.cast(pa.int32()).view(pa.time32("s"))
+
+
+def _column(name: str, kind: str, texts: tuple[str | None, ...], problems: dict[int, list[str]]) -> pa.Array:
+    column = pa.array(texts, pa.string())
+    column = pc.if_else(pc.equal(column, ""), _NULL_TEXT, column)  # an empty field is null
+    try:
+        return _typed(kind, column)
+    except (pa.ArrowInvalid, ValueError):
+        pass
+    values: list[Any] = []  # some value is not of its type: find which, keep the rest
+    for i, text in enumerate(texts):
+        try:
+            values.append(_convert(kind, text or ""))
+        except ValueError:
+            values.append(None)
+            problems.setdefault(i, []).append(f"{name.upper()} not {kind}: {(text or '')[:20]!r}")
+    return pa.array(values, _ARROW[kind])
+
+
+def to_batch(rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    """`text_rows` rows -> one TRADES_SCHEMA batch."""
+    ids, indexes, providers, markets, received, tr_ids, fields, extras, errors = zip(*rows, strict=True)
+    blank = (None,) * _WIDTH
+    matrix = list(zip(*(f if f is not None else blank for f in fields), strict=True))
+    problems: dict[int, list[str]] = {}
+    typed = [
+        _column(name, kind, texts, problems)
+        for (name, kind), texts in zip(FIELD_COLUMNS, matrix, strict=True)
+    ]
+    days = typed[_DATE].view(pa.int32()).cast(pa.int64())
+    seconds = typed[_TIME].view(pa.int32()).cast(pa.int64())
+    utc_s = pc.subtract(pc.add(pc.multiply(days, 86400), seconds), 9 * 3600)  # KST wall time -> UTC
+    exchange_at = pc.multiply(utc_s, 1_000_000).cast(pa.timestamp("us", tz="UTC")).cast(_TS)
+    if problems:
+        errors = tuple(
+            "; ".join(p for p in ([errors[i]] if errors[i] else []) + problems.get(i, [])) or None
+            for i in range(len(rows))
+        )
+    head = [
+        pa.array(ids, pa.string()),
+        pa.array(indexes, pa.int32()),
+        pa.array(providers, pa.string()),
+        pa.array(markets, pa.string()),
+        pa.array(received, _TS),
+        pa.array(tr_ids, pa.string()),
+        exchange_at,
+    ]
+    tail = [pa.array(extras, pa.list_(pa.string())), pa.array(errors, pa.string())]
+    return pa.RecordBatch.from_arrays(head + typed + tail, schema=TRADES_SCHEMA)
 
 
 def frame_record_count(frame: str) -> int:

@@ -3,6 +3,7 @@ JSONL field by field, DuckDB and pandas read it; bad input leaves nothing half-w
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date, datetime, time
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from collectors.kis.ws_parser import TRADE_FIELDS
 from sinks.research.export import read_manifest
 from sinks.research.tables import rebuild
+from sinks.research.trades import text_rows, to_batch
 from tests.sinks.research.conftest import Day, frame_records, read_json_lines
 
 
@@ -153,3 +155,42 @@ def test_torn_line_and_no_data_day_leave_nothing_half_written(research_day: Day,
         assert _listing(out) == [research_day.key]
     finally:
         p.env.pop("OBSERVER_DATA_DIR")
+
+
+def _raw_line(frame: str, record_id: str = "raw:t:1", parse_error: str = "") -> bytes:
+    return json.dumps(
+        {"record_id": record_id, "provider": "kis", "market": "KRX", "received_at": "2026-12-07T09:30:01+09:00",
+         "tr_id": "H0STCNT0", "frame": frame, "parse_error": parse_error}
+    ).encode()  # fmt: skip
+
+
+SAMPLE = (
+    "005930^093015^71500^2^500^0.70^71420.55^71000^71600^70900^71500^71400^10^1523400^108794212000^5012^6120^"
+    "1108^122.11^356012^434102^1^55.01^61.23^090000^2^500^091522^5^-100^090011^2^600^20261207^20^N^1200^3400^"
+    "812000^953000^0.03^1423000^107.05^0^^71000"
+)
+
+
+def test_trade_fields_that_are_not_their_type_are_null_with_the_reason_kept() -> None:
+    bad = SAMPLE.replace("^71500^2^", "^71x00^2^", 1).replace("^091522^", "^996622^", 1)
+    two_with_extra = "^".join([SAMPLE + "^X1", SAMPLE + "^X2"])
+    lines = [
+        _raw_line("0|H0STCNT0|001|" + bad, "raw:t:1"),
+        _raw_line("garbage", "raw:t:2", parse_error="bad header: expected enc|tr_id|count|payload"),
+        _raw_line("0|H0STCNT0|002|" + two_with_extra, "raw:t:3"),
+    ]
+    rows = to_batch([r for line in lines for r in text_rows(line)]).to_pylist()
+    assert [(r["record_id"], r["record_index"]) for r in rows] == [
+        ("raw:t:1", 0), ("raw:t:2", 0), ("raw:t:3", 0), ("raw:t:3", 1)
+    ]  # fmt: skip
+    first = rows[0]
+    assert first["stck_prpr"] is None and first["hgpr_hour"] is None
+    assert "STCK_PRPR not int: '71x00'" in first["parse_error"]
+    assert "HGPR_HOUR not time: '996622'" in first["parse_error"]
+    assert first["acml_vol"] == 1523400 and first["stck_cntg_hour"] == time(9, 30, 15)
+    assert first["exchange_at"] == datetime.fromisoformat("2026-12-07T09:30:15+09:00")
+    assert rows[1]["parse_error"].startswith("bad header") and rows[1]["stck_prpr"] is None
+    assert rows[1]["exchange_at"] is None
+    assert [r["extra_fields"] for r in rows[2:]] == [["X1"], ["X2"]]
+    assert all(r["parse_error"] is None and r["stck_prpr"] == 71500 for r in rows[2:])
+    assert rows[2]["prdy_ctrt"] == 0.70 and rows[2]["bsop_date"] == date(2026, 12, 7)
