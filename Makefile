@@ -10,7 +10,7 @@ CONFIG ?= config/demo.toml
 # without this checkout's venv they use the `observer` on PATH (e.g. OBSERVER=/opt/krx-observer/venv/bin/observer)
 OBSERVER ?= $(if $(wildcard $(BIN)/observer),$(BIN)/observer,observer)
 
-.PHONY: run test test-services lint bench soak status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
+.PHONY: run research test test-services lint bench soak status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/pip || { rm -rf $(VENV); command -v $(PY) >/dev/null 2>&1 && $(PY) -m venv $(VENV) || python3 -m venv $(VENV); }
@@ -37,6 +37,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+DAY ?= $(shell TZ=Asia/Seoul date +%Y%m%d)
+research: $(STAMP)
+	$(OBSERVER) --config $(CONFIG) export --day $(DAY)
+	$(OBSERVER) --config $(CONFIG) report --day $(DAY)
 
 status:
 	$(OBSERVER) --config $(CONFIG) ctl status
