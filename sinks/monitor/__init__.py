@@ -12,10 +12,12 @@ Data flow::
                                                              v
       MitigationState (mitigation.py)   -> MitigationLevel on topic ``mitigation`` (each change and
                                            every few seconds) + SystemEvent ``mitigation_change``
-      HealthRules (health.py)           -> status green/amber/red + reasons on ``stats.monitor``;
+      HealthRules (health.py, policy.py) -> status green/amber/red + reasons on ``stats.monitor``;
                                            alert episodes -> sinks.monitor.alerts (Telegram or log);
                                            SystemEvent ``day_anomalous`` once per KST day
       MetricsWindow (metrics.py)        -> MetricsSnapshot every ``metrics_interval_s``
+      memory.py                         -> ``state/monitor.json``: level, day counters, alert
+                                           episodes and sweep mark survive a monitor restart
     SystemEvents and MetricsSnapshots go over the ingest hop (ReliableSender, producer ``monitor``);
     the core archives them (system/events/..., metrics/YYYYMMDD.jsonl).
 

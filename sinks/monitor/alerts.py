@@ -155,6 +155,10 @@ class AlertSender:
     def active(self) -> frozenset[str]:
         return frozenset(self._active)
 
+    def resume(self, keys: list[str]) -> None:
+        """Episodes already alerted by an earlier run of this monitor: not sent again."""
+        self._active.update(keys)
+
     @property
     def pending(self) -> int:
         return self._queue.qsize()

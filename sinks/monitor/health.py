@@ -28,6 +28,7 @@ from observer.sessions import MarketSessions
 from sinks.monitor import stats as S
 from sinks.monitor.freshness import SilentSymbols, SlotProgress
 from sinks.monitor.mitigation import ConditionRun
+from sinks.monitor.policy import ALERT_RULES, REASON_TEXT, Policy
 from sinks.monitor.stats import History, StatsBook
 
 GREEN, AMBER, RED = 0, 1, 2
@@ -35,63 +36,6 @@ STATUS_NAMES = {GREEN: "green", AMBER: "amber", RED: "red"}
 SAMPLE_WINDOW_S = {0: 0.5, 1: 1.0, 2: 2.0}
 _Flag = Callable[[str, int, str], None]
 SILENT_HOLD_FACTOR = 5  # a symbol_silent report counts for 5 x track_b.silent_symbol_s (fallback only)
-
-REASON_TEXT: dict[str, str] = {
-    "scalp_stale": "no scalp sample for a slot within the freshness window",
-    "swing_missing": "no swing sweep at its 10-minute mark",
-    "symbols_silent": "slot symbols acknowledged by the server but silent",
-    "ws_silent": "WebSocket connected but no frame within the receive watchdog",
-    "ws_disconnected": "WebSocket disconnected during the session",
-    "scalp_paused": "scalp recording paused",
-    "disk_error": "the writer reports a disk error",
-    "disk_high": "disk usage > 80 %",
-    "cpu_high": "CPU > 90 % for 10 min",
-    "track_a_rate_low": "Track A rate < 95 % (latest sweep)",
-    "track_b_rate_low": "Track B rate < 90 % (5 min)",
-    "ws_reconnects_high": "WS reconnects > 20 today",
-    "mitigation": "mitigation level raised",
-    "stats_missing": "no stats from a worker during the session",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class AlertRule:
-    severity: Severity
-    telegram: bool
-
-
-ALERT_RULES: dict[str, AlertRule] = {
-    "track_a_rate_low": AlertRule("WARNING", telegram=False),
-    "track_b_rate_low": AlertRule("WARNING", telegram=True),
-    "ws_reconnects_high": AlertRule("WARNING", telegram=True),
-    "disk_high": AlertRule("CRITICAL", telegram=True),
-    "cpu_high": AlertRule("CRITICAL", telegram=True),
-    "disk_error": AlertRule("CRITICAL", telegram=True),
-    "scalp_stale": AlertRule("CRITICAL", telegram=True),
-    "swing_missing": AlertRule("CRITICAL", telegram=True),
-    "symbols_silent": AlertRule("CRITICAL", telegram=True),
-    "ws_silent": AlertRule("CRITICAL", telegram=True),
-    "scalp_paused": AlertRule("CRITICAL", telegram=True),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """The DESIGN numbers (alerts and the anomalous-day criteria)."""
-
-    track_a_min_rate: float = 0.95
-    track_b_min_rate: float = 0.90
-    track_b_window_s: float = 300.0
-    reconnects_alert_over: int = 20
-    disk_max_pct: float = 80.0
-    cpu_alert_pct: float = 90.0
-    cpu_alert_s: float = 600.0
-    anomalous_reconnects: int = 20
-    anomalous_disconnected_s: float = 600.0
-    anomalous_silences: int = 2
-    anomalous_scalp_rate: float = 0.97
-    anomalous_cpu_pct: float = 85.0
-    anomalous_cpu_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +72,10 @@ class HealthReport:
 
 
 @dataclass(slots=True)
-class _Day:
+class DayCounters:
     day: date
     reconnect_base: float | None = None
+    reconnects_before: int = 0  # counted by an earlier run of this monitor today (its memory)
     disconnected_s: float = 0.0
     silences: int = 0
     anomalous_reported: bool = False
@@ -146,7 +91,7 @@ class HealthRules:
     _b_written: History = field(init=False)
     _cpu_alert: ConditionRun = field(default_factory=ConditionRun)
     _cpu_anomalous: ConditionRun = field(default_factory=ConditionRun)
-    _day: _Day | None = None
+    _day: DayCounters | None = None
     _last_at: datetime | None = None
     _slot_progress: SlotProgress = field(default_factory=SlotProgress)
     _silent: SilentSymbols = field(init=False)
@@ -183,10 +128,10 @@ class HealthRules:
             told = self.book.gauge(S.WS, S.WS_IN_SESSION)
         return self.sessions.track_b_open(at) if told is None else told >= 1
 
-    def _roll_day(self, at: datetime) -> _Day:
+    def _roll_day(self, at: datetime) -> DayCounters:
         day = at.astimezone(KST).date()
         if self._day is None or self._day.day != day:
-            self._day = _Day(day)
+            self._day = DayCounters(day)
         return self._day
 
     # -- rates
@@ -216,7 +161,11 @@ class HealthRules:
         if day is None or day.reconnect_base is None:
             return None
         total = self.book.total(S.WS, S.WS_RECONNECTS)
-        return None if total is None else int(total - day.reconnect_base)
+        return None if total is None else day.reconnects_before + int(total - day.reconnect_base)
+
+    def day_counters(self, at: datetime) -> DayCounters:
+        """Today's counters (the monitor's memory saves and restores them)."""
+        return self._roll_day(at)
 
     # -- the evaluation
     def evaluate(self, inp: Inputs) -> HealthReport:
@@ -372,7 +321,7 @@ class HealthRules:
         return {k: v for k, v in candidates.items() if v is not None}
 
     def _anomalous(
-        self, inp: Inputs, day: _Day, b_open: bool, b_rate: float | None, reconnects: int | None
+        self, inp: Inputs, day: DayCounters, b_open: bool, b_rate: float | None, reconnects: int | None
     ) -> list[str] | None:
         if day.anomalous_reported or not self.sessions.is_trading_day(day.day):
             return None

@@ -30,7 +30,7 @@ from observer.bus import (
     stats_topic,
 )
 from observer.clock import KST, Clock
-from observer.config import Config, Secrets, data_dir
+from observer.config import Config, Secrets, data_dir, state_dir
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
 from observer.schema import (
     Heartbeat,
@@ -43,6 +43,7 @@ from observer.schema import (
 )
 from observer.sessions import MarketSessions
 from observer.worker_base import Worker
+from sinks.monitor import memory
 from sinks.monitor import stats as S
 from sinks.monitor.alerts import AlertSender
 from sinks.monitor.day_summary import DaySummary
@@ -93,6 +94,7 @@ class MonitorWorker(Worker):
         self._silent: set[str] = set()
         self._seen_events: OrderedDict[str, None] = OrderedDict()
         self._data_dir = data_dir(cfg)
+        self._memory_path = state_dir(cfg) / "monitor.json"
         self.samples = 0
         self.level_changes = 0
         self.events_sent = 0
@@ -123,6 +125,9 @@ class MonitorWorker(Worker):
         now = self.clock.now()
         self.metrics.begin(now)
         self._next_sample_at = now
+        remembered = memory.resume(self._memory_path, now, self.mitigation, self.rules, self.alerts)
+        if remembered is not None:
+            self.log.info("resumed today's state", extra={"level": remembered.level})
         self._publish_level(now)
 
     def on_tick(self) -> None:
@@ -211,24 +216,24 @@ class MonitorWorker(Worker):
     def sample(self, now: datetime) -> None:
         self.samples += 1
         cpu = float(psutil.cpu_percent(None))
-        memory = float(psutil.virtual_memory().percent)
+        memory_pct = float(psutil.virtual_memory().percent)
         disk = disk_usage_pct(self._data_dir)
         signal = SignalSample(
             at=now,
             cpu_pct=cpu,
-            memory_pct=memory,
+            memory_pct=memory_pct,
             disk_latency_ms=self.book.gauge(S.WRITER, S.FSYNC_MS),
             lag_s=self.book.gauge(S.CORE, S.EVENT_LAG),
         )
         change = self.mitigation.observe(signal)
         if change is not None:
             self._level_changed(change)
-        self.metrics.add_sample(cpu, memory, disk)
+        self.metrics.add_sample(cpu, memory_pct, disk)
         if self.day_summary is not None:
             self.day_summary.poll(now)
         self._check_silences(now)
         previous = self.report
-        report = self.rules.evaluate(Inputs(now, cpu, memory, disk, self.mitigation.level, self.slots))
+        report = self.rules.evaluate(Inputs(now, cpu, memory_pct, disk, self.mitigation.level, self.slots))
         self.report = report
         assert self.alerts is not None
         for alert in report.alerts:
@@ -241,6 +246,7 @@ class MonitorWorker(Worker):
             self._day_anomalous(now, report.anomalous)
         if self.metrics.due(now):
             self._send(self._metrics(now))
+        memory.remember(self._memory_path, now, self.mitigation, self.rules, self.alerts)
 
     def _check_silences(self, now: datetime) -> None:
         real = time.monotonic()

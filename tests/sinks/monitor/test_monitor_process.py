@@ -13,7 +13,7 @@ from observer.bus import SLOTS, alert_topic, stats_topic
 from observer.clock import KST
 from observer.schema import MetricsSnapshot, MitigationLevel, SlotCommand, SystemEvent, WorkerStats
 from tests.conftest import free_port, wait_for
-from tests.sinks.monitor.conftest import CHAT_ID, TOKEN, FakeTelegram
+from tests.sinks.monitor.conftest import CHAT_ID, TOKEN, FakeTelegram, MonitorProcess
 
 FAST_LEVELS = """
 sample_interval_s = 0.1
@@ -199,3 +199,51 @@ def test_metrics_line_every_five_simulated_minutes(monitor_env: Any) -> None:
         assert 0 <= snap.cpu_usage_percent <= 100 and 0 < snap.memory_usage_percent <= 100
         assert snap.disk_usage_percent > 0
     assert proc.stop() == 0
+
+
+def test_a_restarted_monitor_keeps_its_level_day_counters_and_alert_episodes(
+    monitor_env: Any, short_tmp: Path
+) -> None:
+    telegram = FakeTelegram(free_port())
+    telegram.up()
+    extra = (
+        f'[alerts]\ntelegram_base_url = "{telegram.base_url}"\nretry_initial_s = 0.05\nretry_max_s = 0.2\n'
+    )
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": CHAT_ID}
+    _, bus, proc = monitor_env(FAST_LEVELS, extra, env)
+    memory_file = short_tmp / "data" / "state" / "monitor.json"
+    reconnects = {"value": 0.0}
+
+    def feed() -> dict[str, Any]:
+        bus.stats(
+            "observer",
+            gauges={"session.track_b_open": 1, "track_b.slots_used": 41, "track_b.silent_symbols": 41.0},
+        )
+        bus.stats("writer", gauges={"fsync_latency_ms": 1500.0})
+        bus.stats("ws-collector", gauges={"ws.connected": 1}, counters={"ws.reconnects": reconnects["value"]})
+        bus.drain()
+        return msgspec.json.decode(memory_file.read_bytes()) if memory_file.exists() else {}
+
+    wait_for(lambda: feed().get("level") == 2, 15, 0.05, "level 2 remembered")
+    wait_for(lambda: (feed(), len(telegram.texts()) == 1)[1], 10, 0.05, "one silent-symbols alert")
+    reconnects["value"] = 7.0
+    wait_for(lambda: feed().get("reconnects") == 7, 10, 0.05, "7 reconnects today remembered")
+    assert feed()["active_alerts"] == ["symbols_silent"]
+    assert memory_file.stat().st_mode & 0o777 == 0o600
+    assert proc.stop() == 0
+
+    published_before = len(_levels(bus))
+    again = MonitorProcess(short_tmp / "observer.toml", env)
+    try:
+        wait_for(
+            lambda: (feed(), len(_levels(bus)) > published_before + 5)[1], 15, 0.05, "levels after restart"
+        )
+        assert set(_levels(bus)[published_before:]) == {2}  # never back to 0 on the way
+        reconnects["value"] = 10.0  # the ws-collector kept counting; the new monitor adds the delta
+        wait_for(lambda: feed().get("reconnects") == 7 + 3, 10, 0.05, "reconnects carried over")
+        samples_then = _health_samples(bus)
+        wait_for(lambda: (feed(), _health_samples(bus) >= samples_then + 10)[1], 10, 0.05, "ten samples")
+        assert len(telegram.texts()) == 1  # the episode in progress is not alerted again
+    finally:
+        assert again.stop() == 0
+        telegram.down()
