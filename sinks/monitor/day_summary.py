@@ -5,7 +5,7 @@
     (a child process: matplotlib stays out of the monitor) -> AlertSender.notify(text + chart,
     sendPhoto) -> marker written: a restarted monitor does not send it again.
 
-A report that fails is logged and tried again after ``summary_retry_real_s``.
+A report that fails is logged and tried again after 10 minutes, three times at most per day.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from observer.sessions import MarketSessions
 from sinks.monitor.alerts import AlertSender
 
 RETRY_REAL_S = 600.0
+MAX_TRIES = 3
 
 
 class DaySummary:
@@ -35,6 +36,7 @@ class DaySummary:
         self.markers = state_dir(cfg) / "day_summary"
         self._thread: threading.Thread | None = None
         self._failed_at: dict[date, float] = {}
+        self._tries: dict[date, int] = {}
         self._known_sent: set[date] = set()
         self.sent = 0
 
@@ -57,8 +59,9 @@ class DaySummary:
             self.log.info("day summary already sent", extra={"day": day.isoformat()})
             return
         failed = self._failed_at.get(day)
-        if failed is not None and time.monotonic() - failed < RETRY_REAL_S:
+        if failed is not None and (time.monotonic() - failed < RETRY_REAL_S or self._tries[day] >= MAX_TRIES):
             return
+        self._tries[day] = self._tries.get(day, 0) + 1
         self._thread = threading.Thread(target=self._run, args=(day,), name="day-summary", daemon=True)
         self._thread.start()
 

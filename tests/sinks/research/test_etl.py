@@ -186,6 +186,13 @@ def test_kill_9_mid_load_leaves_nothing_and_a_rerun_loads_one_copy(
     assert _counts(pg, dsn, iso) == want
     assert _counts(pg, dsn, "2026-12-01") == want, "the other day is untouched"
 
+    scalp_file = sorted(data.glob(f"scalp/kis/*/{research_day.key}/*.jsonl"))[-1]
+    with scalp_file.open("ab") as f:
+        f.write(b'{"record_id":"scalp:torn')
+    code, out, err = _run(research_day, dsn, "--day", research_day.key, "--force", data=data)
+    assert code == 1 and "torn last line" in err and scalp_file.name in err, err
+    assert _counts(pg, dsn, iso) == want, "a load stopped by a torn line leaves the loaded day as it was"
+
 
 def test_unreachable_database_is_a_clear_message_without_the_password(research_day: Day) -> None:
     dsn = f"postgresql://observer:s3cret-pw@127.0.0.1:{free_port()}/market"
