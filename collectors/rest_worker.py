@@ -29,7 +29,6 @@ from collectors.providers import IMarketDataProvider, build_provider
 from collectors.rest_marks import MarkLedger
 from collectors.rest_report import RestReport, SweepDone
 from collectors.universe_build import UniverseBuilder, symbols_of
-from observer.calendar import TradingCalendar
 from observer.clock import KST
 from observer.config import state_dir
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
@@ -89,7 +88,7 @@ class RestCollectorWorker(Worker):
         self.provider = provider
         self.sender: ReliableSender | None = None
         self.sessions = MarketSessions.from_config(cfg)  # the loop's view; the broker is asked in a thread
-        self._broker_calendar: TradingCalendar | None = None
+        self._asking: MarketSessions | None = None  # the same calendar, asking the broker (a thread)
         self.ledger = MarkLedger(state_dir(cfg) / "track_a_marks.json")
         self._unreported: list[datetime] = []  # missed marks waiting for their day's universe
         self.plan: _DayPlan | None = None
@@ -112,7 +111,7 @@ class RestCollectorWorker(Worker):
         )
         self.register(self.sender.ack_sub, self.sender.handle_acks)
         self.builder = UniverseBuilder(self.cfg, self.provider, self.clock, emit=self._post_event)
-        self._broker_calendar = TradingCalendar.from_config(self.cfg, fetch_holiday=self.provider.is_open)
+        self._asking = MarketSessions.from_config(self.cfg, fetch_holiday=self.provider.is_open)
 
     def on_tick(self) -> None:
         self._drain()
@@ -220,14 +219,14 @@ class RestCollectorWorker(Worker):
     def _check_day(self, day: date) -> None:
         """Ask the broker about `day` (answers are cached on disk for every worker) and, ahead of
         time, about the next weekday, so the other workers know a holiday before it begins."""
-        calendar = self._broker_calendar
-        assert calendar is not None
-        is_open = calendar.is_trading_day(day)
+        asking = self._asking
+        assert asking is not None
+        is_open = asking.is_trading_day(day)
         self.post(_DayChecked(day, is_open))
         ahead = day + timedelta(days=1)
         while ahead.weekday() >= 5:
             ahead += timedelta(days=1)
-        calendar.is_trading_day(ahead)
+        asking.is_trading_day(ahead)
 
     def _build_universe(self, day: date) -> None:
         try:

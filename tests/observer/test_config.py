@@ -90,6 +90,23 @@ def test_config_check_cli_bad_config_exits_2(tmp_path: Path) -> None:
     assert "nonsense" in result.output and str(path) in result.output
 
 
+def test_config_check_validates_times_of_day(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    for text, where in (
+        ('[track_b]\nstart = "9:30"\n', "track_b.start"),
+        ('[housekeeping]\nretention_at = "24:00"\n', "housekeeping.retention_at"),
+        ('[track_a]\nstart = "15:40"\n', "track_a.end 15:30:00 is not after track_a.start 15:40:00"),
+    ):
+        path.write_text(text)
+        result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+        assert result.exit_code == 2, text
+        assert where in result.output and str(path) in result.output
+    path.write_text('[track_b]\nstart = "09:35"\nend = 14:50:00\n[universe]\nbuild_at = "08:15"\n')
+    result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    assert result.exit_code == 0, result.output
+    assert '"start": "09:35:00"' in result.output and '"build_at": "08:15:00"' in result.output
+
+
 def test_shipped_demo_config_is_valid_and_keeps_demo_data_apart() -> None:
     repo = Path(__file__).resolve().parents[2]
     demo = load_config(repo / "config" / "demo.toml", env={})
