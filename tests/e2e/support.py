@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -143,3 +144,11 @@ class BotApi(BaseHTTPRequestHandler):
 
     def log_message(self, *_: object) -> None:
         pass
+
+
+def start_bot_api() -> ThreadingHTTPServer:
+    """A fresh `BotApi` on a free loopback port (serving in a thread); `shutdown()` it after."""
+    BotApi.messages = []
+    bot = ThreadingHTTPServer(("127.0.0.1", 0), BotApi)
+    threading.Thread(target=bot.serve_forever, daemon=True).start()
+    return bot

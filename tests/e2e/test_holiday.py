@@ -11,7 +11,6 @@ cannot run a whole night fast without running the trading day as fast."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_for
-from tests.e2e.support import BotApi, Pipeline, lines
+from tests.e2e.support import BotApi, Pipeline, lines, start_bot_api
 
 HOLIDAY, NEXT_DAY = "2026-11-25", "2026-11-26"  # Wednesday, Thursday
 SPEED = 60.0  # 09:00 -> 09:40 in 40 real seconds
@@ -61,9 +60,7 @@ def _alerts() -> list[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_a_broker_holiday_closes_every_worker_and_the_next_day_runs(short_tmp: Path) -> None:
-    BotApi.messages = []
-    bot = ThreadingHTTPServer(("127.0.0.1", 0), BotApi)
-    threading.Thread(target=bot.serve_forever, daemon=True).start()
+    bot = start_bot_api()
     try:
         holiday = _pipeline(short_tmp, HOLIDAY, bot)
         with holiday.running():

@@ -5,10 +5,8 @@ against the simulator's ground truth."""
 from __future__ import annotations
 
 import json
-import threading
 from collections import defaultdict
 from datetime import datetime, timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.support import BotApi, Pipeline, lines, scalp_rate
+from tests.e2e.support import BotApi, Pipeline, lines, scalp_rate, start_bot_api
 
 NO_CPU_MITIGATION = "[monitor]\ncpu_level1_pct = 101.0\ncpu_level2_pct = 101.0\n"
 
@@ -112,9 +110,7 @@ def test_ten_clean_simulated_minutes_record_every_scalp_sample(short_tmp: Path) 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_silenced_market_turns_status_red_with_one_alert(short_tmp: Path) -> None:
-    BotApi.messages = []
-    bot = ThreadingHTTPServer(("127.0.0.1", 0), BotApi)
-    threading.Thread(target=bot.serve_forever, daemon=True).start()
+    bot = start_bot_api()
     toml = NO_CPU_MITIGATION + f'[alerts]\ntelegram_base_url = "http://127.0.0.1:{bot.server_port}"\n'
     toml += "[track_b]\nsilent_symbol_s = 15.0\n"
     p = Pipeline(short_tmp, toml, TELEGRAM_BOT_TOKEN="123456:TESTTOKEN", TELEGRAM_CHAT_ID="42")

@@ -6,17 +6,15 @@ its ``collector_down`` gap marker, and the alert is not repeated."""
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from datetime import datetime, timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import wait_for
-from tests.e2e.support import BotApi, Pipeline, lines
+from tests.e2e.support import BotApi, Pipeline, lines, start_bot_api
 
 SPEED = 20.0  # a 10-minute sweep interval is 30 real seconds
 INTERVAL = timedelta(minutes=10)
@@ -29,9 +27,7 @@ def _events(p: Pipeline, type_: str) -> list[dict[str, Any]]:
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_a_stalled_track_a_alerts_once_and_every_missed_mark_gets_a_marker(short_tmp: Path) -> None:
-    BotApi.messages = []
-    bot = ThreadingHTTPServer(("127.0.0.1", 0), BotApi)
-    threading.Thread(target=bot.serve_forever, daemon=True).start()
+    bot = start_bot_api()
     toml = (
         "[monitor]\ncpu_level1_pct = 101.0\ncpu_level2_pct = 101.0\nsample_interval_s = 1.0\n"
         f'[alerts]\ntelegram_base_url = "http://127.0.0.1:{bot.server_port}"\n'
