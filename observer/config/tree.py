@@ -92,7 +92,6 @@ class SimConfig(_Section, frozen=True):
     holidays: list[date] = []
 
 
-
 class ProviderConfig(_Section, frozen=True):
     name: Literal["kis", "kiwoom", "upbit", "ib"] = "kis"
     markets: list[str] = msgspec.field(default_factory=lambda: ["KOSPI", "KOSDAQ"])
