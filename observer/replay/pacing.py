@@ -13,18 +13,20 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 _MAX_SLEEP_S = 0.05
 
 
 class Pacer:
-    def __init__(self, speed: float | None):
+    def __init__(self, speed: float | None, *, anchor: tuple[int, int] | None = None):
+        """`anchor`: (line time ns, monotonic ns) to pin the schedule to (default: the first line, now)."""
         if speed is not None and speed <= 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.speed = speed
-        self._anchor_at_ns: int | None = None
-        self._anchor_real_ns = 0
+        self._anchor_at_ns: int | None = anchor[0] if anchor else None
+        self._anchor_real_ns = anchor[1] if anchor else 0
         self._paused_at_ns: int | None = None
         self._resumed = threading.Event()
         self.paused_s = 0.0
@@ -36,9 +38,12 @@ class Pacer:
         assert self.speed is not None
         return self._anchor_real_ns + int((at_ns - self._anchor_at_ns) / self.speed)
 
-    def wait(self, at_ns: int) -> None:
-        """Return when the line of time `at_ns` is due (at once for speed max, unless paused)."""
+    def wait(self, at_ns: int, idle: Callable[[], None] | None = None) -> None:
+        """Return when the line of time `at_ns` is due (at once for speed max, unless paused).
+        `idle` is called between the short sleeps (e.g. to pump a reliable sender)."""
         while True:
+            if idle is not None:
+                idle()
             if self._paused_at_ns is not None:
                 self._resumed.wait(_MAX_SLEEP_S)
                 continue

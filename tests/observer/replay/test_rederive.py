@@ -1,0 +1,116 @@
+"""Re-derivation of a recorded simulated session: its raw/ frames, swing/ snapshots, the collectors'
+events, the recorded slot table and mitigation levels through a fresh core and writer (real
+processes, their own runtime dir) into a new archive; every scalp line comes out identical.
+
+Inherent differences, and why (the rest must be equal):
+
+* ``generated_at``: when the core built the line — now, not then;
+* raw ``record_id`` (``raw:<producer>:<run>:<seq>``): the feeding run and its seqs are new;
+* the core's, writer's and other workers' own events, overflow/ and metrics/: not inputs;
+* scalp windows after the recording's last one: the recorded core stopped with the pipeline, the
+  fresh one runs to the recorded end plus a second so that every recorded window closes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+from tests.observer.replay.conftest import Recording, observer_cmd
+from tests.observer.replay.test_replay import tree_digest
+
+
+def _lines(root: Path, pattern: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.glob(pattern)):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            out[rec["record_id"]] = rec
+    return out
+
+
+def _window(rec: dict[str, Any]) -> str:
+    return str(rec["observation"]["instruments"][0]["window_start"])
+
+
+def rederive(rec: Recording, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        observer_cmd(rec.cfg_path, "replay", "--rederive", "--day", rec.day, "--out", str(out), *extra),
+        cwd=REPO,
+        env=rec.env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_rederived_scalp_lines_are_identical(recording: Recording, short_tmp: Path) -> None:
+    before = tree_digest(recording.data)
+    out = short_tmp / "rederived"
+    done = rederive(recording, out, "--data", str(recording.data))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "re-derived" in done.stderr
+    assert tree_digest(recording.data) == before, "re-derivation wrote into the archive it read"
+
+    recorded = _lines(recording.data, "scalp/*/*/*/*.jsonl")
+    derived = _lines(out, "scalp/*/*/*/*.jsonl")
+    last = max(_window(r) for r in recorded.values())
+    derived = {k: v for k, v in derived.items() if _window(v) <= last}  # the tail: see the docstring
+    assert len(recorded) > 1000
+    assert sorted(derived) == sorted(recorded)
+    differing = []
+    for record_id, rec in recorded.items():
+        a, b = dict(rec), dict(derived[record_id])
+        a.pop("generated_at")
+        b.pop("generated_at")
+        if a != b:
+            differing.append((record_id, a, b))
+    assert not differing, differing[:3]
+
+    # swing lines: the same snapshots, the same records
+    swing_rec, swing_der = _lines(recording.data, "swing/*/*/*/*.jsonl"), _lines(out, "swing/*/*/*/*.jsonl")
+    assert sorted(swing_rec) == sorted(swing_der)
+    for record_id, rec in swing_rec.items():
+        a, b = dict(rec), dict(swing_der[record_id])
+        assert a.pop("generated_at") and b.pop("generated_at")
+        assert a == b, record_id
+    # raw frames: every frame again, byte for byte (only the record id names the new run)
+    raw_rec = sorted(
+        (r["received_at"], r["frame"]) for r in _lines(recording.data, "raw/*/*/*/*.jsonl").values()
+    )
+    raw_der = sorted((r["received_at"], r["frame"]) for r in _lines(out, "raw/*/*/*/*.jsonl").values())
+    assert raw_rec == raw_der
+
+    verify = subprocess.run(
+        observer_cmd(recording.cfg_path, "verify", str(out)),
+        cwd=REPO,
+        env=recording.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_out_at_the_live_archive_or_a_used_dir_is_refused(recording: Recording, short_tmp: Path) -> None:
+    before = tree_digest(recording.data)
+    live = rederive(recording, recording.data)  # the config's data_dir is the recording
+    assert live.returncode == 2 and "is the live archive" in live.stderr, live.stderr
+    inside = rederive(recording, recording.data / "again", "--data", str(recording.data))
+    assert inside.returncode == 2 and "overlaps the archive it reads" in inside.stderr, inside.stderr
+    used = short_tmp / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    other = rederive(recording, used, "--data", str(recording.data))
+    assert other.returncode == 2 and "is not an empty directory" in other.stderr, other.stderr
+    assert tree_digest(recording.data) == before
+    assert [p.name for p in used.iterdir()] == ["keep.txt"]
