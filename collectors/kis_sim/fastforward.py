@@ -44,7 +44,7 @@ QTY_CAP_SCALES = 400
 REVERSION_GAIN = 3.0
 REVERSION_CAP = 0.3
 # quote moves forced by an exhausted best level (unbiased one-tick steps), per trade, measured
-# on the exact simulation (tests/sim/test_fastforward.py compares the two)
+# on the exact simulation (tests/collectors/kis_sim/test_fastforward.py compares the two)
 FORCED_MOVES_PER_TRADE = 0.02
 # a sub-step spans about this many relaxation times of the reverting walk (bridge high/low hold)
 SUBSTEP_RELAXATIONS = 0.5
