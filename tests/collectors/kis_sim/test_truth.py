@@ -184,7 +184,8 @@ def test_serve_process_ready_line_and_sigterm(tmp_path: Path) -> None:
 
 def test_serve_honours_the_top_level_config(tmp_path: Path) -> None:
     """`observer --config X sim serve` reads X (it used to read only `sim serve --config X`)."""
-    from tests.conftest import free_port, write_config
+    from testkit.config import write_config
+    from tests.conftest import free_port
 
     admin_port = free_port()
     cfg = write_config(
