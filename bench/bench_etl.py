@@ -7,7 +7,7 @@ A synthetic day is written under a temp dir (scalp samples, swing snapshots, raw
 with real 46-field records), a PostgreSQL server is started there (initdb + pg_ctl). The bare
 reference gets the rows already rendered as CSV (the rendering is not timed) and copies them into
 unindexed tables in one transaction; the ETL is timed end to end from the archive files. Printed:
-rows/s of each and the ratio (goal >= 0.5x).
+rows/s of each and the ratio (goal >= 0.5x); and the Parquet export of the same day (rows/s, size).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from observer.schema import RawFrameRecord  # noqa: E402
 from sinks.research import pgschema as S  # noqa: E402
 from sinks.research.day import day_groups  # noqa: E402
 from sinks.research.etl import Loader, csv_of  # noqa: E402
+from sinks.research.export import Export  # noqa: E402
 from sinks.research.tables import batches  # noqa: E402
 from testkit.postgres import postgres  # noqa: E402
 from testkit.records import DAY, line_for  # noqa: E402
@@ -102,6 +103,10 @@ def main() -> None:
         data = base / "data"
         write_day(data, args.scalp, args.swing, args.frames, args.records_per_frame)
         day = DAY.date()
+        started = time.perf_counter()
+        manifest = Export(data, base / "parquet").run(day)
+        export_s = time.perf_counter() - started
+        export_rows = sum(f.rows for f in manifest.files)
         groups = day_groups(data, day)
         rendered = {g.table: [csv_of(b, day) for b in batches(g)] for g in groups}
         with postgres() as pg:
@@ -121,6 +126,11 @@ def main() -> None:
             f"bare COPY of the same rows (pre-rendered CSV): {bare_s:.2f} s, {bare_rows / bare_s:,.0f} rows/s"
         )
         print(f"ratio etl / bare: {bare_s / etl_s:.2f}x (goal >= 0.5x)")
+        size = sum(f.bytes for f in manifest.files)
+        print(
+            f"export (archive -> Parquet zstd, counts checked, SHA-256): {export_s:.2f} s, "
+            f"{export_rows / export_s:,.0f} rows/s, {size / 1e6:.1f} MB"
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -106,6 +106,10 @@ def _html(stats: DayStats, provider: str, pngs: dict[str, Path], generated_at: d
     house = _rows(
         [[r["at"].astimezone(KST).isoformat(timespec="seconds"), r["type"], r["severity"], r["message"]] for r in stats.housekeeping]
     )  # fmt: skip
+    mitigation = _rows(
+        [[r["at"].astimezone(KST).isoformat(timespec="seconds"), r["message"], r["severity"], r["details"]]
+         for r in stats.mitigation_changes]
+    )  # fmt: skip
     sweeps = _rows([[s.sweep_id, str(s.recorded), str(s.universe), pct(s.rate)] for s in stats.sweeps])
     img = {name: _img(path, name) for name, path in pngs.items()}
     title = f"KRX observer — {stats.day.isoformat()} ({provider})"
@@ -129,6 +133,7 @@ h2 {{ border-bottom: 1px solid #ddd; }}
 <table><tr><th>track</th><th>start</th><th>end</th><th>cause</th><th>detected by</th><th>symbols</th></tr>{gaps}</table>
 <h2>Latency, receive → fsync</h2>{img["latency.png"]}
 <h2>Machine and mitigation level</h2>{img["system.png"]}
+<table><tr><th>at</th><th>change</th><th>severity</th><th>reasons</th></tr>{mitigation or '<tr><td colspan="4">no level change</td></tr>'}</table>
 <h2>Backup and retention</h2>
 <table><tr><th>at</th><th>event</th><th>severity</th><th>message</th></tr>{house or '<tr><td colspan="4">no backup or retention event about this day yet</td></tr>'}</table>
 <h2>Warnings</h2>

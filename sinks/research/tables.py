@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
 
 from observer.schema import GapMarker, MetricsSnapshot, PatternRecord, SystemEvent
 from sinks.research.day import Group, read_lines
@@ -187,6 +190,18 @@ def _rows(group: Group) -> Iterator[tuple[Any, ...]]:
 
 def batches(group: Group, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """The group's rows as record batches of at most `batch_rows` rows."""
+    if group.table in ("swing", "scalp"):
+        for path in group.files:
+            table = _pattern_file(path)
+            if table is None:  # let the line-by-line decoder say which line is wrong
+                yield from _batches_of(Group(group.table, group.provider, group.market, (path,)), batch_rows)
+            else:
+                yield from table.to_batches(max_chunksize=batch_rows)
+        return
+    yield from _batches_of(group, batch_rows)
+
+
+def _batches_of(group: Group, batch_rows: int) -> Iterator[pa.RecordBatch]:
     rows: list[tuple[Any, ...]] = []
     for row in _rows(group):
         rows.append(row)
@@ -195,6 +210,83 @@ def batches(group: Group, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBat
             rows = []
     if rows:
         yield _batch(group.table, rows)
+
+
+_UTC = pa.timestamp("us", tz="UTC")
+_JSON_INSTRUMENT = pa.struct(
+    [
+        (n, _UTC if t == TS else t)
+        for n, t in _INSTRUMENT
+        if n not in ("open", "high", "low", "close", "exchange_at")
+    ]
+    + [("timestamp", _UTC), ("price", pa.struct([(k, pa.int64()) for k in ("open", "high", "low", "close")]))]
+)
+_JSON_PATTERN = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("session_id", pa.string()),
+        ("generated_at", _UTC),
+        ("observation", pa.struct([
+            ("meta", pa.struct([("source", pa.string()), ("market", pa.string()), ("captured_at", _UTC),
+                                ("schema_version", pa.string())])),
+            ("instruments", pa.list_(_JSON_INSTRUMENT)),
+        ])),
+        ("schema", pa.struct([("version", pa.string()), ("field_count", pa.int32())])),
+        ("quality", pa.struct([("validation_passed", pa.bool_()), ("guard_passed", pa.bool_()),
+                               ("quality_flag", pa.string())])),
+        ("interpretation", pa.struct([("mitigation_level", pa.int16()), ("track", pa.string()),
+                                      ("slot_number", pa.int16())])),
+    ]
+)  # fmt: skip
+_JSON_OPTIONS = pajson.ParseOptions(explicit_schema=_JSON_PATTERN, unexpected_field_behavior="error")
+
+
+def _pattern_file(path: Path) -> pa.Table | None:
+    """A whole swing/scalp file parsed by Arrow's JSON reader (C++, strict: an unknown field is an
+    error), flattened to PATTERN_SCHEMA; None when anything is off (the caller re-reads it line by line)."""
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return pa.Table.from_batches([], PATTERN_SCHEMA)
+        f.seek(-1, 2)
+        if f.read(1) != b"\n":
+            return None
+    try:
+        t = pajson.read_json(path, parse_options=_JSON_OPTIONS)
+    except pa.ArrowInvalid:
+        return None
+    obs = t.column("observation").combine_chunks()
+    instruments = obs.field("instruments")
+    if t.num_rows and pc.min_max(pc.list_value_length(instruments)).as_py() != {"min": 1, "max": 1}:
+        return None
+    inst = pc.list_element(instruments, 0)
+    meta = obs.field("meta")
+    price = inst.field("price")
+
+    def part(struct: str, name: str) -> pa.Array:
+        return t.column(struct).combine_chunks().field(name)
+
+    head = {
+        "record_id": t.column("record_id"),
+        "session_id": t.column("session_id"),
+        "generated_at": t.column("generated_at"),
+        "schema_version": part("schema", "version"),
+        "field_count": part("schema", "field_count"),
+        "validation_passed": part("quality", "validation_passed"),
+        "guard_passed": part("quality", "guard_passed"),
+        "quality_flag": part("quality", "quality_flag"),
+        "mitigation_level": part("interpretation", "mitigation_level"),
+        "track": part("interpretation", "track"),
+        "slot_number": part("interpretation", "slot_number"),
+        "source": meta.field("source"),
+        "market": meta.field("market"),
+        "captured_at": meta.field("captured_at"),
+        "meta_schema_version": meta.field("schema_version"),
+        "exchange_at": inst.field("timestamp"),
+        **{k: price.field(k) for k in ("open", "high", "low", "close")},
+    }
+    arrays = [(head[f.name] if f.name in head else inst.field(f.name)).cast(f.type) for f in PATTERN_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=PATTERN_SCHEMA)
 
 
 def _batch(table: str, rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
