@@ -4,6 +4,11 @@ Consumes: the event bus (worker stats, heartbeats, slots, alerts, supervisor and
 psutil, and for ``observer status`` the supervisor's control socket (through `observer.control`,
 never the supervisor package) and today's gap markers on disk.
 
+Modules: ``worker`` (the process), ``stats`` (the latest stats of every worker), ``mitigation``,
+``health`` and ``freshness`` (the rules), ``metrics`` (MetricsSnapshots), ``alerts`` (Telegram),
+``prometheus`` (``/metrics``), ``day_summary`` (the end-of-day Telegram summary), ``view`` and
+``cli`` (``observer status``).
+
 Data flow::
 
     psutil (CPU %, memory %, disk usage of the data dir)  --+
