@@ -6,6 +6,7 @@ through the provider interface (`providers`: `IMarketDataProvider` for Track A, 
 for Track B, each built by name from ``[provider].name``).
 
 Modules: ``providers`` (the interface and its registries), ``rest_worker`` (Track A sweeps),
+``rest_report`` (its events and gap markers), ``rest_marks`` (its durable ledger of sweep marks),
 ``universe_build`` (the day's universe), ``ws_worker`` (Track B: sockets, hot path, stats),
 ``ws_link`` (Track B's connection lifecycle) and ``ws_states`` (its transition table),
 ``ws_report`` (Track B's events and gap markers), ``cli`` (``observer universe``). Packages:
