@@ -25,11 +25,9 @@ class NormalizeError(ValueError):
     """An answer lacks what makes it usable (no price, no symbol)."""
 
 
-def to_int(value: object) -> int:
-    """``"  12,345 "`` -> 12345, ``"-3"`` -> -3, ``"1.50"`` -> 1, blank/missing/garbage -> 0."""
-    if value is None:
-        return 0
-    text = str(value).strip().replace(",", "")
+def int_or_zero(text: str) -> int:
+    """A KIS numeric field as sent: ``"-3"`` -> -3, ``"1.50"`` -> 1, blank/garbage -> 0 (the WS
+    parser's per-field path: no cleaning)."""
     if not text:
         return 0
     try:
@@ -39,6 +37,13 @@ def to_int(value: object) -> int:
             return int(float(text))
         except ValueError:
             return 0
+
+
+def to_int(value: object) -> int:
+    """``"  12,345 "`` -> 12345, ``"-3"`` -> -3, ``"1.50"`` -> 1, blank/missing/garbage -> 0."""
+    if value is None:
+        return 0
+    return int_or_zero(str(value).strip().replace(",", ""))
 
 
 def to_float(value: object) -> float:

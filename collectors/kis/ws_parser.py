@@ -29,7 +29,7 @@ from typing import Literal
 
 import msgspec
 
-from collectors.kis.normalize import to_int
+from collectors.kis.normalize import int_or_zero
 from observer.clock import KST
 from observer.schema import Tick
 
@@ -163,16 +163,12 @@ def _int(fields: list[str], i: int, name: str) -> int:
         raise _RecordError(f"{name} not an integer: {text[:20]!r}") from None
 
 
-def _int_or_zero(fields: list[str], i: int) -> int:
-    return to_int(fields[i])
-
-
 def trade_tick(fields: list[str], received_at: datetime) -> Tick:
     """One H0STCNT0 record (its 46+ fields) -> Tick. Raises _RecordError on an unusable record."""
     symbol = fields[_CODE]
     if not symbol or len(symbol) > 12:
         raise _RecordError(f"bad symbol {symbol[:20]!r}")
-    change = _int_or_zero(fields, _CHANGE)
+    change = int_or_zero(fields[_CHANGE])
     sign = fields[_SIGN]
     if sign in _NEGATIVE_SIGNS:
         change = -abs(change)
@@ -195,16 +191,16 @@ def trade_tick(fields: list[str], received_at: datetime) -> Tick:
         received_at=received_at,
         price=price,
         change=change,
-        open=_int_or_zero(fields, _OPEN),
-        high=_int_or_zero(fields, _HIGH),
-        low=_int_or_zero(fields, _LOW),
+        open=int_or_zero(fields[_OPEN]),
+        high=int_or_zero(fields[_HIGH]),
+        low=int_or_zero(fields[_LOW]),
         trade_volume=trade_volume,
         cumulative_volume=cumulative_volume,
-        cumulative_value=_int_or_zero(fields, _ACML_PBMN),
-        ask_price=_int_or_zero(fields, _ASK1),
-        bid_price=_int_or_zero(fields, _BID1),
-        ask_size=_int_or_zero(fields, _ASK_RSQN1),
-        bid_size=_int_or_zero(fields, _BID_RSQN1),
+        cumulative_value=int_or_zero(fields[_ACML_PBMN]),
+        ask_price=int_or_zero(fields[_ASK1]),
+        bid_price=int_or_zero(fields[_BID1]),
+        ask_size=int_or_zero(fields[_ASK_RSQN1]),
+        bid_size=int_or_zero(fields[_BID_RSQN1]),
         side=_SIDE.get(fields[_CCLD_DVSN], "none"),
         halted=fields[_TRHT_YN] == "Y",
         session_code=fields[_MKOP_CLS],
