@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/bench_writer.py [--records 200000] [--latency-s 20] [--index-scale 0.1]
 
-1. sustained records/s, producer (this process, ReliableSender) -> writer process (group commit,
-   fsync, acks), timed from the first send to the last ack;
-2. the bare chain: PUSH -> PULL process -> buffered JSONL file, same records, same run;
+1. sustained records/s, producer (this process, ReliableSender batching like the core) -> writer
+   process (group commit, fsync, acks), timed from the first send to the last ack;
+2. the bare chain: PUSH -> PULL process -> buffered JSONL file, same lines, same run; 1 and 2
+   alternate ``--rounds`` times (medians and the ratio per round are printed);
 3. ack latency (send -> ack received, i.e. fsynced) p50/p99 at 82 records/s;
 4. the de-duplication window rebuild on start: read speed per line, measured on a realistic day
    (4000*39 swing + 41*2*19800 scalp lines) at ``--index-scale`` of its size, extrapolated to the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from observer.bus import context  # noqa: E402
 from observer.reliable import ReliableSender, hop_endpoints  # noqa: E402
+from observer.schema import ArchiveRecord  # noqa: E402
 from sinks.writer.index import RecentIds, WindowMarks, load_window  # noqa: E402
 from sinks.writer.repair import archive_files  # noqa: E402
 from testkit.config import make_config, write_config  # noqa: E402
@@ -73,13 +76,13 @@ def make_sender(ctx: zmq.Context[Any], base: Path, replay_bytes: int) -> Reliabl
     )
 
 
-def throughput(n: int) -> float:
+def throughput(recs: list[ArchiveRecord]) -> float:
+    n = len(recs)
     base = Path(tempfile.mkdtemp(prefix="obs-bw-", dir="/tmp"))
     cfg_path = write_config(base)
     writer = start_writer(base, cfg_path)
     ctx = context()
     sender = make_sender(ctx, base, 1 << 30)
-    recs = [record("scalp", f"sc-{i}", DAY + timedelta(milliseconds=500 * i)) for i in range(n)]
     try:
         sender.send(recs[0])  # warm-up: wait until the writer is up and acking
         sender.pump()
@@ -108,7 +111,8 @@ def throughput(n: int) -> float:
     return (n - 1) / elapsed
 
 
-def bare(n: int) -> float:
+def bare(lines: list[bytes]) -> float:
+    n = len(lines)
     base = Path(tempfile.mkdtemp(prefix="obs-bb-", dir="/tmp"))
     endpoint = f"ipc://{base}/bare.sock"
     sink = subprocess.Popen([sys.executable, "-c", BARE_SINK, endpoint, str(base / "out.jsonl"), str(n)])
@@ -116,7 +120,6 @@ def bare(n: int) -> float:
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 100_000)
     push.connect(endpoint)
-    lines = [line_for("scalp", f"sc-{i}", DAY + timedelta(milliseconds=500 * i)) for i in range(n)]
     time.sleep(0.5)  # the sink's interpreter start-up is not part of the figure
     t0 = time.perf_counter()
     for line in lines:
@@ -199,14 +202,22 @@ def index_rebuild(scale: float) -> tuple[int, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--latency-s", type=float, default=20.0)
     ap.add_argument("--index-scale", type=float, default=0.1)
     args = ap.parse_args()
-    bare_rate = bare(args.records)
-    print(f"bare PUSH->PULL->file chain      : {bare_rate:10,.0f} records/s")
-    writer_rate = throughput(args.records)
+    recs = [record("scalp", f"sc-{i}", DAY + timedelta(milliseconds=500 * i)) for i in range(args.records)]
+    lines = [bytes(r.line) for r in recs]
+    bare_rates, writer_rates = [], []
+    for _ in range(args.rounds):  # alternated, so both see the same neighbours
+        bare_rates.append(bare(lines))
+        writer_rates.append(throughput(recs))
+    bare_rate, writer_rate = statistics.median(bare_rates), statistics.median(writer_rates)
+    rounds = ", ".join(f"{w / b:.2f}" for b, w in zip(bare_rates, writer_rates, strict=True))
+    print(f"bare PUSH->PULL->file chain      : {bare_rate:10,.0f} records/s (median of {args.rounds})")
     print(
-        f"producer -> writer (fsync + acks): {writer_rate:10,.0f} records/s  ({writer_rate / bare_rate:.2f}x bare)"
+        f"producer -> writer (fsync + acks): {writer_rate:10,.0f} records/s  ({writer_rate / bare_rate:.2f}x bare; "
+        f"per round {rounds}; load average {os.getloadavg()[0]:.1f})"
     )
     p50, p99, worst = ack_latency(args.latency_s)
     print(

@@ -5,20 +5,22 @@ kept in a byte-bounded replay buffer until the receiver acknowledges it (cumulat
 receiver's ack PUB socket). ``send`` never blocks: it appends to the buffer and transmits what the
 PUSH socket accepts right now (``ZMQ_IMMEDIATE``, non-blocking); `pump` transmits the rest.
 Consecutive bodies travel together in one `EnvelopeBatch` (up to ``batch_max_records`` /
-``_BATCH_MAX_BYTES``): a producer built with ``transmit_on_send=False`` leaves transmitting to its
-loop's `pump`, so everything one loop turn produced goes out in as few bus messages as possible
-(one record per message costs ~8x more per record, PERF.md). When
-acks stop advancing for ``resend_after_ms`` (doubling up to ``resend_max_ms``), everything not
-acknowledged is sent again from the oldest (go-back-N): a restarted receiver gets what its dead
-predecessor lost in its queues. When the buffer's byte bound overflows, the *oldest* entries are
-abandoned, counted, and reported once as a `SeqGap` with the exact seq range; the envelope's
-``floor`` tells receivers that nothing below it will ever come.
+``_BATCH_MAX_BYTES``); a producer built with ``transmit_on_send=False`` leaves transmitting to its
+loop's `pump`, so what one loop turn produced goes out in as few bus messages as possible (one
+record per message costs ~8x more per record, PERF.md). The PUSH queue's HWM is bounded so that
+queued batches stay within the replay buffer's byte bound. When acks stop advancing for
+``resend_after_ms`` (doubling up to ``resend_max_ms``), everything not acknowledged is sent again
+from the oldest (go-back-N): a restarted receiver gets what its dead predecessor lost in its
+queues. When the buffer's byte bound overflows, the *oldest* entries are abandoned, counted, and
+reported once as a `SeqGap` with the exact seq range; the envelope's ``floor`` tells receivers
+that nothing below it will ever come.
 
 Receiver side (`ReliableReceiver`): accepts per (producer, run) only the next expected seq, so
 processing is in order and duplicates are dropped (a batch is trimmed to what is new);
-`receive_batches` hands on admitted batches, `receive` one `Envelope` per message; a ``floor`` above the expected seq is a hole,
-reported as a `SeqGap`. ``ack`` publishes a cumulative ack; the latest acks are re-published every
-``ack_republish_ms`` so a producer that (re)connects learns where it stands.
+`receive_batches` hands on admitted batches, `receive` one `Envelope` per message. A ``floor``
+above the expected seq is a hole, reported as a `SeqGap`. ``ack`` publishes a cumulative ack; the
+latest acks are re-published every ``ack_republish_ms`` so a producer that (re)connects learns
+where it stands.
 """
 
 from __future__ import annotations
