@@ -27,6 +27,8 @@ the figures move with the neighbours' load: the bench prints the load average wi
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -69,6 +71,7 @@ class _Received(msgspec.Struct):
 
 
 _received = msgspec.json.Decoder(_Received)
+_RECORDS_IN_FRAME = re.compile(rb'"frame":"\d\|[A-Z0-9]+\|(\d+)\|')
 
 
 def _port() -> int:
@@ -124,6 +127,7 @@ class Tail(threading.Thread):
         self.data, self.clock = data, clock
         self.offsets: dict[Path, int] = {}
         self.samples: list[tuple[float, float]] = []  # (monotonic, latency s)
+        self.trade_records = 0  # records inside the frames (a KIS frame carries several)
         self.recording = False
         self.stop = threading.Event()
 
@@ -141,6 +145,7 @@ class Tail(threading.Thread):
                 if not self.recording:
                     continue
                 now, mono = self.clock.now(), time.monotonic()
+                self.trade_records += sum(int(n) for n in _RECORDS_IN_FRAME.findall(chunk, 0, end))
                 for line in chunk[:end].splitlines():
                     try:
                         at = _received.decode(line).received_at
@@ -260,12 +265,14 @@ class Pipeline:
             self.proc.kill()
             self.proc.wait(10)
         self._listener.join(5)
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 @dataclass
 class Result:
     scale: float
     landed: dict[str, float]
+    trades: float
     in_file: tuple[float, float]
     fsynced: tuple[float, float]
     cpu: dict[str, float]
@@ -308,6 +315,7 @@ def capacity(scale: float, warm_s: float, cap_s: float) -> Result:
     return Result(
         scale,
         landed,
+        pipe.tail.trade_records / (t1 - t0),
         (pct(lat, 0.5), pct(lat, 0.99)),
         (pct(fsynced, 0.5), pct(fsynced, 0.99)),
         {k: statistics.mean(v) for k, v in cpu.items() if v},
@@ -352,6 +360,7 @@ def main() -> None:
         tracks = ", ".join(f"{k} {v:,.0f}" for k, v in r.landed.items())
         print(f"x{scale:g} ({cap_s:.0f} s, load average {r.load:.1f})")
         print(f"  landed               : {total:,.0f} records/s ({tracks})")
+        print(f"  trades in raw frames : {r.trades:,.0f} records/s (what the ws-collector and core carried)")
         print(f"  receive -> in-file   : p50 {r.in_file[0] * 1000:.0f} ms, p99 {r.in_file[1] * 1000:.0f} ms")
         print(f"  receive -> fsynced   : p50 {r.fsynced[0] * 1000:.0f} ms, p99 {r.fsynced[1] * 1000:.0f} ms")
         print(

@@ -27,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import zmq
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,13 +42,19 @@ from testkit.config import make_config, write_config  # noqa: E402
 from testkit.records import DAY, line_for, record  # noqa: E402
 
 BARE_SINK = """
-import sys, zmq
+import os, sys, zmq
 ctx = zmq.Context(); pull = ctx.socket(zmq.PULL); pull.bind(sys.argv[1]); n = int(sys.argv[3])
 with open(sys.argv[2], "ab", buffering=1 << 16) as f:
-    for _ in range(n):
+    f.write(pull.recv() + b"\\n")
+    t = os.times()
+    for _ in range(n - 1):
         f.write(pull.recv() + b"\\n")
-    f.flush(); import os; os.fsync(f.fileno())
+    f.flush(); os.fsync(f.fileno())
+e = os.times(); print(e.user + e.system - t.user - t.system)
 """
+
+
+RESENT: list[int] = []  # records resent (go-back-N) per throughput round
 
 
 def pct(values: list[float], p: float) -> float:
@@ -76,7 +83,8 @@ def make_sender(ctx: zmq.Context[Any], base: Path, replay_bytes: int) -> Reliabl
     )
 
 
-def throughput(recs: list[ArchiveRecord]) -> float:
+def throughput(recs: list[ArchiveRecord]) -> tuple[float, float]:
+    """(records/s, CPU µs per record of producer + writer process)."""
     n = len(recs)
     base = Path(tempfile.mkdtemp(prefix="obs-bw-", dir="/tmp"))
     cfg_path = write_config(base)
@@ -91,6 +99,8 @@ def throughput(recs: list[ArchiveRecord]) -> float:
             time.sleep(0.01)
         poller = zmq.Poller()
         poller.register(sender.ack_sub, zmq.POLLIN)
+        child = psutil.Process(writer.pid)
+        cpu0 = time.process_time() + sum(child.cpu_times()[:2])
         t0 = time.perf_counter()
         for i, rec in enumerate(recs[1:], 1):
             sender.send(rec)
@@ -103,32 +113,39 @@ def throughput(recs: list[ArchiveRecord]) -> float:
             poller.poll(10)
             sender.pump()
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() + sum(child.cpu_times()[:2]) - cpu0
+        RESENT.append(sender.resent)
     finally:
         sender.close()
         writer.terminate()
         writer.wait(30)
         shutil.rmtree(base, ignore_errors=True)
-    return (n - 1) / elapsed
+    return (n - 1) / elapsed, cpu / (n - 1) * 1e6
 
 
-def bare(lines: list[bytes]) -> float:
+def bare(lines: list[bytes]) -> tuple[float, float]:
+    """(records/s, CPU µs per record of producer + sink process)."""
     n = len(lines)
     base = Path(tempfile.mkdtemp(prefix="obs-bb-", dir="/tmp"))
     endpoint = f"ipc://{base}/bare.sock"
-    sink = subprocess.Popen([sys.executable, "-c", BARE_SINK, endpoint, str(base / "out.jsonl"), str(n)])
+    sink = subprocess.Popen(
+        [sys.executable, "-c", BARE_SINK, endpoint, str(base / "out.jsonl"), str(n)], stdout=subprocess.PIPE
+    )
     ctx = context()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 100_000)
     push.connect(endpoint)
     time.sleep(0.5)  # the sink's interpreter start-up is not part of the figure
-    t0 = time.perf_counter()
-    for line in lines:
+    push.send(lines[0])
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for line in lines[1:]:
         push.send(line)
-    sink.wait(120)
+    sink_cpu = float(sink.communicate(timeout=120)[0])
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0 + sink_cpu
     push.close(linger=0)
     shutil.rmtree(base, ignore_errors=True)
-    return n / elapsed
+    return (n - 1) / elapsed, cpu / (n - 1) * 1e6
 
 
 def ack_latency(seconds: float, rate: float = 82.0) -> tuple[float, float, float]:
@@ -208,16 +225,21 @@ def main() -> None:
     args = ap.parse_args()
     recs = [record("scalp", f"sc-{i}", DAY + timedelta(milliseconds=500 * i)) for i in range(args.records)]
     lines = [bytes(r.line) for r in recs]
-    bare_rates, writer_rates = [], []
+    bares, writers = [], []
     for _ in range(args.rounds):  # alternated, so both see the same neighbours
-        bare_rates.append(bare(lines))
-        writer_rates.append(throughput(recs))
-    bare_rate, writer_rate = statistics.median(bare_rates), statistics.median(writer_rates)
-    rounds = ", ".join(f"{w / b:.2f}" for b, w in zip(bare_rates, writer_rates, strict=True))
-    print(f"bare PUSH->PULL->file chain      : {bare_rate:10,.0f} records/s (median of {args.rounds})")
+        bares.append(bare(lines))
+        writers.append(throughput(recs))
+    bare_rate, writer_rate = statistics.median(b[0] for b in bares), statistics.median(w[0] for w in writers)
+    bare_cpu, writer_cpu = statistics.median(b[1] for b in bares), statistics.median(w[1] for w in writers)
+    rounds = ", ".join(f"{w[0] / b[0]:.2f}" for b, w in zip(bares, writers, strict=True))
+    print(
+        f"bare PUSH->PULL->file chain      : {bare_rate:10,.0f} records/s, {bare_cpu:.1f} CPU-us/record "
+        f"(medians of {args.rounds})"
+    )
     print(
         f"producer -> writer (fsync + acks): {writer_rate:10,.0f} records/s  ({writer_rate / bare_rate:.2f}x bare; "
-        f"per round {rounds}; load average {os.getloadavg()[0]:.1f})"
+        f"per round {rounds}; resent per round {RESENT}), {writer_cpu:.1f} CPU-us/record "
+        f"({bare_cpu / writer_cpu:.2f}x bare's efficiency); load average {os.getloadavg()[0]:.1f}"
     )
     p50, p99, worst = ack_latency(args.latency_s)
     print(

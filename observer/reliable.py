@@ -9,11 +9,13 @@ Consecutive bodies travel together in one `EnvelopeBatch` (up to ``batch_max_rec
 loop's `pump`, so what one loop turn produced goes out in as few bus messages as possible (one
 record per message costs ~8x more per record, PERF.md). The PUSH queue's HWM is bounded so that
 queued batches stay within the replay buffer's byte bound. When acks stop advancing for
-``resend_after_ms`` (doubling up to ``resend_max_ms``), everything not acknowledged is sent again
-from the oldest (go-back-N): a restarted receiver gets what its dead predecessor lost in its
-queues. When the buffer's byte bound overflows, the *oldest* entries are abandoned, counted, and
-reported once as a `SeqGap` with the exact seq range; the envelope's ``floor`` tells receivers
-that nothing below it will ever come.
+``resend_after_ms`` (doubling up to ``resend_max_ms``), what is not acknowledged is sent again
+(go-back-N) from the oldest the receiver has not taken in (``Ack.received``: a receiver that is
+only slow to fsync gets nothing twice), or from the oldest unacknowledged when the receiver says
+nothing more; a receiver whose ``received`` goes down was restarted and lost its queues: the
+producer goes back at once. When the buffer's byte bound overflows, the *oldest* entries are
+abandoned, counted, and reported once as a `SeqGap` with the exact seq range; the envelope's
+``floor`` tells receivers that nothing below it will ever come.
 
 Receiver side (`ReliableReceiver`): accepts per (producer, run) only the next expected seq, so
 processing is in order and duplicates are dropped (a batch is trimmed to what is new);
@@ -107,6 +109,7 @@ class ReliableSender:
         self.last_seq = 0
         self.floor = 1  # lowest seq still deliverable
         self.acked = 0
+        self.received = 0  # the receiver's latest "taken in up to" (Ack.received)
         self._next_tx = 1
         self._last_progress = time.monotonic()
         self._resend_after_s = cfg.bus.resend_after_ms / 1000
@@ -129,7 +132,8 @@ class ReliableSender:
         if self._pending_bytes > self._bound_bytes:
             self._abandon_oldest()
         self.sent += 1
-        if self._transmit_on_send or self.last_seq - self._next_tx + 1 >= self._batch_max:
+        # deferred: try once per full batch (a refusing socket is not asked again on every send)
+        if self._transmit_on_send or (self.last_seq - self._next_tx + 1) % self._batch_max == 0:
             self._transmit()
         return seq
 
@@ -160,6 +164,8 @@ class ReliableSender:
         """Send everything not yet transmitted, consecutive bodies batched, until the socket refuses."""
         pending = self._pending
         while self._next_tx <= self.last_seq:
+            if not self.push.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+                return  # at the HWM (or no peer): do not build a batch the socket would refuse
             first = self._next_tx
             last = min(self.last_seq, first + self._batch_max - 1)
             bodies = [pending[first]]
@@ -201,9 +207,18 @@ class ReliableSender:
             except msgspec.DecodeError:
                 continue
             if ack.run_id == self.run_id:
-                self._apply_ack(ack.seq)
+                self._apply_ack(ack.seq, ack.received)
 
-    def _apply_ack(self, seq: int) -> None:
+    def _apply_ack(self, seq: int, received: int = 0) -> None:
+        if received:
+            received = min(received, self.last_seq)
+            if received < self.received:
+                # the receiver lost what it had taken in (a restart): go back now, not at the timer
+                self._next_tx = min(self._next_tx, max(self.floor, received + 1))
+                self._last_progress = time.monotonic()
+            elif received > self.received:
+                self._last_progress = time.monotonic()
+            self.received = received
         seq = min(seq, self.last_seq)
         if seq <= self.acked:
             return
@@ -222,9 +237,13 @@ class ReliableSender:
         self.handle_acks()
         now = time.monotonic()
         if self._pending and now - self._last_progress >= self._resend_after_s:
-            self._next_tx = self.floor
+            # go back to what the receiver has not taken in (all of it when it says nothing)
+            start = max(self.floor, self.received + 1)
+            self._next_tx = min(self._next_tx, start)
+            self.received = 0  # a live receiver re-states it within ack_republish_ms; a dead one
+            # never does, and the next stall goes back to the floor
             self.resend_rounds += 1
-            self.resent += self.last_seq - self.floor + 1
+            self.resent += max(0, self.last_seq - start + 1)
             self._last_progress = now
             self._resend_after_s = min(self._resend_after_s * 2, self._cfg.bus.resend_max_ms / 1000)
         self._transmit()
@@ -367,13 +386,22 @@ class ReliableReceiver:
     def ack(self, producer: str, run_id: str, seq: int) -> None:
         """Publish a cumulative ack: everything of (producer, run_id) up to `seq` is durable."""
         stream = self._streams.get((producer, run_id))
+        received = 0
         if stream is not None:
             stream.acked = max(stream.acked, seq)
-        self._publish_ack(producer, run_id, seq)
+            received = stream.expected - 1
+        self._publish_ack(producer, run_id, seq, received)
 
-    def _publish_ack(self, producer: str, run_id: str, seq: int) -> None:
+    def _publish_ack(self, producer: str, run_id: str, seq: int, received: int) -> None:
         body = encode(
-            Ack(receiver=self.name, producer=producer, run_id=run_id, seq=seq, at_ns=time.time_ns())
+            Ack(
+                receiver=self.name,
+                producer=producer,
+                run_id=run_id,
+                seq=seq,
+                at_ns=time.time_ns(),
+                received=received,
+            )
         )
         try:
             self.ack_pub.send_multipart([ack_topic(producer), body], flags=zmq.NOBLOCK)
@@ -389,8 +417,8 @@ class ReliableReceiver:
         for key, stream in list(self._streams.items()):
             if now - stream.last_seen > idle_forget_s:
                 del self._streams[key]
-            elif stream.acked > 0:
-                self._publish_ack(key[0], key[1], stream.acked)
+            elif stream.acked > 0 or stream.expected > 1:
+                self._publish_ack(key[0], key[1], stream.acked, stream.expected - 1)
 
     def expected(self, producer: str, run_id: str) -> int | None:
         stream = self._streams.get((producer, run_id))

@@ -430,13 +430,16 @@ class Heartbeat(_Msg, frozen=True, tag="heartbeat"):
 
 
 class Ack(_Msg, frozen=True, tag="ack"):
-    """Cumulative: everything from (producer, run_id) up to ``seq`` is durable downstream."""
+    """Cumulative: everything from (producer, run_id) up to ``seq`` is durable downstream;
+    ``received``: up to which seq the receiver has taken the messages in (durable or not), so a
+    producer resends only what is missing, not what is merely waiting for a slow fsync (0: unknown)."""
 
     receiver: str
     producer: str
     run_id: str
     seq: int
     at_ns: int = 0
+    received: int = 0
 
 
 class MitigationLevel(_Msg, frozen=True, tag="mitigation"):

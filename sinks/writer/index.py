@@ -14,8 +14,8 @@ Memory. Two generations, ``young`` and ``old``, sets of 64-bit id hashes (``hash
 process, which is fine since the window is rebuilt per process; ~70 bytes per id, sets because the
 membership test is on the hot path: a sorted ``array('Q')`` took 8 bytes but ~1 µs per miss). When
 ``young`` has taken ``generation_bytes`` of lines it becomes ``old`` and the previous ``old`` is
-dropped, so the window covers at least ``generation_bytes`` and at most twice that of the latest lines,
-however long the day (the per-day index it replaces grew ~50 bytes per record all day): with the
+dropped, so the window covers at least ``generation_bytes`` and at most twice that (plus the commit
+that filled each; three generations right after a start) of the latest lines, however long the day (the per-day index it replaces grew ~50 bytes per record all day): with the
 default (``bus.replay_buffer_bytes``, 64 MiB) and ~600-byte lines, ~220 k ids, ~15 MB. A false
 "already committed" has probability ~n²/2⁶⁵ for n ids in the window (~1e-9 at 220 k).
 
