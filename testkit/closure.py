@@ -20,6 +20,7 @@ unexplained window and a sound archive.
 from __future__ import annotations
 
 import itertools
+import math
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -123,7 +124,7 @@ class ClosureReport:
             )
         if not self.verify_ok:
             lines.append("  verify: " + self.verify_output.strip()[-800:])
-        lines.append(f"closure {self.closure * 100:.3f}%")
+        lines.append(f"closure {math.floor(self.closure * 100_000) / 1_000:.3f}%")  # never rounds up to 100
         return "\n".join(lines)
 
 

@@ -157,8 +157,8 @@ class SoakRun:
         for pid, timer in list(self._stopped.items()):
             timer.cancel()
             _signal(pid, signal.SIGCONT)
+        # then an ordinary stop: whatever is still in flight must survive the graceful shutdown
         self._until(self._all_running, settle_timeout_s, "every worker RUNNING again")
-        time.sleep(5.0)  # settling: resends after the last restart (go-back-N after resend_after_ms)
         self._ctl.request(Command(action="stop", target="ws-collector"))
         self._until(lambda: self._state("ws-collector") in ("STOPPED", "EXITED"), 60, "ws-collector stopped")
         raw = requests.get(f"{self.admin}/trades", timeout=120).content

@@ -84,3 +84,5 @@ def test_closure_counts_archived_explained_unexplained_duplicates_and_windows(tm
     assert s.missing_windows == 9 and s.unexplained_windows == 8  # 00.5-01.5 and 02-05 (05-05.5: marker)
     assert not report.ok and abs(report.closure - 0.8) < 1e-9
     assert "closure 80.000%" in report.render()
+    s.published, s.archived = 1_000_000, 999_996  # 4 lost in a million: printed below 100 %
+    assert "closure 99.999%" in report.render()
