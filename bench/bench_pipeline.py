@@ -201,7 +201,7 @@ class Pipeline:
             f'[paths]\ndata_dir = "{self.base}/data"\nruntime_dir = "{self.base}/run"\n'
             f'universe_dir = "{self.base}/universe"\n'
             f'[clock]\nmode = "session"\nstart_at = "{START_AT}"\nspeed = 1.0\n'
-            f"[sim]\nrest_port = {_port()}\nws_port = {_port()}\nadmin_port = {_port()}\n"
+            f"[sim]\nenabled = true\nrest_port = {_port()}\nws_port = {_port()}\nadmin_port = {_port()}\n"
             f"symbol_count = 6000\nactivity_scale = {scale}\n"
         )
         self.data = self.base / "data"

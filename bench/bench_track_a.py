@@ -40,7 +40,7 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-a-", dir="/tmp"))
     cfg = decode_config(
         f'[paths]\ndata_dir = "{base}/data"\nruntime_dir = "{base}/run"\nuniverse_dir = "{base}/universe"\n'
-        f"[sim]\nrest_port = {sim.rest_port}\n"
+        f"[sim]\nenabled = true\nrest_port = {sim.rest_port}\n"
     )
     provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
     try:

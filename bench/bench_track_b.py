@@ -200,7 +200,7 @@ def main() -> None:
     cfg_path.write_text(
         f'[paths]\ndata_dir = "{tmp / "data"}"\nruntime_dir = "{tmp / "run"}"\nlog_dir = "{tmp / "logs"}"\n'
         f'[clock]\nmode = "session"\nstart_at = "{START_AT.isoformat()}"\nspeed = 1.0\n'
-        f"[sim]\nrest_port = {sim.rest_port}\nws_port = {feed.server.port}\n"
+        f"[sim]\nenabled = true\nrest_port = {sim.rest_port}\nws_port = {feed.server.port}\n"
         '[logging]\nlevel = "WARNING"\n[track_b]\nframe_queue_max = 100000\n'
     )
     cfg: Config = load_config(cfg_path)

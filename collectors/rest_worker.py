@@ -93,7 +93,7 @@ class RestCollectorWorker(Worker):
         self._unreported: list[datetime] = []  # missed marks waiting for their day's universe
         self.plan: _DayPlan | None = None
         self._sweep_thread: threading.Thread | None = None
-        self.report = RestReport(self.name, cfg.provider.name, self.clock, self.make_event)
+        self.report = RestReport(self.name, cfg.archive_provider, self.clock, self.make_event)
         self.counters = self.report.counters
         self.last_summary: dict[str, DetailValue] = {}
         self._bus_gaps: list[SeqGap] = []

@@ -65,7 +65,7 @@ class WsCollectorWorker(Worker):
         self.report = WsReporter(
             self.name,
             self.run_id,
-            cfg.provider.name,
+            cfg.archive_provider,
             MARKET,
             make_event=self.make_event,
             send=self._send,
@@ -184,7 +184,7 @@ class WsCollectorWorker(Worker):
                 self.subs.note_data(tick.symbol, now_mono)
         self.sender.send(
             TradeFrame(
-                provider=self.cfg.provider.name,
+                provider=self.cfg.archive_provider,
                 market=MARKET,
                 received_at=received_at,
                 raw=text,

@@ -167,7 +167,7 @@ class Worker:
             severity=severity,  # type: ignore[arg-type]
             at=at,
             source=self.name,
-            provider=self.cfg.provider.name,
+            provider=self.cfg.archive_provider,
             message=message,
             details=details,
         )

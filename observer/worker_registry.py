@@ -23,6 +23,8 @@ WORKERS: dict[str, str] = {
     "housekeeper": "sinks.housekeeping.worker:HousekeeperWorker",
 }
 
+#: the workers that read the broker: they need a data source (credentials, or [sim] enabled)
+SOURCE_WORKERS = ("rest-collector", "ws-collector")
 
 EXTRA_WORKERS_ENV = "OBSERVER_EXTRA_WORKERS"
 

@@ -11,11 +11,20 @@ import msgspec
 
 from observer.bus import BusError
 from observer.cli import config_of
-from observer.config import Config, ConfigError, Secrets, data_dir, log_dir, resolve_config_path
+from observer.config import (
+    Config,
+    ConfigError,
+    MissingCredentials,
+    Secrets,
+    data_dir,
+    log_dir,
+    require_source,
+    resolve_config_path,
+)
 from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.logs import setup_logging
 from observer.schema import Command, CommandReply
-from observer.worker_registry import registry
+from observer.worker_registry import SOURCE_WORKERS, registry
 from supervisor.lock import AlreadyRunning
 from supervisor.supervisor import Supervisor
 
@@ -32,6 +41,8 @@ def run(ctx: click.Context, workers: str | None) -> None:
     """Run the supervisor: start every worker, keep them alive, stop them in order on SIGTERM."""
     cfg = config_of(ctx)
     names = [n.strip() for n in workers.split(",") if n.strip()] if workers else list(cfg.supervisor.workers)
+    if not cfg.sim.enabled and not workers:
+        names = [n for n in names if n != "sim"]  # the simulator runs only where [sim] enabled says so
     known = registry()
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -39,6 +50,11 @@ def run(ctx: click.Context, workers: str | None) -> None:
         sys.exit(2)
     try:
         secrets = Secrets()
+        if any(n in SOURCE_WORKERS for n in names):
+            require_source(cfg, secrets)
+    except MissingCredentials as e:
+        click.echo(f"observer run: refusing to start: {e}", err=True)
+        sys.exit(2)
     except ConfigError as e:
         click.echo(f"config error: {e}", err=True)
         sys.exit(2)

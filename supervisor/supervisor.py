@@ -244,7 +244,7 @@ class Supervisor:
             severity=t.severity,
             at=self.clock.now(),
             source=PRODUCER,
-            provider=self.cfg.provider.name,
+            provider=self.cfg.archive_provider,
             message=f"{t.worker}: {t.old.value} -> {t.new.value}: {t.reason}",
             details={
                 "worker": t.worker,

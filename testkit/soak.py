@@ -102,7 +102,7 @@ class SoakRun:
         self.cfg_path = write_config(
             base,
             f'[clock]\nmode = "session"\nstart_at = "{start_at}"\nspeed = {speed}\n'
-            f"[sim]\nrest_port = {_port()}\nws_port = {_port()}\nadmin_port = {self.admin_port}\n"
+            f"[sim]\nenabled = true\nrest_port = {_port()}\nws_port = {_port()}\nadmin_port = {self.admin_port}\n"
             f"symbol_count = {symbol_count}\nseed = {seed}\nactivity_scale = {scale}\n"
             # the soak proves no loss; CPU mitigation would only lower the sampling rate
             "[monitor]\ncpu_level1_pct = 101.0\ncpu_level2_pct = 101.0\n",

@@ -46,7 +46,9 @@ def _error_code(e: BaseException) -> str:
 class KisProvider:
     """KIS REST quotations, master files and holiday checks for the collectors."""
 
-    name = "kis"
+    name = (
+        "kis"  # the archive's provider id per instance: `Config.archive_provider` (kis-sim on the simulator)
+    )
     concurrency = 4  # requests in flight; the limiter sets the rate
 
     def __init__(
@@ -58,6 +60,7 @@ class KisProvider:
         clock: Clock | None = None,
     ):
         self.cfg = cfg
+        self.name = cfg.archive_provider
         self.settings = settings
         self.client = client
         self.clock = clock or SystemClock()

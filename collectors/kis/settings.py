@@ -1,8 +1,10 @@
 """Which KIS server to talk to, with which credentials and limits.
 
-With ``KIS_APP_KEY`` / ``KIS_APP_SECRET`` in the environment the real (or, with
-``KIS_ACCOUNT=mock``, the mock) servers from ``[kis]`` are used; without them, the local simulator
-from ``[sim]`` with its own app key. Either way the rest of the code sees one `KisSettings`.
+With ``[sim] enabled = true`` the local simulator from ``[sim]`` with its own app key (whatever the
+environment holds); otherwise ``KIS_APP_KEY`` / ``KIS_APP_SECRET`` from the environment and the real
+(or, with ``KIS_ACCOUNT=mock``, the mock) servers from ``[kis]``, and without them a
+`MissingCredentials` error: production never falls back to the simulator. Either way the rest of
+the code sees one `KisSettings`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from observer.config import Config, Secret, Secrets
+from observer.config import Config, Secret, Secrets, require_source
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class KisSettings:
 def resolve_kis_settings(cfg: Config, secrets: Secrets) -> KisSettings:
     """The KIS endpoints, credentials and request rate for this configuration and environment."""
     kis = cfg.kis
-    if secrets.has_kis_credentials:
+    if not cfg.sim.enabled:
+        require_source(cfg, secrets)
         account = secrets.kis_account
         real = account == "real"
         return KisSettings(

@@ -1,6 +1,7 @@
-"""The simulator as a supervised worker (``observer worker sim``): `make run` uses it when no KIS
-credentials are set. With credentials present it serves nothing and says so once; it stays up
-(heartbeating) so the supervisor does not count it as failing."""
+"""The simulator as a supervised worker (``observer worker sim``): it serves only where the config
+says so (``[sim] enabled = true``, config/demo.toml, what `make run` uses). Otherwise it serves
+nothing and says so once; it stays up (heartbeating) so the supervisor does not count it as failing
+(`observer run` does not even start it then)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ class SimulatorWorker(Worker):
 
     def on_start(self) -> None:
         self.sim: Simulator | None = None
-        if self.secrets.has_kis_credentials:
-            self.log.info(
-                "KIS credentials present: the simulator stays idle; collectors use the real KIS servers"
-            )
+        if not self.cfg.sim.enabled:
+            self.log.info("[sim] enabled is false: the simulator stays idle; collectors use the KIS servers")
             return
         self.sim = Simulator(SimOptions.from_config(self.cfg), self.clock).start()
         self.log.info("KIS simulator serving", extra={"urls": self.sim.urls, "account": self.cfg.sim.account})

@@ -25,7 +25,7 @@ from observer.config.load import (
     resolve_config_path,
 )
 from observer.config.paths import data_dir, ensure_private_dir, log_dir, research_dir, runtime_dir, state_dir
-from observer.config.secrets import Secret, Secrets
+from observer.config.secrets import MissingCredentials, Secret, Secrets, require_source
 from observer.config.tree import (
     AlertsConfig,
     BusConfig,
@@ -64,6 +64,7 @@ __all__ = [
     "HousekeepingConfig",
     "KisConfig",
     "LoggingConfig",
+    "MissingCredentials",
     "MonitorConfig",
     "PathsConfig",
     "ProviderConfig",
@@ -82,6 +83,7 @@ __all__ = [
     "effective_config_text",
     "ensure_private_dir",
     "load_config",
+    "require_source",
     "log_dir",
     "research_dir",
     "resolve_config_path",

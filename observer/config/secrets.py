@@ -1,5 +1,7 @@
 """Secrets: credentials from the environment only, never from a file; their values print as ``***``.
 
+`require_source` refuses to start production without KIS credentials (no silent simulator).
+
 Call `Secret.reveal()` only at the one place that sends the value.
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from observer.config.tree import ConfigError
+from observer.config.tree import Config, ConfigError
 
 
 class Secret:
@@ -34,6 +36,24 @@ class Secret:
         raise TypeError("a Secret is not serialisable")
 
 
+class MissingCredentials(ConfigError):
+    """Production (the simulator not enabled) without the broker's credentials: nothing may start."""
+
+
+def require_source(cfg: Config, secrets: Secrets) -> None:
+    """Refuse a configuration with no data source: the simulator runs only where ``[sim] enabled =
+    true`` says so, and without it the broker's credentials must be set. Raises `MissingCredentials`
+    naming the missing variables (never their values)."""
+    if cfg.sim.enabled or cfg.provider.name != "kis":
+        return
+    missing = secrets.missing_kis
+    if missing:
+        raise MissingCredentials(
+            f"no KIS credentials: {' and '.join(missing)} not set in the environment "
+            "(production never falls back to the simulator; set [sim] enabled = true to run on it)"
+        )
+
+
 class Secrets:
     """Credentials from the environment only."""
 
@@ -51,6 +71,15 @@ class Secrets:
     @property
     def has_kis_credentials(self) -> bool:
         return bool(self.kis_app_key) and bool(self.kis_app_secret)
+
+    @property
+    def missing_kis(self) -> list[str]:
+        """The names of the KIS credential variables that are unset or empty."""
+        return [
+            name
+            for name, value in (("KIS_APP_KEY", self.kis_app_key), ("KIS_APP_SECRET", self.kis_app_secret))
+            if not value
+        ]
 
     def values(self) -> list[str]:
         """Every non-empty secret value, for log masking."""

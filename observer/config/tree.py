@@ -70,8 +70,10 @@ class KisConfig(_Section, frozen=True):
 
 
 class SimConfig(_Section, frozen=True):
-    """The local KIS simulator, used when no KIS credentials are set."""
+    """The local KIS simulator. It runs, and the collectors talk to it, only with ``enabled = true``
+    (config/demo.toml); everything recorded from it is archived as provider ``kis-sim``."""
 
+    enabled: bool = False
     host: str = "127.0.0.1"
     rest_port: int = 18_443
     ws_port: int = 18_000
@@ -307,3 +309,10 @@ class Config(_Section, frozen=True):
     housekeeping: HousekeepingConfig = HousekeepingConfig()
     research: ResearchConfig = ResearchConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+
+    @property
+    def archive_provider(self) -> str:
+        """The provider id that everything recorded names: records' meta source, events, the
+        archive's directories, backups. ``kis-sim`` when the simulator is the source, so synthetic
+        data can never be taken for KIS data; ``[provider].name`` otherwise."""
+        return f"{self.provider.name}-sim" if self.sim.enabled else self.provider.name

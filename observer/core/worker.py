@@ -61,7 +61,7 @@ class CoreWorker(Worker):
 
     def __init__(self, cfg: Config, *, clock: Clock | None = None, secrets: Secrets | None = None):
         super().__init__(cfg, clock=clock, secrets=secrets)
-        self.provider = cfg.provider.name
+        self.provider = cfg.archive_provider
         self.factory = RecordFactory(self.provider, self.clock, self.run_id)
         self.ledger = AckLedger()
         self.stats_ = CoreStats()

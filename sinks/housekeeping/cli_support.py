@@ -55,12 +55,12 @@ def event(
     """A system event stamped on the config's clock; `record_id` (deterministic) lets the writer
     archive a repeat once (the housekeeper uses the same ids for the same conditions)."""
     return SystemEvent(
-        record_id=f"hk-{cfg.provider.name}-{record_id}" if record_id else f"evt-{SOURCE}-{time.time_ns()}",
+        record_id=f"hk-{cfg.archive_provider}-{record_id}" if record_id else f"evt-{SOURCE}-{time.time_ns()}",
         type=type_,
         severity=severity,
         at=clk.now().astimezone(KST),
         source=SOURCE,
-        provider=cfg.provider.name,
+        provider=cfg.archive_provider,
         message=message,
         details=details,
     )

@@ -81,7 +81,7 @@ class Jobs:
         event = self.make_event(type_, severity, message, **details)
         if record_id is not None:
             event = SystemEvent(
-                record_id=f"hk-{self.cfg.provider.name}-{record_id}",
+                record_id=f"hk-{self.cfg.archive_provider}-{record_id}",
                 type=event.type,
                 severity=event.severity,
                 at=event.at,

@@ -113,7 +113,7 @@ class MetricsWindow:
         b_rate = None if not expected or written is None else min(written / expected, 1.0)
         records = {t: int(d) for t in S.TRACKS if (d := self._delta((S.WRITER, f"records.{t}"))) is not None}
         gaps = {t: int(d) for t in S.TRACKS if (d := self._delta((S.CORE, f"gaps.{t}"))) is not None}
-        provider = self.cfg.provider.name
+        provider = self.cfg.archive_provider
         snapshot = MetricsSnapshot(
             record_id=f"metrics-{provider}-{self.started.strftime('%Y%m%dT%H%M%S')}",
             at=end,

@@ -278,7 +278,7 @@ class MonitorWorker(Worker):
         stamp = change.at.astimezone(KST).strftime("%Y%m%dT%H%M%S%f")
         self._send(
             self._event(
-                f"mitigation-{self.cfg.provider.name}-{stamp}-{change.old}to{change.new}",
+                f"mitigation-{self.cfg.archive_provider}-{stamp}-{change.old}to{change.new}",
                 "mitigation_change",
                 severity,
                 change.at,
@@ -299,7 +299,7 @@ class MonitorWorker(Worker):
         stamp = now.astimezone(KST).strftime("%Y%m%dT%H%M%S%f")
         self._send(
             self._event(
-                f"health-{self.cfg.provider.name}-{stamp}-{self.run_id}",
+                f"health-{self.cfg.archive_provider}-{stamp}-{self.run_id}",
                 "health_change",
                 severity,
                 now,
@@ -315,7 +315,7 @@ class MonitorWorker(Worker):
         self.log.warning("day marked anomalous", extra={"day": day.isoformat(), "reasons": reasons})
         self._send(
             self._event(
-                f"day_anomalous-{self.cfg.provider.name}-{day.strftime('%Y%m%d')}",
+                f"day_anomalous-{self.cfg.archive_provider}-{day.strftime('%Y%m%d')}",
                 "day_anomalous",
                 "WARNING",
                 now,
@@ -334,7 +334,7 @@ class MonitorWorker(Worker):
             severity=severity,
             at=at,
             source=self.name,
-            provider=self.cfg.provider.name,
+            provider=self.cfg.archive_provider,
             message=message,
             details=details,
         )

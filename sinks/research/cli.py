@@ -105,7 +105,7 @@ def report_cmd(ctx: click.Context, day_text: str, out: str | None, summary_json:
     day = parse_day(day_text)
     out_dir = Path(out) if out else research_dir(cfg) / "reports"
     try:
-        folder = build_report(data_dir(cfg), Path(cfg.paths.universe_dir), day, out_dir, cfg.provider.name)
+        folder = build_report(data_dir(cfg), Path(cfg.paths.universe_dir), day, out_dir, cfg.archive_provider)
     except ResearchError as e:
         _fail(e)
         return

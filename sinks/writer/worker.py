@@ -76,7 +76,7 @@ class WriterWorker(Worker):
             self.root,
             self.cfg.writer,
             self.queue,
-            provider=self.cfg.provider.name,
+            provider=self.cfg.archive_provider,
             make_event=self.make_event,
             marks_path=state / "writer_window.json",
             generation_bytes=self.cfg.writer.dedupe_generation_bytes or self.cfg.bus.replay_buffer_bytes,
@@ -169,7 +169,7 @@ class WriterWorker(Worker):
             suppressed_since_last=suppressed,
         )
         self.log.error(ev.message, extra={"producer": producer, "record_id": record_id})
-        self.queue.put(Chunk([event_item(ev, self.cfg.provider.name)]))
+        self.queue.put(Chunk([event_item(ev, self.cfg.archive_provider)]))
 
     def _pause_intake(self) -> None:
         if not self.paused:
@@ -192,7 +192,7 @@ class WriterWorker(Worker):
         marker = GapMarker(
             record_id=f"gap-writer-{gap.producer}-{gap.run_id}-{gap.first}-{gap.last}",
             track="bus",
-            provider=self.cfg.provider.name,
+            provider=self.cfg.archive_provider,
             market="",
             symbols=[],
             start=ns_to_datetime(min(start_ns, gap.at_ns)),
@@ -212,7 +212,7 @@ class WriterWorker(Worker):
             "archive hop gap",
             extra={"producer": gap.producer, "run_id": gap.run_id, "first": gap.first, "last": gap.last},
         )
-        self.queue.put(Chunk([event_item(marker, self.cfg.provider.name)]))
+        self.queue.put(Chunk([event_item(marker, self.cfg.archive_provider)]))
 
     # -- events and results
     def handle_events(self) -> None:

@@ -35,7 +35,7 @@ def start_sim() -> Iterator[Callable[..., Simulator]]:
 def sim_toml(sim: Simulator, extra: str = "") -> str:
     """Config TOML pointing the KIS client at `sim` (no credentials in the environment)."""
     return (
-        f"[sim]\nrest_port = {sim.rest_port}\nws_port = {sim.ws_port}\nadmin_port = {sim.admin_port}\n"
+        f"[sim]\nenabled = true\nrest_port = {sim.rest_port}\nws_port = {sim.ws_port}\nadmin_port = {sim.admin_port}\n"
         f'account = "{sim.options.account}"\n' + extra
     )
 

@@ -16,7 +16,7 @@ from collectors.providers import IMarketDataProvider, ProviderUnavailable, build
 from collectors.universe_build import UniverseBuilder
 from observer.cli import cli
 from observer.clock import KST, ManualClock
-from observer.config import Secrets
+from observer.config import MissingCredentials, Secrets
 from observer.schema import DetailValue
 from observer.universe import snapshot_path
 from testkit.config import make_config, write_config
@@ -55,10 +55,25 @@ def test_declared_providers_fail_at_start_up_with_a_clear_message(short_tmp: Pat
 
 
 def test_kis_provider_satisfies_the_interface(short_tmp: Path) -> None:
-    provider = build_provider(make_config(short_tmp), Secrets({}))
+    provider = build_provider(make_config(short_tmp, "[sim]\nenabled = true\n"), Secrets({}))
     assert isinstance(provider, KisProvider) and isinstance(provider, IMarketDataProvider)
-    assert provider.settings.simulated and provider.name == "kis"
+    assert provider.settings.simulated and provider.name == "kis-sim"  # what the simulator's data says
     provider.close()
+    real = build_provider(
+        make_config(short_tmp), Secrets({"KIS_APP_KEY": "k" * 36, "KIS_APP_SECRET": "s" * 180})
+    )
+    assert not real.settings.simulated and real.name == "kis"  # type: ignore[attr-defined]
+    real.close()
+
+
+def test_production_without_credentials_has_no_source(short_tmp: Path) -> None:
+    """No silent simulator: without [sim] enabled and without credentials nothing is built."""
+    for build in (build_provider, build_stream):
+        with pytest.raises(MissingCredentials, match="KIS_APP_KEY and KIS_APP_SECRET"):
+            build(make_config(short_tmp), Secrets({}))
+    with pytest.raises(MissingCredentials, match="KIS_APP_SECRET not set") as e:
+        build_provider(make_config(short_tmp), Secrets({"KIS_APP_KEY": "k" * 36}))
+    assert "k" * 36 not in str(e.value)
 
 
 def test_universe_build_filters_then_falls_back_with_an_event(

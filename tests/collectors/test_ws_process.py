@@ -23,7 +23,7 @@ def test_worker_process_streams_and_stops_on_sigterm(short_tmp: Path) -> None:
         path = write_config(
             short_tmp,
             f'[clock]\nmode = "session"\nstart_at = "{SESSION_START.isoformat()}"\nspeed = 1.0\n'
-            f"[sim]\nrest_port = {sim.rest_port}\nws_port = {sim.ws_port}\n"
+            f"[sim]\nenabled = true\nrest_port = {sim.rest_port}\nws_port = {sim.ws_port}\n"
             '[track_b]\nstart = "09:00"\nstats_interval_s = 0.2\n',
         )
         cfg = load_config(path)

@@ -63,7 +63,9 @@ def prime(sim: Simulator, codes: list[str]) -> None:
 
 def config_for(base: Path, sim: Simulator, **track_b: Any) -> Config:
     values: dict[str, Any] = {"start": "09:00", "end": "15:00", "stats_interval_s": 0.2} | track_b
-    return make_config(base, sim={"rest_port": sim.rest_port, "ws_port": sim.ws_port}, track_b=values)
+    return make_config(
+        base, sim={"enabled": True, "rest_port": sim.rest_port, "ws_port": sim.ws_port}, track_b=values
+    )
 
 
 class Admin:

@@ -53,6 +53,7 @@ mode = "session"
 start_at = "{start_at}"
 speed = {speed}
 [sim]
+enabled = true
 rest_port = {free_port()}
 ws_port = {free_port()}
 admin_port = {self.admin_port}
@@ -83,10 +84,10 @@ symbol_count = {symbol_count}
 
     def wait_filled(self) -> None:
         for pattern in (
-            "swing/kis/*/*/*.jsonl",
-            "scalp/kis/*/*/*.jsonl",
-            "raw/kis/*/*/*.jsonl",
-            "system/events/kis/*.jsonl",
+            "swing/kis-sim/*/*/*.jsonl",
+            "scalp/kis-sim/*/*/*.jsonl",
+            "raw/kis-sim/*/*/*.jsonl",
+            "system/events/kis-sim/*.jsonl",
         ):
             wait_for(lambda p=pattern: list(self.data.glob(p)), 90, 0.2, f"{pattern} to fill")
 
@@ -110,7 +111,7 @@ def scalp_rate(data: Path) -> tuple[int, int, int]:
     """(written, expected, symbols): one sample per 0.5 s window between each symbol's first and
     last sample."""
     windows: dict[str, set[str]] = defaultdict(set)
-    for rec in lines(data, "scalp/kis/*/*/*.jsonl"):
+    for rec in lines(data, "scalp/kis-sim/*/*/*.jsonl"):
         inst = rec["observation"]["instruments"][0]
         windows[inst["symbol"]].add(inst["window_start"])
         assert rec["interpretation"]["slot_number"] is not None

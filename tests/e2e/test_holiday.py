@@ -46,7 +46,7 @@ def _pipeline(base: Path, day: str, bot: ThreadingHTTPServer) -> Pipeline:
 
 
 def _events(p: Pipeline, day: str) -> list[dict[str, Any]]:
-    return lines(p.data, f"system/events/kis/{day.replace('-', '')}.jsonl")
+    return lines(p.data, f"system/events/kis-sim/{day.replace('-', '')}.jsonl")
 
 
 def _alerts() -> list[str]:
@@ -80,9 +80,9 @@ def test_a_broker_holiday_closes_every_worker_and_the_next_day_runs(short_tmp: P
         assert not [e for e in events if e["type"] in ("sweep_summary", "ws_session_window", "gap_marker")], [
             e["type"] for e in events
         ]
-        assert not list(holiday.data.glob("swing/kis/*/*/*.jsonl"))
-        assert not list(holiday.data.glob("scalp/kis/*/*/*.jsonl"))
-        assert not list(holiday.data.glob("raw/kis/*/*/*.jsonl"))
+        assert not list(holiday.data.glob("swing/kis-sim/*/*/*.jsonl"))
+        assert not list(holiday.data.glob("scalp/kis-sim/*/*/*.jsonl"))
+        assert not list(holiday.data.glob("raw/kis-sim/*/*/*.jsonl"))
         data_reds = [
             r for r in status["health"]["reasons"] if r["severity"] == "red" and r["key"] != "cpu_high"
         ]
@@ -98,7 +98,7 @@ def test_a_broker_holiday_closes_every_worker_and_the_next_day_runs(short_tmp: P
                 return [e for e in _events(next_day, NEXT_DAY) if e.get("type") == "ws_session_window"]
 
             wait_for(opened, 90, 0.5, "the WebSocket session window on the next day")
-            wait_for(lambda: list(next_day.data.glob("scalp/kis/*/*/*.jsonl")), 60, 0.5, "scalp samples")
+            wait_for(lambda: list(next_day.data.glob("scalp/kis-sim/*/*/*.jsonl")), 60, 0.5, "scalp samples")
 
             def sweeps() -> set[str]:
                 return {

@@ -43,7 +43,7 @@ def test_pipeline_with_one_ws_outage(short_tmp: Path) -> None:
         def ws_gaps() -> list[dict[str, Any]]:
             return [
                 g
-                for g in lines(p.data, "system/events/kis/*.jsonl")
+                for g in lines(p.data, "system/events/kis-sim/*.jsonl")
                 if g.get("type") == "gap_marker" and g.get("detected_by") == "ws-collector"
             ]
 
@@ -55,10 +55,18 @@ def test_pipeline_with_one_ws_outage(short_tmp: Path) -> None:
     verify = p.observer("verify", str(p.data))
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
+    # everything the simulator produced says so: directories, record meta, events
+    assert {
+        d.name for fam in ("swing", "scalp", "raw", "system/events") for d in (p.data / fam).iterdir()
+    } == {"kis-sim"}
+    records = lines(p.data, "s*/kis-sim/*/*/*.jsonl")
+    assert records and {r["observation"]["meta"]["source"] for r in records} == {"kis-sim"}
+    assert {e["provider"] for e in lines(p.data, "system/events/kis-sim/*.jsonl")} == {"kis-sim"}
+
     # Track A: the 09:30 sweep recorded >= 99.5 % of the universe
     universe = sum(len(json.loads(f.read_text())["symbols"]) for f in (short_tmp / "universe").glob("*.json"))
     by_sweep: dict[str, set[str]] = defaultdict(set)
-    for rec in lines(p.data, "swing/kis/*/*/*.jsonl"):
+    for rec in lines(p.data, "swing/kis-sim/*/*/*.jsonl"):
         inst = rec["observation"]["instruments"][0]
         by_sweep[inst["sweep_id"]].add(inst["symbol"])
     sweep_0930 = next(s for s in by_sweep if s.endswith("T0930"))
@@ -69,7 +77,7 @@ def test_pipeline_with_one_ws_outage(short_tmp: Path) -> None:
     assert symbols >= 41 and written / expected >= 0.97, (written, expected)
 
     # gaps: the injected outage and nothing else
-    gaps = [g for g in lines(p.data, "system/events/kis/*.jsonl") if g.get("type") == "gap_marker"]
+    gaps = [g for g in lines(p.data, "system/events/kis-sim/*.jsonl") if g.get("type") == "gap_marker"]
     ws = [g for g in gaps if g["detected_by"] == "ws-collector"]
     assert len(ws) == 1, ws
     fault = next(f for f in truth["faults"] if f["kind"] == "drop_sessions")
@@ -88,11 +96,11 @@ def test_ten_clean_simulated_minutes_record_every_scalp_sample(short_tmp: Path) 
     with p.running():
         p.wait_filled()
         first = datetime.fromisoformat(
-            lines(p.data, "scalp/kis/*/*/*.jsonl")[0]["observation"]["instruments"][0]["window_start"]
+            lines(p.data, "scalp/kis-sim/*/*/*.jsonl")[0]["observation"]["instruments"][0]["window_start"]
         )
 
         def minutes() -> bool:
-            recs = lines(p.data, "scalp/kis/*/*/*.jsonl")
+            recs = lines(p.data, "scalp/kis-sim/*/*/*.jsonl")
             last = datetime.fromisoformat(recs[-1]["observation"]["instruments"][0]["window_start"])
             return last - first >= timedelta(minutes=10)
 
@@ -103,7 +111,7 @@ def test_ten_clean_simulated_minutes_record_every_scalp_sample(short_tmp: Path) 
     written, expected, symbols = scalp_rate(p.data)
     assert symbols >= 41
     assert written / expected >= 0.999, (written, expected)
-    gaps = [g for g in lines(p.data, "system/events/kis/*.jsonl") if g.get("type") == "gap_marker"]
+    gaps = [g for g in lines(p.data, "system/events/kis-sim/*.jsonl") if g.get("type") == "gap_marker"]
     assert not gaps, gaps
 
 

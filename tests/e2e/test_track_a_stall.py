@@ -21,7 +21,7 @@ INTERVAL = timedelta(minutes=10)
 
 
 def _events(p: Pipeline, type_: str) -> list[dict[str, Any]]:
-    return [e for e in lines(p.data, "system/events/kis/*.jsonl") if e.get("type") == type_]
+    return [e for e in lines(p.data, "system/events/kis-sim/*.jsonl") if e.get("type") == type_]
 
 
 @pytest.mark.slow

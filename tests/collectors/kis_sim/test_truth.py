@@ -189,7 +189,8 @@ def test_serve_honours_the_top_level_config(tmp_path: Path) -> None:
 
     admin_port = free_port()
     cfg = write_config(
-        tmp_path, f"[sim]\nrest_port = 0\nws_port = 0\nadmin_port = {admin_port}\nsymbol_count = 150\n"
+        tmp_path,
+        f"[sim]\nenabled = true\nrest_port = 0\nws_port = 0\nadmin_port = {admin_port}\nsymbol_count = 150\n",
     )
     env = {k: v for k, v in os.environ.items() if k != "OBSERVER_CONFIG"}
     proc = subprocess.Popen(

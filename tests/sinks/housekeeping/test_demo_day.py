@@ -7,6 +7,7 @@ pulled copy verifies clean."""
 from __future__ import annotations
 
 import re
+import tarfile
 from datetime import datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def test_the_demo_day_is_packaged_pulled_and_verified_on_the_session_clock(
     assert p.returncode == 0, p.stderr[-3000:]
     session_day = parse_start_at("09:29:50", SystemClock().now().date()).date()
     key = f"{session_day:%Y%m%d}"
-    assert (p.data / f"system/events/kis/{key}.jsonl").exists()  # the pipeline's own day
+    assert (p.data / f"system/events/kis-sim/{key}.jsonl").exists()  # the pipeline's own day
     wall_day = datetime.now(KST).date()
 
     made = p.observer("backup", "create", "--quiet-s", "0", "--no-events")
@@ -37,6 +38,14 @@ def test_the_demo_day_is_packaged_pulled_and_verified_on_the_session_clock(
     assert f"backup/{key}" in made.stdout and "created" in made.stdout
     if session_day > wall_day:  # a weekend: the wall clock would have refused it as "after today"
         assert "after today" not in made.stdout + made.stderr
+    # the simulator's data says so inside the backup, too (never taken for KIS data)
+    names = [
+        m.name
+        for tar in (p.data / "backup" / key).glob("*.tar.gz")
+        for m in tarfile.open(tar).getmembers()
+        if m.isfile()
+    ]
+    assert names and all("/kis-sim/" in n for n in names if not n.startswith("metrics")), names
 
     (p.data / "backup_receipts").mkdir(mode=0o700)
     target = PullTarget(

@@ -1,0 +1,52 @@
+"""No silent simulator: the production config with an empty environment refuses to start (a real
+`observer run` process), and the simulator's data is archived as provider ``kis-sim``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from observer.config import load_config
+from tests.conftest import REPO
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "observer", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_config_with_an_empty_environment_refuses_to_start(short_tmp: Path) -> None:
+    data, run = short_tmp / "data", short_tmp / "run"
+    env = {"PATH": "/usr/bin:/bin", "OBSERVER_DATA_DIR": str(data), "OBSERVER_RUNTIME_DIR": str(run)}
+    done = _run(["--config", str(REPO / "config/observer.toml"), "run"], env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = done.stderr.strip()
+    assert len(message.splitlines()) == 1, message  # one clear line, no traceback
+    assert "KIS_APP_KEY" in message and "KIS_APP_SECRET" in message and "refusing to start" in message
+    assert not data.exists() and not run.exists()  # nothing started, nothing written
+
+    # one variable set: the message names only the other; the value never appears
+    key = "PSkeyvalue0123456789012345678901234"
+    done = _run(["--config", str(REPO / "config/observer.toml"), "run"], env | {"KIS_APP_KEY": key})
+    assert done.returncode == 2 and "KIS_APP_SECRET" in done.stderr and "KIS_APP_KEY " not in done.stderr
+    assert key not in done.stderr + done.stdout
+
+    # a collector started on its own refuses just the same (it would otherwise reach for a server)
+    done = _run(["--config", str(REPO / "config/observer.toml"), "worker", "rest-collector"], env)
+    assert done.returncode != 0 and "KIS_APP_KEY" in done.stderr, done.stderr[-2000:]
+
+
+def test_only_the_demo_config_runs_the_simulator_and_names_it() -> None:
+    demo, prod = (
+        load_config(REPO / "config/demo.toml", env={}),
+        load_config(REPO / "config/observer.toml", env={}),
+    )
+    assert demo.sim.enabled and demo.archive_provider == "kis-sim"
+    assert not prod.sim.enabled and prod.archive_provider == "kis"
