@@ -39,12 +39,10 @@ def test_the_demo_day_is_packaged_pulled_and_verified_on_the_session_clock(
     if session_day > wall_day:  # a weekend: the wall clock would have refused it as "after today"
         assert "after today" not in made.stdout + made.stderr
     # the simulator's data says so inside the backup, too (never taken for KIS data)
-    names = [
-        m.name
-        for tar in (p.data / "backup" / key).glob("*.tar.gz")
-        for m in tarfile.open(tar).getmembers()
-        if m.isfile()
-    ]
+    names: list[str] = []
+    for tar in (p.data / "backup" / key).glob("*.tar.gz"):
+        with tarfile.open(tar) as t:
+            names += [m.name for m in t.getmembers() if m.isfile()]
     assert names and all("/kis-sim/" in n for n in names if not n.startswith("metrics")), names
 
     (p.data / "backup_receipts").mkdir(mode=0o700)
