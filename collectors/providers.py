@@ -58,6 +58,9 @@ class SweepResult:
     errors_by_code: dict[str, int] = field(default_factory=dict)
     rate_limited: int = 0
     fallback_symbols: int = 0
+    # answers (rows) for another code than the one asked for: rejected, never data
+    wrong_code: int = 0
+    wrong_code_examples: list[str] = field(default_factory=list)  # "asked->answered"
 
 
 QuoteSink = Callable[[QuoteSnapshot], None]

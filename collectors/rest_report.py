@@ -1,4 +1,5 @@
-"""What the rest-collector says besides quotes: sweep summaries, gap markers, the closed-day event.
+"""What the rest-collector says besides quotes: sweep summaries, gap markers, the closed-day event,
+answers for another code than the one asked for (``wrong_code_rejected``: rejected, counted, reported).
 
 Data flow::
 
@@ -51,6 +52,7 @@ class RestReport:
             "symbols_failed": 0,
             "missed_slots": 0,
             "bus_gaps": 0,
+            "wrong_code_rejected": 0,
         }
 
     def sweep_summary(self, done: SweepDone) -> dict[str, DetailValue]:
@@ -66,6 +68,7 @@ class RestReport:
             "collection_rate": round(r.recorded / total if total else 0.0, 5),
             "rate_limited": r.rate_limited,
             "fallback_symbols": r.fallback_symbols,
+            "wrong_code": r.wrong_code,
             "errors_by_code": [f"{code}={n}" for code, n in sorted(r.errors_by_code.items())],
         }
 
@@ -76,6 +79,19 @@ class RestReport:
         self.counters["sweeps"] += 1
         self.counters["symbols_failed"] += len(r.failed)
         out: list[GapMarker | SystemEvent] = []
+        if r.wrong_code:
+            self.counters["wrong_code_rejected"] += r.wrong_code
+            out.append(
+                self.make_event(
+                    "wrong_code_rejected",
+                    "WARNING",
+                    f"sweep {done.sweep_id}: {r.wrong_code} answers for another code than the one asked "
+                    "for were rejected (never archived)",
+                    sweep_id=done.sweep_id,
+                    rejected=r.wrong_code,
+                    examples=r.wrong_code_examples,
+                )
+            )
         if r.failed:
             out.append(
                 self.gap(

@@ -25,6 +25,22 @@ class NormalizeError(ValueError):
     """An answer lacks what makes it usable (no price, no symbol)."""
 
 
+class CodeMismatch(NormalizeError):
+    """The answer names another code than the one asked for: a wrong answer, never data."""
+
+    def __init__(self, asked: str, answered: str):
+        super().__init__(f"asked for {asked}, the answer is for {answered}")
+        self.asked, self.answered = asked, answered
+
+
+def check_code(fields: Mapping[str, str], key: str, asked: str) -> None:
+    """Raise `CodeMismatch` when the answer's own code (`key`, e.g. ``stck_shrn_iscd``) is set and
+    differs from the code asked for (a blank code is tolerated: it says nothing)."""
+    answered = str(fields.get(key, "")).strip()
+    if answered and answered != asked:
+        raise CodeMismatch(asked, answered)
+
+
 def int_or_zero(text: str) -> int:
     """A KIS numeric field as sent: ``"-3"`` -> -3, ``"1.50"`` -> 1, blank/garbage -> 0 (the WS
     parser's per-field path: no cleaning)."""
@@ -102,8 +118,9 @@ def quote_from_inquire_price(
          "stck_sdpr": "72000", "wghn_avrg_stck_prc": "71493.20", "aspr_unit": "100", ...}
 
     ``stck_sdpr`` (base price) is the previous close; when it is missing it is derived from the
-    signed change.
+    signed change. An answer whose ``stck_shrn_iscd`` is another code raises `CodeMismatch`.
     """
+    check_code(output, "stck_shrn_iscd", symbol)
     price = _essential_price(output, "stck_prpr", symbol)
     prev_close = to_int(output.get("stck_sdpr"))
     if prev_close <= 0:

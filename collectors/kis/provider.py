@@ -18,7 +18,9 @@ from datetime import date
 
 from collectors.kis.normalize import (
     MASTER_FILES,
+    CodeMismatch,
     NormalizeError,
+    check_code,
     parse_master,
     prev_close_of_price_output,
     prev_close_of_row,
@@ -121,6 +123,9 @@ class KisProvider:
                     )
                 except (KisError, RetriesExhausted) as e:
                     fail(symbol, _error_code(e))
+                except CodeMismatch as e:
+                    stats.wrong_code(e.asked, e.answered)
+                    fail(symbol, "wrong_code")
                 except NormalizeError:
                     stats.error("bad_answer")
                     fail(symbol, "bad_answer")
@@ -173,6 +178,8 @@ class KisProvider:
         result.calls = stats.calls
         result.rate_limited = stats.rate_limited
         result.errors_by_code = stats.errors_by_code()
+        result.wrong_code = result.errors_by_code.get("wrong_code", 0)
+        result.wrong_code_examples = list(stats.wrong_codes)
         return result
 
     def _maybe_disable_multiprice(self, e: KisApiError) -> None:
@@ -212,10 +219,17 @@ class KisProvider:
 
         def by_price(symbol: str) -> None:
             try:
-                close = prev_close_of_price_output(self.client.inquire_price(symbol, stats))
+                output = self.client.inquire_price(symbol, stats)
+                check_code(output, "stck_shrn_iscd", symbol)
+                close = prev_close_of_price_output(output)
             except (KisError, RetriesExhausted) as e:
                 with lock:
                     failed[symbol] = _error_code(e)
+                return
+            except CodeMismatch as e:
+                stats.wrong_code(e.asked, e.answered)
+                with lock:
+                    failed[symbol] = "wrong_code"
                 return
             with lock:
                 if close > 0:

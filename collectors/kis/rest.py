@@ -60,6 +60,9 @@ class KisTransportError(KisError):
     """No usable answer: timeout, connection refused/reset, unparseable body from a 5xx."""
 
 
+WRONG_CODE_EXAMPLES = 10
+
+
 class CallStats:
     """Counters of one unit of work (a sweep, a build). Thread-safe."""
 
@@ -70,6 +73,14 @@ class CallStats:
         self.retries = 0
         self.token_reissues = 0
         self.errors: Counter[str] = Counter()
+        self.wrong_codes: list[str] = []  # "asked->answered", the first few of them
+
+    def wrong_code(self, asked: str, answered: str) -> None:
+        """An answer (row) for another code than the one asked for: rejected, counted."""
+        with self._lock:
+            self.errors["wrong_code"] += 1
+            if len(self.wrong_codes) < WRONG_CODE_EXAMPLES:
+                self.wrong_codes.append(f"{asked}->{answered}")
 
     def count(self, field: str, code: str = "") -> None:
         with self._lock:
@@ -300,7 +311,9 @@ class KisRestClient:
     def multprice(self, symbols: Sequence[str], stats: CallStats | None = None) -> dict[str, dict[str, str]]:
         """intstock-multprice (FHKST11300006): rows keyed by ``inter_shrn_iscd``, never by position.
 
-        Unknown codes come back as blank rows and are simply absent from the result."""
+        Unknown codes come back as blank rows and are simply absent from the result. A row for a
+        code not asked for, or a second row for one code, is a wrong answer: rejected and counted
+        (`CallStats.wrong_code`); the codes it displaced are absent, so they are asked again."""
         if not 0 < len(symbols) <= self.MULTPRICE_MAX_SYMBOLS:
             raise ValueError(f"multprice takes 1..{self.MULTPRICE_MAX_SYMBOLS} symbols, got {len(symbols)}")
         params: dict[str, str] = {}
@@ -312,13 +325,19 @@ class KisRestClient:
         output = body.get("output")
         rows = output if isinstance(output, list) else [output] if isinstance(output, dict) else []
         wanted = set(symbols)
+        positional = len(rows) == len(symbols)
         out: dict[str, dict[str, str]] = {}
-        for row in rows:
+        for n, row in enumerate(rows):
             if not isinstance(row, dict):
                 continue
             code = str(row.get("inter_shrn_iscd", "")).strip()
-            if code in wanted:
-                out[code] = {str(k): str(v) for k, v in row.items()}
+            if not code:
+                continue
+            if code not in wanted or code in out:
+                if stats is not None:
+                    stats.wrong_code(symbols[n] if positional else "?", code)
+                continue
+            out[code] = {str(k): str(v) for k, v in row.items()}
         return out
 
     def chk_holiday(self, day: date, stats: CallStats | None = None) -> bool | None:
