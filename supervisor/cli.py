@@ -16,8 +16,10 @@ from observer.config import (
     ConfigError,
     MissingCredentials,
     Secrets,
+    VolatileDataDir,
     data_dir,
     log_dir,
+    require_durable_data_dir,
     require_source,
     resolve_config_path,
 )
@@ -52,7 +54,8 @@ def run(ctx: click.Context, workers: str | None) -> None:
         secrets = Secrets()
         if any(n in SOURCE_WORKERS for n in names):
             require_source(cfg, secrets)
-    except MissingCredentials as e:
+        require_durable_data_dir(cfg)
+    except (MissingCredentials, VolatileDataDir) as e:
         click.echo(f"observer run: refusing to start: {e}", err=True)
         sys.exit(2)
     except ConfigError as e:

@@ -24,7 +24,17 @@ from observer.config.load import (
     load_config,
     resolve_config_path,
 )
-from observer.config.paths import data_dir, ensure_private_dir, log_dir, research_dir, runtime_dir, state_dir
+from observer.config.paths import (
+    VolatileDataDir,
+    data_dir,
+    ensure_private_dir,
+    filesystem_type,
+    log_dir,
+    require_durable_data_dir,
+    research_dir,
+    runtime_dir,
+    state_dir,
+)
 from observer.config.secrets import MissingCredentials, Secret, Secrets, require_source
 from observer.config.tree import (
     AlertsConfig,
@@ -76,14 +86,17 @@ __all__ = [
     "TrackAConfig",
     "TrackBConfig",
     "UniverseConfig",
+    "VolatileDataDir",
     "WriterConfig",
     "config_from_dict",
     "data_dir",
     "decode_config",
     "effective_config_text",
     "ensure_private_dir",
+    "filesystem_type",
     "load_config",
     "log_dir",
+    "require_durable_data_dir",
     "require_source",
     "research_dir",
     "resolve_config_path",

@@ -30,6 +30,9 @@ class PathsConfig(_Section, frozen=True):
     runtime_dir: str = ""  # empty: $XDG_RUNTIME_DIR/krx-observer or /tmp/krx-observer-<uid>
     universe_dir: str = "config/universe"
     log_dir: str = ""  # empty: <data_dir>/logs
+    # under the real clock a data dir on tmpfs/ramfs (memory: gone at reboot) refuses to start;
+    # true accepts it (tests only)
+    allow_volatile_data_dir: bool = False
 
 
 class BusConfig(_Section, frozen=True):

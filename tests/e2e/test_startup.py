@@ -1,14 +1,18 @@
-"""No silent simulator: the production config with an empty environment refuses to start (a real
-`observer run` process), and the simulator's data is archived as provider ``kis-sim``."""
+"""Start-up refusals on a real `observer run` process: the production config with an empty
+environment (no silent simulator; the simulator's data is provider ``kis-sim``), and a data dir in
+memory (tmpfs) under the real clock."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from observer.config import load_config
+from observer.config import filesystem_type, load_config
 from tests.conftest import REPO
+from tests.supervisor.conftest import FAST, SupervisorRun
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -50,3 +54,29 @@ def test_only_the_demo_config_runs_the_simulator_and_names_it() -> None:
     )
     assert demo.sim.enabled and demo.archive_provider == "kis-sim"
     assert not prod.sim.enabled and prod.archive_provider == "kis"
+
+
+def test_a_data_dir_in_memory_is_refused_under_the_real_clock() -> None:
+    """/dev/shm is a real tmpfs: the archive there would vanish at the next reboot."""
+    base = Path(tempfile.mkdtemp(prefix="realday-", dir="/dev/shm"))
+    try:
+        assert filesystem_type(base / "data") == "tmpfs"
+        refused = SupervisorRun(base, ["fake-ok"])  # [clock] mode = "real" by default
+        assert refused.proc.wait(60) == 2
+        message = refused.output().strip()
+        assert len(message.splitlines()) == 1, message  # one clear line
+        assert f"data dir {base / 'data'} is on tmpfs" in message and "allow_volatile_data_dir" in message
+        assert not (base / "run").exists()  # nothing started
+        refused.cleanup()
+
+        # the override (tests only) starts it; a session clock never asks
+        # (write_config's text begins with [paths]: a bare key at the head of the TOML lands there)
+        for toml in ("allow_volatile_data_dir = true\n" + FAST, FAST + '[clock]\nmode = "session"\n'):
+            run = SupervisorRun(base, ["fake-ok"], toml)
+            try:
+                run.wait_ready(30)
+            finally:
+                assert run.terminate() == 0
+                run.cleanup()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
