@@ -142,6 +142,11 @@ class WsCollectorWorker(Worker):
 
     def on_stop(self) -> None:
         self.link.stop()
+        if self.sender is not None and self._frames_sock is not None:
+            # frames the reader took off the socket before the session ended are archived, not
+            # dropped with the queue (found by the chaos soak: trades of the last milliseconds lost)
+            while self._frames_sock.poll(0):
+                self.handle_frames()
         if self.sender is not None:
             self.sender.wait_all_acked(2.0)
             self.sender.close()
