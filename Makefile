@@ -38,6 +38,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# the chaos soak with accounting closure: SOAK_S (600), SEED (1), SCALE ([sim] activity_scale, 1)
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
+
 DAY ?= $(shell TZ=Asia/Seoul date +%Y%m%d)
 research: $(STAMP)
 	$(OBSERVER) --config $(CONFIG) export --day $(DAY)
