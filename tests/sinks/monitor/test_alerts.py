@@ -47,7 +47,8 @@ def test_one_message_per_episode(short_tmp: Path) -> None:
         ]
         assert telegram.messages[0]["chat_id"] == CHAT_ID
         assert telegram.paths[0] == f"/bot{TOKEN}/sendMessage"
-        assert sender.sent == 3 and sender.dropped == 0
+        wait_for(lambda: sender.sent == 3, 5, what="three counted as sent")  # after the answer is read
+        assert sender.dropped == 0
     finally:
         sender.stop()
         telegram.down()
