@@ -5,6 +5,11 @@ every loop turn, at least every ``tick_interval_s``), and `on_stop` (drain, flus
 handlers only set a flag. The base publishes a `Heartbeat` on ``heartbeat.<name>`` every
 ``heartbeat_interval_ms`` and exits on its own when its parent (the supervisor) dies: the kernel
 sends SIGTERM (``PR_SET_PDEATHSIG``) and the loop also checks ``getppid()``.
+
+Slow work (network, disk) runs off the loop: `spawn` starts a background thread whose results come
+back through the worker's bounded inbox (`post`, read on the loop thread by `drain_inbox`); an
+exception in such a thread is re-raised on the loop thread, so the worker exits and the supervisor
+restarts it visibly instead of a thread dying unnoticed.
 """
 
 from __future__ import annotations
