@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
 
 import click
 
 from collectors.providers import ProviderError, build_provider
 from collectors.universe_build import UniverseBuilder, universe_dir
 from observer.cli import config_of
-from observer.clock import KST, SystemClock
+from observer.clock import SystemClock
 from observer.config import ConfigError, Secrets
+from observer.days import day_option
 from observer.schema import DetailValue
 from observer.universe import UniverseError, load_universe
-
-
-def _day(text: str | None) -> date:
-    if not text:
-        return SystemClock().now().astimezone(KST).date()
-    try:
-        return (
-            date.fromisoformat(text) if "-" in text else date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-        )
-    except ValueError:
-        raise click.BadParameter(f"not a date (YYYY-MM-DD or YYYYMMDD): {text!r}") from None
 
 
 @click.group("universe")
@@ -38,7 +27,7 @@ def universe() -> None:
 def build_cmd(ctx: click.Context, day_text: str | None) -> None:
     """Build and write the day's universe unless it exists; print what is in use."""
     cfg = config_of(ctx)
-    day = _day(day_text)
+    day = day_option(day_text)
     try:
         provider = build_provider(cfg, Secrets())
     except (ProviderError, ConfigError) as e:
@@ -67,7 +56,7 @@ def build_cmd(ctx: click.Context, day_text: str | None) -> None:
 def show_cmd(ctx: click.Context, day_text: str | None, market: str | None, symbols: bool) -> None:
     """Print the universe in use for a day (falling back to the latest earlier snapshot)."""
     cfg = config_of(ctx)
-    day = _day(day_text)
+    day = day_option(day_text)
     status = 0
     for m in [market] if market else cfg.provider.markets:
         try:

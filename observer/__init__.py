@@ -7,10 +7,11 @@ the *archive* bus -> the partition writer (`sinks.writer`) appends and fsyncs ->
 Shared here (every process may import these; they import no collector, sink or supervisor):
 ``config/`` (the one frozen config tree, loading, paths, secrets), ``clock`` (system, session and
 manual clocks), ``calendar`` (the trading calendar) and ``sessions`` (when each track is open and
-each scheduled job is due), ``schema`` (every cross-process message), ``bus`` (endpoints, topics,
-sockets) and ``reliable`` (the acknowledged hop), ``control`` (the supervisor's control-socket
-client), ``logs``, ``retry``, ``pidlock``, ``alarms`` (standing CRITICAL conditions on disk),
-``universe`` (the day's universe snapshot), ``worker_base`` (the `Worker` every process runs) and
-``worker_registry`` (name -> worker class), ``cli`` (the ``observer`` command). Packages:
-``core`` (the core worker), ``replay`` (the archive back onto the bus).
+each scheduled job is due), ``days`` (day names: ``YYYYMMDD`` keys, ``--day`` options), ``schema``
+(every cross-process message), ``bus`` (endpoints, topics, sockets) and ``reliable`` (the
+acknowledged hop), ``control`` (the supervisor's control-socket client), ``logs``, ``retry``,
+``pidlock``, ``alarms`` (standing CRITICAL conditions on disk), ``universe`` (the day's universe
+snapshot), ``worker_base`` (the `Worker` every process runs) and ``worker_registry`` (name ->
+worker class), ``cli`` (the ``observer`` command). Packages: ``core`` (the core worker),
+``replay`` (the archive back onto the bus).
 """

@@ -11,15 +11,9 @@ import click
 from observer.bus import Endpoints
 from observer.clock import KST
 from observer.config import data_dir
+from observer.days import day_option
 
 TIME_HELP = "HH:MM[:SS] on --day, or YYYY-MM-DDTHH:MM[:SS] (KST unless it carries an offset)"
-
-
-def parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text) if "-" in text else datetime.strptime(text, "%Y%m%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a day (YYYY-MM-DD or YYYYMMDD)") from None
 
 
 def parse_time(text: str, day: date | None) -> datetime:
@@ -103,7 +97,7 @@ def replay_cmd(
     from observer.replay.reader import TRACKS, ReplayError, Selection
 
     cfg = config_of(ctx)
-    the_day = parse_day(day) if day else None
+    the_day = day_option(day) if day else None
     if the_day is None and not (from_ and to):
         raise click.UsageError("give --day, or --from and --to")
     start = parse_time(from_, the_day) if from_ else datetime.combine(the_day, time(), KST)  # type: ignore[arg-type]

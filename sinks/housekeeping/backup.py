@@ -43,6 +43,7 @@ from typing import Literal
 
 from observer.clock import KST
 from observer.config import Config
+from observer.days import day_key
 from sinks.housekeeping.layout import (
     DIR_MODE,
     FAMILIES,
@@ -51,7 +52,6 @@ from sinks.housekeeping.layout import (
     MARKET_FAMILIES,
     archive_name,
     backup_root,
-    day_key,
     ensure_dir,
     family_files,
     fsync_dir,

@@ -45,7 +45,8 @@ import msgspec
 import paramiko
 
 from observer.clock import KST
-from sinks.housekeeping.layout import DAY_KEY, MANIFEST_NAME, fsync_dir, write_file_atomic
+from observer.days import DAY_KEY
+from sinks.housekeeping.layout import MANIFEST_NAME, fsync_dir, write_file_atomic
 from sinks.housekeeping.manifest import (
     CHUNK_BYTES,
     MAX_MANIFEST_BYTES,

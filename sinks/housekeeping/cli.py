@@ -19,9 +19,10 @@ from pathlib import Path
 import click
 
 from observer.config import data_dir
+from observer.days import day_option
 from observer.schema import Severity, SystemEvent
 from sinks.housekeeping.cli_remote import backup_check, backup_prune, backup_pull
-from sinks.housekeeping.cli_support import clock, config, event, parse_day_option, record
+from sinks.housekeeping.cli_support import clock, config, event, record
 
 
 @click.group("backup")
@@ -39,7 +40,7 @@ def _missing_days(ctx: click.Context) -> list[date]:
     from sinks.housekeeping.receipts import verified_days
 
     cfg = config(ctx)
-    today = parse_day_option(None, clock(cfg))
+    today = day_option(None, clock(cfg))
     done = verified_days(cfg)
     return sorted(
         d for d in days_with_data(cfg) if d < today and d not in done and not package_dir(cfg, d).exists()
@@ -64,13 +65,13 @@ def backup_create(
 
     cfg = config(ctx)
     clk = clock(cfg)
-    days = [parse_day_option(t, clk) for t in day_texts]
+    days = [day_option(t, clk) for t in day_texts]
     if missing:
         days += _missing_days(ctx)
         if not days:
             click.echo("no past day without a package")
     elif not days:
-        days = [parse_day_option(None, clk)]
+        days = [day_option(None, clk)]
     events: list[SystemEvent] = []
     failed = False
     for day in sorted(set(days)):
@@ -143,7 +144,8 @@ def backup_list(ctx: click.Context) -> None:
     """Read the backup PC's receipts now, then list packages, whether each is verified, and the
     standing backup alarms. Exit 1 while a CRITICAL backup alarm stands."""
     from observer import alarms
-    from sinks.housekeeping.layout import DAY_KEY, backup_root, parse_day, tree_bytes
+    from observer.days import DAY_KEY, parse_day
+    from sinks.housekeeping.layout import backup_root, tree_bytes
     from sinks.housekeeping.receipts import ingest_receipts, read_marker
 
     cfg = config(ctx)
@@ -194,7 +196,8 @@ def backup_list(ctx: click.Context) -> None:
 @click.pass_context
 def backup_restore(ctx: click.Context, day_text: str, target: Path, source: Path | None) -> None:
     """Restore the archive files of DAY from its package: checksums first, then `observer verify`."""
-    from sinks.housekeeping.layout import backup_root, parse_day
+    from observer.days import parse_day
+    from sinks.housekeeping.layout import backup_root
     from sinks.housekeeping.restore import RestoreError, find_package, restore_package
 
     try:
@@ -248,9 +251,7 @@ def retention_plan(ctx: click.Context, today_text: str | None) -> None:
     from sinks.housekeeping.retention import plan
 
     cfg = config(ctx)
-    the_plan = plan(
-        cfg, parse_day_option(today_text, clock(cfg)), survey(cfg), FilesystemProbe(data_dir(cfg))
-    )
+    the_plan = plan(cfg, day_option(today_text, clock(cfg)), survey(cfg), FilesystemProbe(data_dir(cfg)))
     _print_plan(the_plan)
     sys.exit(1 if the_plan.blocked else 0)
 
@@ -284,7 +285,7 @@ def retention_run(ctx: click.Context, today_text: str | None, no_events: bool) -
             )
         )
 
-    today = parse_day_option(today_text, clk)
+    today = day_option(today_text, clk)
     report = run(cfg, today, FilesystemProbe(data_dir(cfg)), on_deleted=deleted)
     record_blocked(cfg, report, clk.now(), "housekeeping-cli")
     for b in report.plan.blocked:

@@ -12,16 +12,12 @@ from pathlib import Path
 
 import click
 
-from observer.clock import KST, SystemClock
+from observer.clock import SystemClock
+from observer.days import day_key, day_option
 
 
 def _day_key(text: str) -> str:
-    from sinks.housekeeping.layout import parse_day
-
-    try:
-        return f"{parse_day(text):%Y%m%d}"
-    except ValueError:
-        raise click.BadParameter(f"not a day (YYYYMMDD or YYYY-MM-DD): {text!r}") from None
+    return day_key(day_option(text))
 
 
 @click.command("pull")
@@ -119,12 +115,9 @@ def backup_check(dest: Path) -> None:
 @click.option("--today", "today_text", default=None, help="pretend today is this KST day")
 def backup_prune(dest: Path, keep_days: int, today_text: str | None) -> None:
     """(backup PC) Delete copies older than --keep-days, only when a newer copy is good."""
-    from sinks.housekeeping.layout import parse_day
     from sinks.housekeeping.remote import prune
 
-    today: date = (
-        SystemClock().now().astimezone(KST).date() if today_text is None else parse_day(_day_key(today_text))
-    )
+    today: date = day_option(today_text)
     report = prune(dest, today, keep_days)
     for day, freed in report.deleted:
         click.echo(f"deleted copy {day:%Y%m%d}: {freed:,d} bytes")

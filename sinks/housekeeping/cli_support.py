@@ -4,7 +4,6 @@ system events that reach the archive even when the pipeline is down (`record`)."
 from __future__ import annotations
 
 import time
-from datetime import date
 from pathlib import Path
 
 import click
@@ -29,18 +28,6 @@ def clock(cfg: Config) -> Clock:
     from observer.worker_base import clock_from_config
 
     return clock_from_config(cfg)
-
-
-def parse_day_option(text: str | None, clk: Clock) -> date:
-    """A KST day (``YYYYMMDD`` or ``YYYY-MM-DD``); None: today on `clk`."""
-    from sinks.housekeeping.layout import parse_day
-
-    if text is None:
-        return clk.now().astimezone(KST).date()
-    try:
-        return parse_day(text)
-    except ValueError:
-        raise click.BadParameter(f"not a day (YYYYMMDD or YYYY-MM-DD): {text!r}") from None
 
 
 def event(

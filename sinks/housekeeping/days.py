@@ -14,14 +14,13 @@ from typing import Literal, Protocol
 import msgspec
 
 from observer.config import Config, data_dir
+from observer.days import day_of_key, parse_day
 from sinks.housekeeping.layout import (
-    DAY_KEY,
     backup_root,
     days_with_data,
     event_files,
     family_files,
     market_day_dirs,
-    parse_day,
     tree_bytes,
 )
 from sinks.housekeeping.receipts import verified_days
@@ -132,11 +131,11 @@ def survey(cfg: Config) -> list[DayState]:
     for provider in _dirs(root):
         for market in _dirs(provider):
             for day_dir in _dirs(market):
-                day = _day_of(day_dir.name)
+                day = day_of_key(day_dir.name)
                 if day is not None:
                     states.setdefault(day, DayState(day, has_data=True)).raw_dirs.append(day_dir)
     for pkg in _dirs(backup_root(cfg)):
-        day = _day_of(pkg.name)
+        day = day_of_key(pkg.name)
         if day is not None:
             states.setdefault(day, DayState(day)).package = pkg
     verified = verified_days(cfg)
@@ -154,12 +153,3 @@ def _dirs(path: Path) -> list[Path]:
         return sorted(Path(e.path) for e in os.scandir(path) if e.is_dir(follow_symlinks=False))
     except (FileNotFoundError, NotADirectoryError):
         return []
-
-
-def _day_of(name: str) -> date | None:
-    if not DAY_KEY.match(name):
-        return None
-    try:
-        return parse_day(name)
-    except ValueError:
-        return None

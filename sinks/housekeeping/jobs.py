@@ -21,12 +21,13 @@ from observer import alarms
 from observer.child_command import run_observer
 from observer.clock import KST, Clock
 from observer.config import Config, data_dir
+from observer.days import DAY_KEY, day_key, parse_day
 from observer.schema import DetailValue, Severity, SystemEvent
 from observer.sessions import MarketSessions
 from sinks.housekeeping import retention, spool
 from sinks.housekeeping.backup import BackupCancelled, BackupError, create_package
 from sinks.housekeeping.days import FilesystemProbe
-from sinks.housekeeping.layout import DAY_KEY, backup_root, day_key, days_with_data, parse_day
+from sinks.housekeeping.layout import backup_root, days_with_data
 from sinks.housekeeping.manifest import read_manifest
 from sinks.housekeeping.receipts import ingest_receipts, is_verified, verified_days
 

@@ -24,11 +24,11 @@ from datetime import date
 from pathlib import Path
 
 from observer.config import Config, data_dir, state_dir
+from observer.days import DAY_KEY, day_key, parse_day
 
 FAMILIES = ("swing", "scalp", "raw", "system", "metrics")
 MARKET_FAMILIES = ("swing", "scalp", "raw")
 MANIFEST_NAME = "manifest.json"
-DAY_KEY = re.compile(r"^\d{8}$")
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -39,18 +39,6 @@ class DayFile:
 
     path: Path
     name: str
-
-
-def day_key(day: date) -> str:
-    return f"{day:%Y%m%d}"
-
-
-def parse_day(text: str) -> date:
-    """``YYYYMMDD`` or ``YYYY-MM-DD``. Raises ValueError."""
-    text = text.strip()
-    if DAY_KEY.match(text):
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    return date.fromisoformat(text)
 
 
 def archive_name(family: str, day: date) -> str:

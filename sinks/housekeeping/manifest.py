@@ -21,7 +21,8 @@ from typing import IO, Literal
 
 import msgspec
 
-from sinks.housekeeping.layout import DAY_KEY, MANIFEST_NAME
+from observer.days import DAY_KEY
+from sinks.housekeeping.layout import MANIFEST_NAME
 
 MANIFEST_FORMAT = 1
 CHUNK_BYTES = 1 << 20

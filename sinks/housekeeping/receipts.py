@@ -33,11 +33,11 @@ import msgspec
 from observer import alarms
 from observer.clock import KST
 from observer.config import Config
+from observer.days import parse_day
 from sinks.housekeeping.layout import (
     MANIFEST_NAME,
     ensure_dir,
     package_dir,
-    parse_day,
     receipts_dir,
     verified_dir,
     verified_marker_path,

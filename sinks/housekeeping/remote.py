@@ -26,7 +26,8 @@ from pathlib import Path
 
 import msgspec
 
-from sinks.housekeeping.layout import DAY_KEY, MANIFEST_NAME, parse_day, tree_bytes, write_file_atomic
+from observer.days import DAY_KEY, parse_day
+from sinks.housekeeping.layout import MANIFEST_NAME, tree_bytes, write_file_atomic
 from sinks.housekeeping.manifest import encode_doc, verify_package
 
 RECEIPT_SUFFIX = ".receipt.json"

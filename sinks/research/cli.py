@@ -8,12 +8,12 @@ visible), 2 bad usage.
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime
 from pathlib import Path
 
 import click
 
 from observer.config import Config, data_dir, research_dir
+from observer.days import day_option
 from sinks.research.errors import ResearchError
 from sinks.research.tables import TABLES
 
@@ -22,15 +22,6 @@ def _cfg(ctx: click.Context) -> Config:
     from observer.cli import config_of
 
     return config_of(ctx)
-
-
-def parse_day(text: str) -> date:
-    for fmt in ("%Y%m%d", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise click.BadParameter(f"not a day (YYYYMMDD or YYYY-MM-DD): {text!r}")
 
 
 def _fail(e: ResearchError) -> None:
@@ -53,7 +44,7 @@ def export_cmd(ctx: click.Context, day_text: str, tracks: str, out: str | None) 
     from sinks.research.export import Export
 
     cfg = _cfg(ctx)
-    day = parse_day(day_text)
+    day = day_option(day_text)
     out_dir = Path(out) if out else research_dir(cfg) / "parquet"
     tables = tuple(t.strip() for t in tracks.split(",") if t.strip())
     try:
@@ -76,7 +67,7 @@ def etl_cmd(ctx: click.Context, day_text: str, dsn: str | None, force: bool) -> 
     from sinks.research.etl import Loader
 
     cfg = _cfg(ctx)
-    day = parse_day(day_text)
+    day = day_option(day_text)
     dsn = dsn or cfg.research.etl_dsn
     if not dsn:
         raise click.UsageError("no database: pass --dsn or set [research] etl_dsn")
@@ -102,7 +93,7 @@ def report_cmd(ctx: click.Context, day_text: str, out: str | None, summary_json:
     from sinks.research.report import SUMMARY_JSON, Summary, build_report
 
     cfg = _cfg(ctx)
-    day = parse_day(day_text)
+    day = day_option(day_text)
     out_dir = Path(out) if out else research_dir(cfg) / "reports"
     try:
         folder = build_report(data_dir(cfg), Path(cfg.paths.universe_dir), day, out_dir, cfg.archive_provider)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from observer.days import day_key
 from sinks.research.errors import DamagedArchive, NoData
 
-DAY_FORMAT = "%Y%m%d"
 _JSONL = re.compile(r"^[^.].*\.jsonl$")
 MARKET_TRACKS = {"swing": "swing", "scalp": "scalp", "raw": "trades"}  # archive dir -> table
 
@@ -39,10 +39,6 @@ class Group:
     @property
     def name(self) -> str:
         return "_".join(p for p in (self.table, self.provider, self.market) if p)
-
-
-def day_key(day: date) -> str:
-    return day.strftime(DAY_FORMAT)
 
 
 def _dirs(path: Path) -> list[Path]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from observer.clock import KST
-from sinks.research.day import Group, day_groups, day_key, read_lines
+from observer.days import day_key
+from sinks.research.day import Group, day_groups, read_lines
 from sinks.research.tables import batches
 
 TRACK_A_TARGET = 0.995

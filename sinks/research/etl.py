@@ -30,8 +30,9 @@ import pyarrow.csv as pacsv
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.copy import QueuedLibpqWriter
 
+from observer.days import day_key
 from sinks.research import pgschema as S
-from sinks.research.day import Group, day_groups, day_key
+from sinks.research.day import Group, day_groups
 from sinks.research.errors import DatabaseError
 from sinks.research.tables import batches
 

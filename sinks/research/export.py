@@ -23,7 +23,8 @@ import msgspec
 import pyarrow.parquet as pq
 
 from observer.clock import KST
-from sinks.research.day import Group, count_lines, day_groups, day_key, read_lines
+from observer.days import day_key
+from sinks.research.day import Group, count_lines, day_groups, read_lines
 from sinks.research.errors import CountMismatch, ResearchError
 from sinks.research.tables import SCHEMAS, TABLES, batches
 from sinks.research.trades import frame_record_count

@@ -20,8 +20,8 @@ from pathlib import Path
 import msgspec
 
 from observer.clock import KST
+from observer.days import day_key
 from sinks.research import charts
-from sinks.research.day import day_key
 from sinks.research.daystats import TRACK_A_TARGET, TRACK_B_TARGET, DayStats, compute
 
 REPORT, SUMMARY_TXT, SUMMARY_JSON = "report.html", "summary.txt", "summary.json"

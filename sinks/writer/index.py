@@ -37,6 +37,8 @@ from pathlib import Path
 
 import msgspec
 
+from observer.days import DAY_KEY, day_of_key
+
 MARK_SLACK_NS = 2_000_000_000  # mtime granularity and a clock step between a commit and its mark
 
 
@@ -215,11 +217,8 @@ def load_window(root: Path, files: list[Path], marks: WindowMarks, into: RecentI
 def _day_of(rel: Path) -> date | None:
     for part in rel.parts[1:]:
         name = part.removesuffix(".jsonl").removesuffix("_overflow")
-        if len(name) == 8 and name.isdigit():
-            try:
-                return date(int(name[:4]), int(name[4:6]), int(name[6:]))
-            except ValueError:
-                return None
+        if DAY_KEY.match(name):
+            return day_of_key(name)
     return None
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import msgspec
 
 from observer.clock import KST
+from observer.days import day_of_key
 from sinks.writer.partitions import HOURLY_NAME, SCALP_NAME
 
 TRACK_DIRS = ("swing", "scalp", "raw", "system", "metrics")
@@ -140,22 +141,13 @@ class Report:
         return "\n".join(out)
 
 
-def _parse_day(text: str) -> date | None:
-    if len(text) != 8 or not text.isdigit():
-        return None
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        return None
-
-
 def classify(path: Path) -> ArchiveFile | str:
     """What archive file `path` is, or why its name does not fit the layout."""
     parts = path.parts
     name = path.name
     if len(parts) >= 5 and parts[-5] in ("swing", "raw", "scalp"):
         track = parts[-5]
-        day = _parse_day(parts[-2])
+        day = day_of_key(parts[-2])
         if day is None:
             return f"directory {parts[-2]!r} is not a YYYYMMDD date"
         root = path.parents[3]
@@ -177,12 +169,12 @@ def classify(path: Path) -> ArchiveFile | str:
             if not stem.endswith("_overflow"):
                 return "not an overflow file name (YYYYMMDD_overflow.jsonl)"
             stem = stem.removesuffix("_overflow")
-        day = _parse_day(stem)
+        day = day_of_key(stem)
         if day is None or not name.endswith(".jsonl"):
             return f"not a daily {track} file name"
         return ArchiveFile(path, track, day, track_root=path.parents[2])
     if len(parts) >= 2 and parts[-2] == "metrics":
-        day = _parse_day(name.removesuffix(".jsonl"))
+        day = day_of_key(name.removesuffix(".jsonl"))
         if day is None or not name.endswith(".jsonl"):
             return "not a daily metrics file name (YYYYMMDD.jsonl)"
         return ArchiveFile(path, "metrics", day, track_root=path.parent)
