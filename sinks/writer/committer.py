@@ -154,7 +154,7 @@ class Committer(threading.Thread):
         # what was loaded is the old generation; the young one starts here, with a mark
         self.window.rotate()
         self._touched_prev = self._sizes_now(loaded.paths)
-        self.marks.push(self._touched_prev)
+        self.marks.push(self._touched_prev, keep_oldest=True)
 
     def _loop(self) -> None:
         flush_s = self.wcfg.flush_interval_ms / 1000

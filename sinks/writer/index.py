@@ -139,10 +139,11 @@ class WindowMarks:
             self.marks = []
         return bool(self.marks)
 
-    def push(self, sizes: dict[Path, int], at_ns: int | None = None) -> None:
-        """Record a new generation start (atomically, durably); keep the previous one."""
-        mark = Mark(at_ns or time.time_ns(), {str(k): v for k, v in sizes.items()})
-        self.marks = [*self.marks[-1:], mark]
+    def push(self, sizes: dict[Path, int], *, keep_oldest: bool = False) -> None:
+        """Record a new generation start (atomically, durably) after the previous one, or, on start
+        (`keep_oldest`), after the oldest: what was loaded from it is still the old generation."""
+        mark = Mark(time.time_ns(), {str(k): v for k, v in sizes.items()})
+        self.marks = [*(self.marks[:1] if keep_oldest else self.marks[-1:]), mark]
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:

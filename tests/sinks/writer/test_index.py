@@ -82,3 +82,14 @@ def test_without_marks_the_latest_two_days_are_read(tmp_path: Path) -> None:
     assert not got.from_marks and got.lines == 6
     assert id_key("scalp", "d26-0") in w and id_key("scalp", "d25-2") in w
     assert id_key("scalp", "d24-0") not in w
+
+
+def test_marks_keep_the_old_generation_start_across_a_restart(tmp_path: Path) -> None:
+    marks = WindowMarks(tmp_path / "writer_window.json")
+    for size in (1, 2):
+        marks.push({SCALP: size})  # two rotations: old starts at 1, young at 2
+    marks.push({SCALP: 3}, keep_oldest=True)  # a start: what was loaded from 1 stays the old generation
+    assert [m.sizes[str(SCALP)] for m in marks.marks] == [1, 3]
+    marks.push({SCALP: 4})  # the next rotation: old starts where the start's young did
+    reread = WindowMarks(tmp_path / "writer_window.json")
+    assert reread.load() and [m.sizes[str(SCALP)] for m in reread.marks] == [3, 4]

@@ -49,7 +49,7 @@ def test_sigkill_under_load_with_a_rotating_window(rig_factory: Any, ctx: zmq.Co
     forwarder = Forwarder(ctx, rig.cfg)
     forwarder.start()
     stats = EventSubscriber(ctx, rig.cfg, [stats_topic("writer")])
-    prod = Producer(ctx, rig.cfg, transmit_on_send=False)
+    prod = Producer(ctx, rig.cfg, transmit_on_send=False, hold_above_bytes=16 << 20)
     prod.start(busy, RATE_PER_S, count=10_000_000)
     ids_seen: list[float] = []
     try:
