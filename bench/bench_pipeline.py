@@ -98,7 +98,8 @@ def _lines(root: Path) -> dict[str, int]:
         total = 0
         for p in root.glob(pattern):
             with open(p, "rb") as fh:
-                total += sum(chunk.count(b"\n") for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""))
+                while chunk := fh.read(1 << 20):
+                    total += chunk.count(b"\n")
         out[track] = total
     return out
 

@@ -246,13 +246,13 @@ def main() -> None:
         f"ack latency at 82 records/s      : p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms "
         f"(goal p99 < 250 ms)"
     )
-    lines, seconds = index_rebuild(args.index_scale)
+    n_lines, seconds = index_rebuild(args.index_scale)
     full = seconds / args.index_scale
     window_lines = 2 * make_config(Path("/tmp")).bus.replay_buffer_bytes // len(line_for("scalp", "x", DAY))
     print(
-        f"window rebuild                   : {lines:,} lines in {seconds:.2f} s "
-        f"({seconds / lines * 1e6:.2f} us/line; a whole day ~{full:.1f} s; the bounded window, "
-        f"<= {window_lines:,} lines, ~{window_lines * seconds / lines:.1f} s)"
+        f"window rebuild                   : {n_lines:,} lines in {seconds:.2f} s "
+        f"({seconds / n_lines * 1e6:.2f} us/line; a whole day ~{full:.1f} s; the bounded window, "
+        f"<= {window_lines:,} lines, ~{window_lines * seconds / n_lines:.1f} s)"
     )
 
 

@@ -164,7 +164,7 @@ class ReliableSender:
         """Send everything not yet transmitted, consecutive bodies batched, until the socket refuses."""
         pending = self._pending
         while self._next_tx <= self.last_seq:
-            if not self.push.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+            if not int(self.push.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
                 return  # at the HWM (or no peer): do not build a batch the socket would refuse
             first = self._next_tx
             last = min(self.last_seq, first + self._batch_max - 1)
