@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
+from collectors.kis.call_stats import CallStats
+from collectors.kis.errors import KisApiError, KisError
 from collectors.kis.normalize import (
     MASTER_FILES,
     CodeMismatch,
@@ -28,7 +30,7 @@ from collectors.kis.normalize import (
     quote_from_multprice_row,
 )
 from collectors.kis.ratelimit import limiter_for
-from collectors.kis.rest import CallStats, KisApiError, KisError, KisRestClient
+from collectors.kis.rest import KisRestClient
 from collectors.kis.settings import KisSettings, resolve_kis_settings
 from collectors.kis.token import TokenManager
 from collectors.providers import QuoteSink, SweepResult, UniverseCandidate

@@ -24,13 +24,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import requests
 
+from collectors.kis.call_stats import CallStats
+from collectors.kis.errors import KisApiError, KisError, KisTransportError
 from collectors.kis.ratelimit import SharedRateLimiter
 from collectors.kis.settings import KisSettings
 from collectors.kis.token import TokenError, TokenManager, TokenRateLimited, parse_expiry
@@ -41,60 +42,6 @@ log = logging.getLogger(__name__)
 RATE_LIMITED = "EGW00201"
 TOKEN_CODES = frozenset({"EGW00123", "EGW00121"})
 TRANSIENT_CODES = frozenset({"EGW00300"})
-
-
-class KisError(Exception):
-    """A KIS call failed. ``code`` is the KIS msg_cd / error_code, or ours (timeout, http_404...)."""
-
-    def __init__(self, code: str, message: str = "", status: int = 0):
-        super().__init__(f"{code}: {message}" if message else code)
-        self.code = code
-        self.status = status
-
-
-class KisApiError(KisError):
-    """KIS answered with an error that a retry will not fix (bad code, unknown endpoint...)."""
-
-
-class KisTransportError(KisError):
-    """No usable answer: timeout, connection refused/reset, unparseable body from a 5xx."""
-
-
-WRONG_CODE_EXAMPLES = 10
-
-
-class CallStats:
-    """Counters of one unit of work (a sweep, a build). Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls = 0
-        self.rate_limited = 0
-        self.retries = 0
-        self.token_reissues = 0
-        self.errors: Counter[str] = Counter()
-        self.wrong_codes: list[str] = []  # "asked->answered", the first few of them
-
-    def wrong_code(self, asked: str, answered: str) -> None:
-        """An answer (row) for another code than the one asked for: rejected, counted."""
-        with self._lock:
-            self.errors["wrong_code"] += 1
-            if len(self.wrong_codes) < WRONG_CODE_EXAMPLES:
-                self.wrong_codes.append(f"{asked}->{answered}")
-
-    def count(self, field: str, code: str = "") -> None:
-        with self._lock:
-            setattr(self, field, getattr(self, field) + 1)
-            if code:
-                self.errors[code] += 1
-
-    def error(self, code: str) -> None:
-        with self._lock:
-            self.errors[code] += 1
-
-    def errors_by_code(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self.errors)
 
 
 class KisRestClient:
