@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ PRODUCER = "supervisor"
 #: shutdown order of the known workers: intake first, the core after its sources, the writer last
 #: but one, the simulator (the market itself) last. Workers not listed stop first.
 SHUTDOWN_ORDER = ("rest-collector", "ws-collector", "monitor", "housekeeper", "observer", "writer", "sim")
+#: the worker that archives the supervisor's events (they go to it over the ingest hop)
+EVENT_SINK = "observer"
+#: on shutdown, how long the core may take to acknowledge the events of every earlier stop
+_EVENTS_DRAIN_S = 5.0
 _LOOP_TIMEOUT_MS = 50
 
 
@@ -86,6 +91,8 @@ class Supervisor:
         self.clock: Clock = SystemClock()
         self._sender: ReliableSender | None = None
         self._publisher: EventPublisher | None = None
+        self._unacked_events: deque[tuple[int, SystemEvent]] = deque()
+        self._drain_deadline: float | None = None
 
     # -- lifecycle
     def run(self) -> int:
@@ -191,11 +198,22 @@ class Supervisor:
         if any(w.state is State.STOPPING for w in self.watchers.values()):
             return now > self._shutdown_deadline + 5.0  # a process that even SIGKILL cannot end
         while self._shutdown_queue:
+            if self._shutdown_queue[0] == EVENT_SINK and self._events_in_flight(now):
+                return False  # the core archives every earlier stop's events before it stops
             watcher = self.watchers[self._shutdown_queue.pop(0)]
             if watcher.alive:
                 watcher.stop("supervisor shutdown")
                 return False
         return True
+
+    def _events_in_flight(self, now: float) -> bool:
+        """Whether supervisor events still wait for the core's ack (bounded by `_EVENTS_DRAIN_S`)."""
+        sink = self.watchers.get(EVENT_SINK)
+        if self._sender is None or not self._sender.unacked or sink is None or not sink.alive:
+            return False
+        if self._drain_deadline is None:
+            self._drain_deadline = now + _EVENTS_DRAIN_S
+        return now < self._drain_deadline
 
     def _teardown(self, forwarder: Forwarder, ctx: zmq.Context[Any]) -> None:
         for watcher in self.watchers.values():
@@ -203,11 +221,7 @@ class Supervisor:
                 watcher.proc.kill_now()
                 watcher.proc.wait(2.0)
         if self._sender is not None:
-            if self._sender.unacked:
-                log.warning(
-                    "supervisor events not acknowledged by the core at exit",
-                    extra={"unacked": self._sender.unacked},
-                )
+            self._spool_unacked()
             self._sender.close()
         if self._publisher is not None:
             self._publisher.close()
@@ -257,9 +271,36 @@ class Supervisor:
             },
         )
         if self._sender is not None:
-            self._sender.send(event)
+            seq = self._sender.send(event)
+            self._unacked_events.append((seq, event))
+            done = max(self._sender.acked, self._sender.floor - 1)  # acked, or abandoned (_on_gap)
+            while self._unacked_events and self._unacked_events[0][0] <= done:
+                self._unacked_events.popleft()
         if self._publisher is not None:
             self._publisher.publish(SUPERVISOR_STATE, event)
+
+    def _spool_unacked(self) -> None:
+        """The events the core can no longer take (its own stop, the writer's, the simulator's) go
+        to the housekeeper's events spool (fsynced): its next run delivers them to system/."""
+        assert self._sender is not None
+        acked = self._sender.acked
+        events = [event for seq, event in self._unacked_events if seq > acked]
+        if not events:
+            return
+        from sinks.housekeeping import spool  # the one durable way to system/ while the core is down
+
+        try:
+            path = spool.put(self.cfg, events)
+        except OSError as e:
+            log.error(
+                "supervisor events lost at exit: cannot spool them",
+                extra={"count": len(events), "error": str(e)},
+            )
+            return
+        log.info(
+            "supervisor events the core could not take at exit are spooled for the next start",
+            extra={"count": len(events), "path": str(path)},
+        )
 
     def _on_gap(self, gap: SeqGap) -> None:
         log.error(

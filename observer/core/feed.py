@@ -1,41 +1,109 @@
 """Track B feed state as the ws-collector reports it on the ingest hop, for the sampler's output.
 
-* ``ws_disconnected`` (every failed session or attempt): the feed is down from that event's time;
-  samples of windows starting after it carry ``quality_flag: "gap"`` — they repeat the last state
-  while nothing could be received, and the outage's gap marker follows when the feed is back.
+* every data frame: the feed is up; the frame is the producer run's *last frame* (its receive time,
+  and the exchange time of its last trade), which `FeedMark` carries into the core's checkpoint so
+  that a crash of the core does not lose it either.
+* ``ws_disconnected`` (every failed session or attempt), ``ws_failure``, or the supervisor's
+  ``worker_state`` saying the ws-collector left RUNNING (a crash: the collector says nothing): the
+  feed is down **from the last frame received** (not from when the outage was noticed). Samples of
+  windows starting inside an outage carry ``quality_flag: "gap"`` — also windows that close after
+  the feed came back (each outage is kept as a span until its windows are closed).
 * ``ws_failure`` (CRITICAL, after ``track_b.pause_after_failure_s`` of consecutive failure): scalp
   recording pauses — samples are not written (they still count as expected, so the collection rate
   shows the failure) until a data frame arrives again.
-* any data frame: the feed is up.
+* a frame from a new run of a producer (a restarted ws-collector): `frame_arrived` returns the
+  outage — from the previous run's last frame to this first frame — for its ``collector_restart``
+  gap marker.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import datetime
+
+import msgspec
 
 from observer.schema import GapMarker, SystemEvent
 
 WS_PRODUCER_SOURCE = "ws-collector"
+_SPANS_KEPT = 64  # recent outages whose windows may still close (grace, catch-up after a restart)
+_RUNNING = "RUNNING"
+
+
+class FeedMark(msgspec.Struct, frozen=True, kw_only=True):
+    """The last frame the core received from one producer run."""
+
+    run_id: str
+    received_at: datetime
+    exchange_at: datetime  # the last trade's exchange time (<= received_at; the second counts)
+
+    @property
+    def start(self) -> datetime:
+        return min(self.received_at, self.exchange_at)
+
+
+class Restart(msgspec.Struct, frozen=True, kw_only=True):
+    """A producer came back as a new run: nothing was received from `previous.start` to `until`."""
+
+    producer: str
+    previous: FeedMark
+    run_id: str
+    until: datetime
 
 
 class FeedState:
     def __init__(self) -> None:
         self.down_since: datetime | None = None
         self.paused = False
+        self.marks: dict[str, FeedMark] = {}  # producer -> its current run's last frame
+        self._spans: deque[tuple[datetime, datetime]] = deque(maxlen=_SPANS_KEPT)
+
+    def restore(self, marks: dict[str, FeedMark]) -> None:
+        """The marks of the checkpoint (a restarted core): a new run's first frame still finds them."""
+        self.marks = dict(marks)
+
+    @property
+    def last_frame_at(self) -> datetime | None:
+        return max((m.start for m in self.marks.values()), default=None)
 
     def observe(self, event: SystemEvent | GapMarker) -> None:
-        if not isinstance(event, SystemEvent) or event.source != WS_PRODUCER_SOURCE:
+        if not isinstance(event, SystemEvent):
             return
-        if event.type == "ws_disconnected" and self.down_since is None:
-            self.down_since = event.at
-        elif event.type == "ws_failure":
-            self.paused = True
-            if self.down_since is None:
-                self.down_since = event.at
+        if event.source == WS_PRODUCER_SOURCE:
+            if event.type == "ws_disconnected":
+                self._down(event.at)
+            elif event.type == "ws_failure":
+                self.paused = True
+                self._down(event.at)
+        elif (
+            event.type == "worker_state"
+            and event.details.get("worker") == WS_PRODUCER_SOURCE
+            and event.details.get("from") == _RUNNING
+        ):
+            self._down(event.at)  # exited, killed, stopping: its frames stopped with its last one
 
-    def frame_arrived(self) -> None:
+    def _down(self, noticed_at: datetime) -> None:
+        if self.down_since is None:
+            last = self.last_frame_at
+            self.down_since = last if last is not None and last < noticed_at else noticed_at
+
+    def frame_arrived(
+        self, producer: str, run_id: str, received_at: datetime, exchange_at: datetime | None
+    ) -> Restart | None:
+        mark = FeedMark(run_id=run_id, received_at=received_at, exchange_at=exchange_at or received_at)
+        previous = self.marks.get(producer)
+        self.marks[producer] = mark
+        restart = None
+        if previous is not None and previous.run_id != run_id and previous.start < received_at:
+            restart = Restart(producer=producer, previous=previous, run_id=run_id, until=received_at)
+            self._spans.append((previous.start, received_at))
+        if self.down_since is not None:
+            self._spans.append((self.down_since, received_at))
         self.down_since = None
         self.paused = False
+        return restart
 
     def is_gap(self, window_start: datetime) -> bool:
-        return self.down_since is not None and window_start >= self.down_since
+        if self.down_since is not None and window_start >= self.down_since:
+            return True
+        return any(start <= window_start < end for start, end in self._spans)

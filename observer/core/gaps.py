@@ -2,7 +2,12 @@
 
 * **bus** — a seq hole on either reliable hop (`SeqGap` from the ingest receiver, or from the
   core's own archive sender when its replay buffer overflowed): track ``bus``, the producer, run
-  and seq range in ``details``. The time range is the detection time (seqs carry no time).
+  and seq range in ``details``. The time range is the detection time on the pipeline's clock
+  (seqs carry no time; wall time would put a session clock's marker on the wrong day).
+* **collector restart** — a WS producer's frames come from a new run (it crashed or was restarted):
+  track ``scalp``, reason ``collector_restart``, from the previous run's last frame the core
+  received to the new run's first frame, naming every subscribed (slotted) symbol; one per
+  outage (the record id names the previous run).
 * **missed trades** — KIS ACML_VOL grows by exactly CNTG_VOL per trade, so a tick whose cumulative
   volume exceeds the previous tick's plus its own trade volume means trades never reached us:
   track ``scalp``, reason ``missed_trades``, start/end = the two ticks' exchange times, details =
@@ -14,14 +19,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from observer.clock import ns_to_datetime
+from observer.core.feed import Restart
 from observer.reliable import SeqGap
 from observer.schema import GapMarker, Tick
 
 
-def bus_gap_marker(gap: SeqGap, provider: str, detected_by: str) -> GapMarker:
-    at = ns_to_datetime(gap.at_ns)
+def bus_gap_marker(gap: SeqGap, provider: str, detected_by: str, at: datetime) -> GapMarker:
+    """`at`: now on the pipeline's clock."""
     return GapMarker(
         record_id=f"gap:bus:{gap.producer}:{gap.run_id}:{gap.first}-{gap.last}",
         track="bus",
@@ -39,6 +45,29 @@ def bus_gap_marker(gap: SeqGap, provider: str, detected_by: str) -> GapMarker:
             "last_seq": gap.last,
             "count": gap.count,
             "hop_receiver": gap.detected_by,
+        },
+    )
+
+
+def restart_gap_marker(
+    restart: Restart, provider: str, market: str, symbols: list[str], detected_by: str
+) -> GapMarker:
+    previous = restart.previous
+    return GapMarker(
+        record_id=f"gap:collector_restart:{restart.producer}:{previous.run_id}",
+        track="scalp",
+        provider=provider,
+        market=market,
+        symbols=symbols,
+        start=previous.start,
+        end=restart.until,
+        reason="collector_restart",
+        detected_by=detected_by,
+        details={
+            "producer": restart.producer,
+            "previous_run_id": previous.run_id,
+            "run_id": restart.run_id,
+            "last_frame_received_at": previous.received_at.isoformat(),
         },
     )
 

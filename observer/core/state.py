@@ -1,7 +1,8 @@
 """Durable core state between restarts (under ``state_dir(cfg)``).
 
 ``sampler.json`` — per watched symbol, the last *durable* sample's end and carried trade state, and
-the mitigation level schedule. It is rewritten (write + rename, atomic) just before the core
+the mitigation level schedule, and per WS producer the last frame received from its run
+(`FeedMark`). It is rewritten (write + rename, atomic) just before the core
 publishes ingest acks that depend on it, so a tick acknowledged upstream is always reflected in
 it: a restarted core resumes each symbol's windows exactly where the durable archive ends. No fsync:
 it protects against a process crash (kill -9); a machine crash also loses the producers' buffers.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from observer.core.feed import FeedMark
 from observer.schema import Tick
 
 
@@ -30,6 +32,9 @@ class SamplerCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
     day: date
     levels: list[tuple[int, int]]
     symbols: dict[str, SymbolCheckpoint]
+    # per WS producer, the last frame received from its current run: a restarted producer's
+    # outage starts there, even when the core crashed in between
+    feeds: dict[str, FeedMark] = {}
 
 
 _encoder = msgspec.json.Encoder()

@@ -22,7 +22,7 @@ from observer.config import Config, Secrets, state_dir
 from observer.core.acks import AckLedger, Pending
 from observer.core.activity import ActivityRanking
 from observer.core.feed import FeedState
-from observer.core.gaps import MissedTradeDetector, bus_gap_marker
+from observer.core.gaps import MissedTradeDetector, bus_gap_marker, restart_gap_marker
 from observer.core.records import RecordFactory
 from observer.core.rejections import RejectionReporter
 from observer.core.rules import Finding, RuleBook
@@ -178,6 +178,7 @@ class CoreWorker(Worker):
                 seeded_by=self.activity.source,
             )
         checkpoint = load_checkpoint(self._state_dir / _SAMPLER_FILE, day) if resume else None
+        self.feed.restore(checkpoint.feeds if checkpoint is not None else {})
         if checkpoint is not None:
             self.sampler.restore_levels(checkpoint.levels)
             self._durable = dict(checkpoint.symbols)
@@ -224,7 +225,15 @@ class CoreWorker(Worker):
 
     def handle_trade_frame(self, frame: TradeFrame, producer: str, run_id: str, seq: int) -> None:
         self._archive(self.factory.raw(frame, producer, run_id, seq), lag_from=frame.received_at)
-        self.feed.frame_arrived()
+        restart = self.feed.frame_arrived(
+            producer, run_id, frame.received_at, frame.ticks[-1].exchange_at if frame.ticks else None
+        )
+        self._checkpoint_dirty = True
+        if restart is not None:
+            self.stats_.counters["gaps.collector_restart"] += 1
+            symbols = sorted(self.slots.symbols())
+            marker = restart_gap_marker(restart, self.provider, frame.market, symbols, self.name)
+            self._archive(self.factory.line(marker))
         if frame.parse_error:
             self.stats_.counters["frames_parse_error"] += 1
             return
@@ -310,7 +319,12 @@ class CoreWorker(Worker):
         if self._checkpoint_dirty and self._day is not None:
             save_checkpoint(
                 self._state_dir / _SAMPLER_FILE,
-                SamplerCheckpoint(day=self._day, levels=self.sampler.level_schedule(), symbols=self._durable),
+                SamplerCheckpoint(
+                    day=self._day,
+                    levels=self.sampler.level_schedule(),
+                    symbols=self._durable,
+                    feeds=self.feed.marks,
+                ),
             )
             self._checkpoint_dirty = False
         for producer, run_id, seq in releasable:
@@ -320,7 +334,8 @@ class CoreWorker(Worker):
         while self._gaps_waiting:
             gap = self._gaps_waiting.pop(0)
             self.stats_.counters["gaps.bus"] += 1
-            self._archive(self.factory.line(bus_gap_marker(gap, self.provider, self.name)))
+            marker = bus_gap_marker(gap, self.provider, self.name, self.clock.now())
+            self._archive(self.factory.line(marker))
 
     # ------------------------------------------------------------------ events
     def handle_events(self) -> None:

@@ -9,13 +9,23 @@ import msgspec
 
 from observer.clock import KST, ManualClock
 from observer.core.acks import AckLedger
-from observer.core.gaps import MissedTradeDetector, bus_gap_marker
+from observer.core.feed import FeedState
+from observer.core.gaps import MissedTradeDetector, bus_gap_marker, restart_gap_marker
 from observer.core.records import RecordFactory, window_key
 from observer.core.rules import Verdict
 from observer.core.sampler import Sampler
 from observer.core.state import SamplerCheckpoint, SymbolCheckpoint, load_checkpoint, save_checkpoint
 from observer.reliable import SeqGap
-from observer.schema import GapMarker, PatternRecord, QuoteSnapshot, RawFrameRecord, Tick, TradeFrame
+from observer.schema import (
+    DetailValue,
+    GapMarker,
+    PatternRecord,
+    QuoteSnapshot,
+    RawFrameRecord,
+    SystemEvent,
+    Tick,
+    TradeFrame,
+)
 
 AT = datetime(2026, 11, 26, 10, 0, 0, tzinfo=KST)
 
@@ -106,9 +116,62 @@ def test_missed_trades_become_a_scalp_gap_marker_with_estimates() -> None:
 
 def test_bus_gap_marker_names_producer_and_range() -> None:
     gap = SeqGap("ws-collector", "r1", 10, 19, "observer", "producer_abandoned", 1_700_000_000_000_000_000)
-    marker = bus_gap_marker(gap, "kis", "observer")
+    marker = bus_gap_marker(gap, "kis", "observer", AT)  # wall time in the gap, the pipeline's clock wins
     assert marker.track == "bus" and marker.details["first_seq"] == 10 and marker.details["count"] == 10
     assert marker.record_id == "gap:bus:ws-collector:r1:10-19"
+    assert marker.start == marker.end == AT
+
+
+def _event(source: str, type_: str, at: datetime, **details: DetailValue) -> SystemEvent:
+    return SystemEvent(
+        record_id=f"e-{type_}-{at}",
+        type=type_,
+        severity="INFO",
+        at=at,
+        source=source,
+        provider="kis",
+        message="",
+        details=details,
+    )
+
+
+def test_an_outage_starts_at_the_last_frame_received_and_its_windows_stay_gaps_after_it() -> None:
+    feed = FeedState()
+    s = timedelta(seconds=1)
+    assert feed.frame_arrived("ws-collector", "r1", AT, AT - s) is None
+    # the crash is noticed 3 s after the last frame (the supervisor's worker_state)
+    feed.observe(
+        _event("supervisor", "worker_state", AT + 3 * s, worker="ws-collector", **{"from": "RUNNING"})
+    )
+    assert feed.down_since == AT - s  # from the last frame (its trade's exchange second), not the notice
+    assert feed.is_gap(AT + s / 2) and not feed.is_gap(AT - 2 * s)
+    restart = feed.frame_arrived("ws-collector", "r2", AT + 10 * s, AT + 10 * s)
+    assert restart is not None and restart.previous.run_id == "r1" and restart.until == AT + 10 * s
+    assert restart.previous.start == AT - s
+    marker = restart_gap_marker(restart, "kis-sim", "KRX", ["000660", "005930"], "observer")
+    assert (marker.reason, marker.start, marker.end) == ("collector_restart", AT - s, AT + 10 * s)
+    assert (
+        marker.symbols == ["000660", "005930"] and marker.record_id == "gap:collector_restart:ws-collector:r1"
+    )
+    # windows of the outage that close after the feed came back are still gaps; later ones are not
+    assert feed.is_gap(AT + 9 * s) and not feed.is_gap(AT + 10 * s)
+    # the same run again: no restart; a disconnect (the collector says so) also starts at the last frame
+    assert feed.frame_arrived("ws-collector", "r2", AT + 11 * s, AT + 11 * s) is None
+    feed.observe(_event("ws-collector", "ws_disconnected", AT + 15 * s))
+    assert feed.down_since == AT + 11 * s and feed.is_gap(AT + 12 * s)
+
+
+def test_the_last_frame_survives_a_core_restart(tmp_path: Path) -> None:
+    feed = FeedState()
+    feed.frame_arrived("ws-collector", "r1", AT, AT)
+    path = tmp_path / "sampler.json"
+    save_checkpoint(path, SamplerCheckpoint(day=AT.date(), levels=[], symbols={}, feeds=feed.marks))
+    restored = FeedState()
+    checkpoint = load_checkpoint(path, AT.date())
+    assert checkpoint is not None
+    restored.restore(checkpoint.feeds)
+    restart = restored.frame_arrived("ws-collector", "r2", AT + timedelta(seconds=5), None)
+    assert restart is not None and restart.previous.received_at == AT
 
 
 def test_ledger_acks_only_past_durable_and_unheld_entries() -> None:
