@@ -94,9 +94,11 @@ class SoakRun:
         fault_gap_s: tuple[float, float] = (6.0, 40.0),
         symbol_count: int = 2_000,
         log: Callable[[str], None] = print,
+        faults: tuple[str, ...] = (),
     ):
         self.base, self.seconds, self.seed, self.scale = base, seconds, seed, scale
         self.fault_gap_s = fault_gap_s
+        self.deck = faults  # given: exactly these faults in this order (e.g. 5 x "kill:ws-collector")
         self.rng = random.Random(f"soak:{seed}")
         self.admin_port = _port()
         self.cfg_path = write_config(
@@ -132,8 +134,9 @@ class SoakRun:
         self._until(lambda: list(self.data.glob("raw/*/*/*/*.jsonl")), ready_timeout_s, "raw frames")
 
     def chaos(self) -> None:
-        """Inject faults for `seconds`: a shuffled deck of every kind, one every `fault_gap_s`."""
-        deck: list[str] = []
+        """Inject faults for `seconds`: a shuffled deck of every kind (or the given `faults`, once),
+        one every `fault_gap_s`."""
+        deck: list[str] = list(reversed(self.deck))
         end = time.monotonic() + self.seconds
         due = time.monotonic() + self.rng.uniform(*self.fault_gap_s)
         while True:
@@ -143,6 +146,8 @@ class SoakRun:
             if now < due:
                 time.sleep(min(due - now, 0.5))  # pacing the fault schedule, not waiting for a result
                 continue
+            if not deck and self.deck:
+                break  # the given faults are all injected
             if not deck:
                 deck = [f"kill:{w}" for w in KILLED] + ["sigstop:writer"] + [f"sim:{k}" for k in SIM_FAULTS]
                 self.rng.shuffle(deck)

@@ -4,6 +4,9 @@ Data flow, one module per step::
 
     ingest hop (ReliableReceiver)           acks.py      ack upstream only when durable downstream
       -> TradeFrame   -> records.raw                    (raw/ line, every frame)
+                      -> feed.FeedState                   (last frame per producer run; outages ->
+                                                           gap-flagged samples; a new run ->
+                                                           gaps.restart_gap_marker collector_restart)
                       -> rules.check_tick   -> rejections.py (counted, rate-limited events)
                       -> gaps.MissedTradeDetector         (missed trades -> GapMarker)
                       -> triggers.on_tick -> slots.SlotTable (trade velocity)
@@ -13,7 +16,8 @@ Data flow, one module per step::
       -> SystemEvent / GapMarker / OverflowEntry / MetricsSnapshot -> records.line
     -> archive hop (ReliableSender) -> writer;  slots -> SlotCommand on topic ``slots``
 
-`worker.CoreWorker` wires it; `state.py` keeps the sampler checkpoint and `slots.py` the slot
+`worker.CoreWorker` wires it; `state.py` keeps the sampler checkpoint (and each WS producer run's
+last frame) and `slots.py` the slot
 table across restarts; `stats.py` publishes ``stats.observer``; `universe_day.py` is the day's
 universe.
 """
