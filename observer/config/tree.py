@@ -161,6 +161,9 @@ class CoreConfig(_Section, frozen=True):
     sample_grace_ms: int = 300
     session_margin_s: float = 60.0  # exchange time may fall this far outside track_a.start..end
     restart_catchup_ms: int = 2_500  # after a restart, pre-restart windows wait this long for resends
+    # a whole feed silent past the grace (a collector that died says nothing): windows after its
+    # last frame wait this long for the supervisor's word, so an outage's windows are flagged gap
+    feed_silence_hold_ms: int = 2_000
     resume_lookback_s: float = 900.0  # a resumed slot without a durable sample is sampled from this far back
     stats_interval_s: float = 5.0
     slot_publish_interval_s: float = 3.0

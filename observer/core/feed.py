@@ -39,6 +39,7 @@ class FeedMark(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def start(self) -> datetime:
+        """Where a restart's gap marker starts: trades are dated by their exchange second."""
         return min(self.received_at, self.exchange_at)
 
 
@@ -64,7 +65,7 @@ class FeedState:
 
     @property
     def last_frame_at(self) -> datetime | None:
-        return max((m.start for m in self.marks.values()), default=None)
+        return max((m.received_at for m in self.marks.values()), default=None)
 
     def observe(self, event: SystemEvent | GapMarker) -> None:
         if not isinstance(event, SystemEvent):
@@ -96,7 +97,7 @@ class FeedState:
         restart = None
         if previous is not None and previous.run_id != run_id and previous.start < received_at:
             restart = Restart(producer=producer, previous=previous, run_id=run_id, until=received_at)
-            self._spans.append((previous.start, received_at))
+            self._spans.append((previous.received_at, received_at))
         if self.down_since is not None:
             self._spans.append((self.down_since, received_at))
         self.down_since = None

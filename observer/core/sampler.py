@@ -223,10 +223,13 @@ class Sampler(Generic[H]):
         return hold is not None
 
     # -- closing windows
-    def due(self, now: datetime, hold_before_ms: int | None = None) -> list[Sample[H]]:
+    def due(
+        self, now: datetime, hold_before_ms: int | None = None, hold_from_ms: int | None = None
+    ) -> list[Sample[H]]:
         """Samples of every window that has closed by `now`, in window order per symbol.
 
-        Windows starting before `hold_before_ms` stay open (a restarted core waits for resends)."""
+        Windows starting before `hold_before_ms` stay open (a restarted core waits for resends);
+        so do windows starting at or after `hold_from_ms` (the feed went silent there)."""
         now_ms = to_ms(now)
         out: list[Sample[H]] = []
         for symbol in list(self._symbols):
@@ -248,6 +251,8 @@ class Sampler(Generic[H]):
                 if now_ms < end_ms + self._grace_ms:
                     break
                 if hold_before_ms is not None and start_ms < hold_before_ms:
+                    break
+                if hold_from_ms is not None and start_ms >= hold_from_ms:
                     break
                 st.next_start_ms = end_ms
                 sample = self._close(symbol, st, start_ms, end_ms)

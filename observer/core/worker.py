@@ -398,7 +398,7 @@ class CoreWorker(Worker):
 
     def _close_windows(self, now: datetime, mono: float) -> None:
         hold_before = self._hold_before_ms if mono < self._catchup_until else None
-        for sample in self.sampler.due(now, hold_before):
+        for sample in self.sampler.due(now, hold_before, self._silent_from_ms(now)):
             slot = self.slots.slot_of(sample.symbol)
             if slot is None:  # replaced: its last windows still carry the slot they were sampled in
                 slot = self._last_slot.get(sample.symbol)
@@ -416,6 +416,18 @@ class CoreWorker(Worker):
         for hold in self.sampler.released:
             hold.settle(None)
         self.sampler.released.clear()
+
+    def _silent_from_ms(self, now: datetime) -> int | None:
+        """The whole feed silent past the grace, and no outage known (yet): the windows after its last
+        frame wait (at most ``core.feed_silence_hold_ms``) — a collector killed says nothing, the
+        supervisor's word on it decides whether they are flagged ``gap``."""
+        last = self.feed.last_frame_at
+        if last is None or self.feed.down_since is not None:
+            return None
+        silent_ms = (now - last).total_seconds() * 1000
+        if self.cfg.core.sample_grace_ms < silent_ms < self.cfg.core.feed_silence_hold_ms:
+            return to_ms(last)
+        return None
 
     def _check_silent(self, now: datetime) -> None:
         if not self._tb_hours.contains(now):

@@ -51,7 +51,11 @@ def test_five_kills_of_the_ws_collector_leave_one_marker_each_and_lose_nothing_u
     runs = {m["details"]["previous_run_id"] for m in restarts} | {m["details"]["run_id"] for m in restarts}
     assert len(runs) == KILLS + 1  # six runs of the collector, each outage between two of them
 
-    spans = [(datetime.fromisoformat(m["start"]), datetime.fromisoformat(m["end"])) for m in restarts]
+    # from the last frame received (the marker itself starts at that frame's exchange second)
+    spans = [
+        (datetime.fromisoformat(m["details"]["last_frame_received_at"]), datetime.fromisoformat(m["end"]))
+        for m in restarts
+    ]
     inside = flagged = 0
     for path in sorted(run.data.glob("scalp/*/*/*/*.jsonl")):
         for line in path.read_text().splitlines():

@@ -143,11 +143,11 @@ def test_an_outage_starts_at_the_last_frame_received_and_its_windows_stay_gaps_a
     feed.observe(
         _event("supervisor", "worker_state", AT + 3 * s, worker="ws-collector", **{"from": "RUNNING"})
     )
-    assert feed.down_since == AT - s  # from the last frame (its trade's exchange second), not the notice
-    assert feed.is_gap(AT + s / 2) and not feed.is_gap(AT - 2 * s)
+    assert feed.down_since == AT  # from the last frame received, not from the notice
+    assert feed.is_gap(AT + s / 2) and not feed.is_gap(AT - s / 2)
     restart = feed.frame_arrived("ws-collector", "r2", AT + 10 * s, AT + 10 * s)
     assert restart is not None and restart.previous.run_id == "r1" and restart.until == AT + 10 * s
-    assert restart.previous.start == AT - s
+    assert restart.previous.start == AT - s  # the marker: from the last trade's exchange second
     marker = restart_gap_marker(restart, "kis-sim", "KRX", ["000660", "005930"], "observer")
     assert (marker.reason, marker.start, marker.end) == ("collector_restart", AT - s, AT + 10 * s)
     assert (
