@@ -259,12 +259,13 @@ def _ws_event(h: CoreHarness, type_: str) -> SystemEvent:
 def test_feed_outage_flags_samples_gap_and_a_ws_failure_pauses_scalp(core: CoreHarness) -> None:
     h = core
     h.start_core()
-    h.send(h.frame([h.tick("000001")]))
+    last_frame = h.frame([h.tick("000001")])
+    h.send(last_frame)
     _until(h, lambda: h.writer.patterns("scalp"), what="normal samples")
     assert h.writer.patterns("scalp")[0].quality.quality_flag == "normal"
 
-    down_at = h.now()
     h.send(_ws_event(h, "ws_disconnected"))
+    down_at = last_frame.received_at  # the outage starts at the last frame received, not at the notice
 
     def flagged() -> list[str]:
         return [
