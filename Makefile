@@ -10,7 +10,7 @@ CONFIG ?= config/demo.toml
 # without this checkout's venv they use the `observer` on PATH (e.g. OBSERVER=/opt/krx-observer/venv/bin/observer)
 OBSERVER ?= $(if $(wildcard $(BIN)/observer),$(BIN)/observer,observer)
 
-.PHONY: run research test test-services lint bench soak status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
+.PHONY: run research replay tap test test-services lint bench soak status venv clean $(addprefix start-,$(WORKERS)) $(addprefix stop-,$(WORKERS)) $(addprefix restart-,$(WORKERS))
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/pip || { rm -rf $(VENV); command -v $(PY) >/dev/null 2>&1 && $(PY) -m venv $(VENV) || python3 -m venv $(VENV); }
@@ -46,6 +46,15 @@ DAY ?= $(shell TZ=Asia/Seoul date +%Y%m%d)
 research: $(STAMP)
 	$(OBSERVER) --config $(CONFIG) export --day $(DAY)
 	$(OBSERVER) --config $(CONFIG) report --day $(DAY)
+
+# a recorded day back onto the replay feed (watch it with `make tap` in another terminal)
+SPEED ?= 1
+replay: $(STAMP)
+	@test -n "$(DAY)" || { echo "usage: make replay DAY=YYYY-MM-DD [SPEED=1|N|max]" >&2; exit 2; }
+	$(OBSERVER) --config $(CONFIG) replay --day $(DAY) --speed $(SPEED)
+
+tap: $(STAMP)
+	$(OBSERVER) --config $(CONFIG) tap --counts $(if $(REPLAY),--replay)
 
 status:
 	$(OBSERVER) --config $(CONFIG) ctl status

@@ -124,7 +124,7 @@ def replay_cmd(
     address = endpoint or Endpoints(cfg)["replay_feed"]
     pacer = Pacer(pacing)
     install_signal_pause(pacer)
-    bar = ProgressBar(sel, sys.stderr) if sys.stderr.isatty() and not quiet else None
+    bar = ProgressBar(sel, sys.stderr, pacing) if sys.stderr.isatty() and not quiet else None
     try:
         result = replay(
             cfg,

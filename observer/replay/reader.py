@@ -18,6 +18,7 @@ counted and remembered with ``file:line`` (`ReadReport`).
 from __future__ import annotations
 
 import heapq
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -213,6 +214,21 @@ def line_time(track: str, raw: bytes) -> tuple[str, datetime]:
     if at is None:
         raise ValueError("event line without at/start")
     return e.record_id, at
+
+
+def last_time(sel: Selection, tail_bytes: int = 65_536) -> datetime | None:
+    """The newest line time in the selected files, from the tail of each (files are near-ordered)."""
+    newest: datetime | None = None
+    for f in select_files(sel):
+        with open(f.path, "rb") as fh:
+            fh.seek(max(fh.seek(0, os.SEEK_END) - tail_bytes, 0))
+            for raw in fh.read().splitlines()[-50:]:
+                try:
+                    _, at = line_time(f.track, raw)
+                except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+                    continue
+                newest = at if newest is None or at > newest else newest
+    return newest
 
 
 # --------------------------------------------------------------------------- reading

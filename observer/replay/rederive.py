@@ -59,7 +59,7 @@ from observer.config import Config, data_dir, ensure_private_dir
 from observer.core.slots import SlotState
 from observer.reliable import ReliableSender, hop_endpoints
 from observer.replay.pacing import Pacer
-from observer.replay.reader import ReadReport, Selection, line_time, read_range, select_files
+from observer.replay.reader import ReadReport, Selection, last_time, read_range
 from observer.schema import (
     Command,
     GapMarker,
@@ -124,18 +124,9 @@ def fresh_config_text(cfg: Config, out: Path, run_dir: Path, start_at: datetime,
 
 
 def recorded_end(sel: Selection) -> datetime:
-    """The newest time of any line of the day (the last line of each file; files are near-ordered)."""
-    newest: datetime | None = None
+    """The newest time of any line of the day, scalp included."""
     every = Selection(sel.data, sel.start, sel.end, frozenset(("swing", "scalp", "raw", "system")))
-    for f in select_files(every):
-        with open(f.path, "rb") as fh:
-            fh.seek(max(fh.seek(0, os.SEEK_END) - 65_536, 0))
-            for raw in fh.read().splitlines()[-50:]:
-                try:
-                    _, at = line_time(f.track, raw)
-                except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-                    continue
-                newest = at if newest is None or at > newest else newest
+    newest = last_time(every)
     if newest is None:
         raise RederiveError(f"nothing recorded on {sel.start:%Y-%m-%d} under {sel.data}")
     return newest
