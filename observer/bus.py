@@ -344,6 +344,10 @@ def feed_topic(track: str, market: str, record_id: str, line: bytes) -> str:
             return f"event.{track}"
 
 
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
+
+
 class FeedPublisher:
     """A feed PUB/XPUB socket: per-topic seq, `FeedMessage` encoding, never blocks.
 
@@ -399,10 +403,12 @@ class FeedPublisher:
         self._send(FEED_STATS_TOPIC, _encoder.encode(stats))
 
     def _send(self, topic: str, body: bytes) -> None:
+        # two plain sends with int flags: send_multipart's per-call enum arithmetic costs ~1 us a message
         try:
-            self.sock.send_multipart([topic.encode(), body], flags=zmq.NOBLOCK, copy=True)
+            self.sock.send(topic.encode(), _MORE_NOBLOCK)
+            self.sock.send(body, _NOBLOCK)
         except zmq.Again:
-            pass  # XPUB/PUB at HWM: the subscriber sees the hole in seq
+            pass  # PUB/XPUB drop at the HWM for all parts at once: the subscriber sees the hole in seq
 
     def close(self, linger_ms: int = 0) -> None:
         self.sock.close(linger=linger_ms)

@@ -7,9 +7,11 @@ selection need (record id and the line's own time, see `line_time`), and merges 
 
 A line's time is its partition time (``observer.core.records``): swing ``captured_at``, scalp
 ``window_start``, raw ``received_at``, events ``at``, gap markers ``start``, overflow and metrics
-``at``. Lines inside one file are in commit order, which may run a little behind their times
-(events from several processes, concurrent REST answers); each file is re-sorted within
-``reorder_window_s`` and whatever is later than that is passed on where it stands and counted.
+``at``. Lines inside one file are in commit order, which may run a little behind their times. A
+data file (swing, scalp, raw: large, near-ordered) is re-sorted within ``reorder_window_s`` and
+whatever is later than that is passed on where it stands and counted; a day file (events,
+overflow, metrics: small, but a gap marker is written long after its start) is sorted through an
+index of (time, offset) per line and read back line by line.
 
 A torn last line (no ``\\n``) or a line that is not a valid archive line of its track is skipped,
 counted and remembered with ``file:line`` (`ReadReport`).
@@ -32,6 +34,7 @@ from observer.clock import KST, datetime_to_ns
 from observer.schema import ArchiveKind
 
 TRACKS: tuple[ArchiveKind, ...] = ("swing", "scalp", "raw", "system", "overflow", "metrics")
+HOURLY_TRACKS = ("swing", "scalp", "raw")  # many, large, near-ordered files (the rest: one small file a day)
 MAX_REPORTED = 50
 
 
@@ -118,6 +121,18 @@ def _hour_overlaps(sel: Selection, day: date, hour: int) -> bool:
     return begin < sel.end and begin + timedelta(hours=1) > sel.start
 
 
+def _file_overlaps(sel: Selection, day: date, name: str) -> bool:
+    """Hourly files hold one hour; a scalp file ``HH_MM_SS`` starts at its name (within its hour)."""
+    if not _hour_overlaps(sel, day, int(name[:2])):
+        return False
+    if name[2:3] == "_" and name[5:6] == "_" and name[3:5].isdigit() and name[6:8].isdigit():
+        begin = datetime(
+            day.year, day.month, day.day, int(name[:2]), int(name[3:5]), int(name[6:8]), tzinfo=KST
+        )
+        return begin < sel.end
+    return True
+
+
 def select_files(sel: Selection) -> list[ArchiveFile]:
     """The files the selection may draw from (sorted for a stable order). Raises ReplayError."""
     if not sel.data.is_dir():
@@ -133,7 +148,7 @@ def select_files(sel: Selection) -> list[ArchiveFile]:
                 if track not in sel.tracks or (sel.markets and market not in sel.markets):
                     continue
                 for path in sorted(day_dir.glob("*.jsonl")):
-                    if _hour_overlaps(sel, day, int(path.name[:2])):
+                    if _file_overlaps(sel, day, path.name):
                         found.append(ArchiveFile(path, track, market))
         for track, pattern in (
             ("system", f"system/events/*/{ymd}.jsonl"),
@@ -245,16 +260,23 @@ def _wanted(sel: Selection, f: ArchiveFile, record_id: str, raw: bytes) -> bool:
     return True
 
 
-def _read_file(
-    sel: Selection, f: ArchiveFile, file_no: int, report: ReadReport, window_ns: int
-) -> Iterator[Line]:
-    start_ns, end_ns = datetime_to_ns(sel.start), datetime_to_ns(sel.end)
+class _Parsed(NamedTuple):
+    line_no: int
+    offset: int
+    raw: bytes
+    record_id: str
+    at: datetime
+    at_ns: int
+
+
+def _parse(sel: Selection, f: ArchiveFile, report: ReadReport) -> Iterator[_Parsed]:
+    """The valid lines of one file (bad and torn ones reported), opened read-only."""
     rel = f.path.relative_to(sel.data)
-    held: list[Line] = []
-    newest = last_out = -(2**63)
+    offset = 0
     with open(f.path, "rb") as fh:  # read-only: replay never writes into an archive
         for line_no, raw in enumerate(fh, 1):
             report.bytes_read += len(raw)
+            at_offset, offset = offset, offset + len(raw)
             if not raw.endswith(b"\n"):
                 report.bad(f"{rel}:{line_no}", "torn line (no newline at the end of the file)", torn=True)
                 continue
@@ -266,22 +288,49 @@ def _read_file(
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as e:
                 report.bad(f"{rel}:{line_no}", f"not a valid {f.track} line: {str(e)[:120]}")
                 continue
-            at_ns = datetime_to_ns(at)
-            if not start_ns <= at_ns < end_ns or not _wanted(sel, f, record_id, raw):
-                continue
-            line = Line(at_ns, file_no, line_no, at, f.track, f.market, record_id, raw)
-            if at_ns < last_out:
-                report.out_of_order += 1
-                yield line
-                continue
-            heapq.heappush(held, line)
-            newest = max(newest, at_ns)
-            while held and held[0].at_ns <= newest - window_ns:
-                out = heapq.heappop(held)
-                last_out = out.at_ns
-                yield out
+            yield _Parsed(line_no, at_offset, raw, record_id, at, datetime_to_ns(at))
+
+
+def _read_file(
+    sel: Selection, f: ArchiveFile, file_no: int, report: ReadReport, window_ns: int
+) -> Iterator[Line]:
+    """A data file (swing, scalp, raw): near-ordered, re-sorted within the reorder window."""
+    start_ns, end_ns = datetime_to_ns(sel.start), datetime_to_ns(sel.end)
+    held: list[Line] = []
+    newest = last_out = -(2**63)
+    for p in _parse(sel, f, report):
+        if p.at_ns >= end_ns + window_ns:
+            break  # past the range by more than any disorder: the rest of the file is too
+        if not start_ns <= p.at_ns < end_ns or not _wanted(sel, f, p.record_id, p.raw):
+            continue
+        line = Line(p.at_ns, file_no, p.line_no, p.at, f.track, f.market, p.record_id, p.raw)
+        if p.at_ns < last_out:
+            report.out_of_order += 1
+            yield line
+            continue
+        heapq.heappush(held, line)
+        newest = max(newest, p.at_ns)
+        while held and held[0].at_ns <= newest - window_ns:
+            out = heapq.heappop(held)
+            last_out = out.at_ns
+            yield out
     while held:
         yield heapq.heappop(held)
+
+
+def _read_indexed(sel: Selection, f: ArchiveFile, file_no: int, report: ReadReport) -> Iterator[Line]:
+    """A day file (events, overflow, metrics): small, but written late at times (a gap marker carries
+    the start of what it covers): an index of (time, offset) is sorted, the lines are read back."""
+    start_ns, end_ns = datetime_to_ns(sel.start), datetime_to_ns(sel.end)
+    index = sorted(
+        (p.at_ns, p.line_no, p.offset, len(p.raw), p.record_id, p.at)
+        for p in _parse(sel, f, report)
+        if start_ns <= p.at_ns < end_ns
+    )
+    with open(f.path, "rb") as fh:
+        for at_ns, line_no, offset, length, record_id, at in index:
+            fh.seek(offset)
+            yield Line(at_ns, file_no, line_no, at, f.track, f.market, record_id, fh.read(length))
 
 
 def read_range(sel: Selection, report: ReadReport, *, reorder_window_s: float = 3.0) -> Iterator[Line]:
@@ -290,7 +339,12 @@ def read_range(sel: Selection, report: ReadReport, *, reorder_window_s: float = 
     report.files = len(files)
     report.bytes_total = sum(f.path.stat().st_size for f in files)
     window_ns = int(reorder_window_s * 1e9)
-    streams = [_read_file(sel, f, i, report, window_ns) for i, f in enumerate(files)]
+    streams = [
+        _read_file(sel, f, i, report, window_ns)
+        if f.track in HOURLY_TRACKS
+        else _read_indexed(sel, f, i, report)
+        for i, f in enumerate(files)
+    ]
     for line in heapq.merge(*streams):
         report.selected[line.track] += 1
         yield line

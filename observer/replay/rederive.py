@@ -72,7 +72,7 @@ from observer.schema import (
 )
 
 COLLECTORS = ("ws-collector", "rest-collector")
-STARTUP_REAL_S = 10.0  # real seconds the fresh processes get to start before the first input
+STARTUP_REAL_S = 20.0  # real seconds the fresh processes get to start before the first input
 TAIL_S = 1.0  # virtual seconds after the recorded end, so the last windows close
 _raw = msgspec.json.Decoder(RawFrameRecord)
 _pattern = msgspec.json.Decoder(PatternRecord)

@@ -59,7 +59,7 @@ def test_every_archived_line_arrives_on_the_feed(recording: Recording) -> None:
     tracks = defaultdict(int)
     for m in messages:
         tracks[m["track"]] += 1
-    assert tracks["scalp"] > 1000 and tracks["swing"] > 1000 and tracks["raw"] > 100, tracks
+    assert tracks["scalp"] > 1000 and tracks["swing"] > 500 and tracks["raw"] > 100, tracks
 
     # the writer's own account on feed.stats agrees
     final = [s for s in everything if s["kind"] == "feed_stats" and s["final"]]
