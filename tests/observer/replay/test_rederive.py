@@ -8,13 +8,18 @@ Inherent differences, and why (the rest must be equal):
 * raw ``record_id`` (``raw:<producer>:<run>:<seq>``): the feeding run and its seqs are new;
 * the core's, writer's and other workers' own events, overflow/ and metrics/: not inputs;
 * scalp windows after the recording's last one: the recorded core stopped with the pipeline, the
-  fresh one runs to the recorded end plus a second so that every recorded window closes.
+  fresh one runs to the recorded end plus a second so that every recorded window closes;
+* around a recorded slot change: the fresh core applies it when it handles the pin/unpin command, a
+  few ms after the recorded time (more on a loaded machine); when a 500 ms window boundary, or a
+  tick of the new symbol, falls in between, the symbols of that change differ in the window next to
+  it. Only those lines (the symbols of a change, one window either side of it) may differ.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,24 @@ def _lines(root: Path, pattern: str) -> dict[str, dict[str, Any]]:
 
 def _window(rec: dict[str, Any]) -> str:
     return str(rec["observation"]["instruments"][0]["window_start"])
+
+
+def _near_slot_changes(data: Path) -> set[str]:
+    """Scalp record ids of the symbols of each recorded slot change, one window either side of it."""
+    out: set[str] = set()
+    for ev in _lines(data, "system/events/*/*.jsonl").values():
+        if ev.get("type") not in ("slot_change", "slots_seeded") or ev.get("source") != "observer":
+            continue
+        at = datetime.fromisoformat(ev["at"])
+        start = at - timedelta(microseconds=at.microsecond % 500_000)
+        details = ev["details"]
+        symbols = [e.split(":")[1] for e in details.get("added", []) + details.get("removed", [])]
+        symbols += details.get("symbols", [])
+        for symbol in symbols:
+            for k in (-1, 0, 1, 2):
+                w = start + timedelta(milliseconds=500 * k)
+                out.add(f"scalp:{symbol}:{w:%Y%m%dT%H%M%S}.{w.microsecond // 1000:03d}")
+    return out
 
 
 def rederive(rec: Recording, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -64,15 +87,22 @@ def test_rederived_scalp_lines_are_identical(recording: Recording, short_tmp: Pa
     last = max(_window(r) for r in recorded.values())
     derived = {k: v for k, v in derived.items() if _window(v) <= last}  # the tail: see the docstring
     assert len(recorded) > 1000
-    assert sorted(derived) == sorted(recorded)
+    near_change = _near_slot_changes(recording.data)
+    only_recorded = sorted(set(recorded) - set(derived))
+    only_derived = sorted(set(derived) - set(recorded))
     differing = []
-    for record_id, rec in recorded.items():
-        a, b = dict(rec), dict(derived[record_id])
+    for record_id in set(recorded) & set(derived):
+        a, b = dict(recorded[record_id]), dict(derived[record_id])
         a.pop("generated_at")
         b.pop("generated_at")
         if a != b:
-            differing.append((record_id, a, b))
-    assert not differing, differing[:3]
+            differing.append(record_id)
+    unexplained = [r for r in only_recorded + only_derived + differing if r not in near_change]
+    assert not unexplained, (unexplained[:5], len(only_recorded), len(only_derived), len(differing))
+    print(
+        f"re-derivation: {len(recorded)} scalp lines, {len(only_recorded)} only recorded, "
+        f"{len(only_derived)} only derived, {len(differing)} differing, all next to a slot change"
+    )
 
     # swing lines: the same snapshots, the same records
     swing_rec, swing_der = _lines(recording.data, "swing/*/*/*/*.jsonl"), _lines(out, "swing/*/*/*/*.jsonl")
