@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from observer.bus import MITIGATION, SLOTS, ctl_topic, stats_topic
+from observer.reliable import ReliableSender, hop_endpoints
 from observer.schema import (
     Command,
     GapMarker,
@@ -212,6 +213,43 @@ def test_a_producer_abandoning_while_the_core_is_stopped_leaves_a_bus_gap_marker
         assert marker.track == "bus" and marker.details["producer"] == "ws-test"
         first, last = marker.details["first_seq"], marker.details["last_seq"]
         assert isinstance(first, int) and isinstance(last, int) and first >= 2 and last - first + 1 >= 1
+        assert abs((marker.start - h.now()).total_seconds()) < 60  # the session clock's time, not the wall's
+    finally:
+        h.stop()
+
+
+@pytest.mark.timeout(90)
+def test_a_collector_restart_is_marked_from_its_last_frame_even_across_a_core_crash(short_tmp: Path) -> None:
+    """The ws producer dies (its run ends), the core is killed too before the new run's first frame:
+    the restarted core still knows the last frame (its checkpoint) and leaves one collector_restart
+    marker from it to the new run's first frame, naming every slotted symbol."""
+    h = CoreHarness(short_tmp)
+    write_universe(h.cfg, h.day, SYMBOLS)
+    try:
+        h.start_core()
+        h.until(lambda: h.writer.events("slots_seeded"), what="core up")
+        last = h.frame([h.tick("000001")])
+        h.send(last)
+        h.until(lambda: h.collector.acked == 1, what="the old run's last frame acknowledged (checkpointed)")
+        old_run = h.collector.run_id
+        h.collector.close()  # the producer dies
+        h.kill_core()  # and the core with it
+        h.start_core()
+        h.collector = ReliableSender(h.ctx, h.cfg, "ws-test", *hop_endpoints(h.cfg, "ingest"))  # a new run
+        first = h.frame([h.tick("000002")])
+        h.send(first)
+        h.send(h.frame([h.tick("000003")]))  # same new run: no second marker
+        markers = h.until(
+            lambda: [r for r in h.writer.lines("system") if r.record_id.startswith("gap:collector_restart:")],
+            what="the collector_restart marker",
+        )
+        h.until(lambda: h.collector.acked == 2, what="the new run's frames archived")
+        assert len({r.record_id for r in h.writer.lines("system") if "collector_restart" in r.record_id}) == 1
+        marker = msgspec.json.decode(markers[0].line, type=GapMarker)
+        assert marker.reason == "collector_restart" and marker.details["previous_run_id"] == old_run
+        assert marker.start <= last.received_at and marker.end == first.received_at
+        assert marker.details["last_frame_received_at"] == last.received_at.isoformat()
+        assert set(marker.symbols) == set(SYMBOLS)  # every slotted symbol (the universe fits the slots)
     finally:
         h.stop()
 
