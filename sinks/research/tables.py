@@ -98,7 +98,6 @@ GAPS_SCHEMA = pa.schema(
         ("details", pa.string()),
     ]
 )
-_METRIC_FLOATS = ("slot_utilization", "disk_usage_percent", "cpu_usage_percent", "memory_usage_percent")
 METRICS_SCHEMA = pa.schema(
     [
         ("record_id", pa.string()),
