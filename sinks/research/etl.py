@@ -2,9 +2,9 @@
 
     connect (timeout) -> advisory lock -> schema (create, or check version + DDL hash)
       -> loads[D].fingerprint == the archive's?  yes: nothing to do (a repeat changes nothing)
-      -> per table: CREATE <t>_dD_new (LIKE parent) -> COPY (CSV from the Arrow batches of
-         `tables`, the same rows the Parquet export writes) -> primary key, CHECK (day = D)
-         -> drop the day's old partition -> rename -> ATTACH PARTITION
+      -> per table: CREATE <t>_dD_new (LIKE parent) + CHECK (day = D) -> COPY FREEZE (CSV from
+         the Arrow batches of `tables`, the same rows the Parquet export writes) -> drop the day's
+         old partition -> primary key -> rename -> ATTACH PARTITION
       -> loads[D] = counts, fingerprint -> COMMIT
 
 Readers see the old day or the new day, never a part of one: a load killed at any point rolls
@@ -175,10 +175,14 @@ class Loader:
         stage = f"{name}_new"
         cur.execute(f"DROP TABLE IF EXISTS {S.SCHEMA}.{stage}")  # type: ignore[arg-type]
         cur.execute(f"CREATE TABLE {S.SCHEMA}.{stage} (LIKE {parent} INCLUDING DEFAULTS)")  # type: ignore[arg-type]
+        # checked row by row while copying (no second scan); ATTACH trusts it instead of scanning
+        check = f"CHECK (day = DATE '{day.isoformat()}')"
+        cur.execute(f"ALTER TABLE {S.SCHEMA}.{stage} ADD CONSTRAINT {name}_day {check}")  # type: ignore[arg-type]
         cols = ", ".join(S.quote(c) for c in S.columns(table))
         count = 0
         # a queued writer sends from its own thread: the next batch is built while the server parses this one
-        sql = f"COPY {S.SCHEMA}.{stage} ({cols}) FROM STDIN (FORMAT csv)"
+        # FREEZE: the table is new in this transaction, so rows are written frozen (no later hint-bit pass)
+        sql = f"COPY {S.SCHEMA}.{stage} ({cols}) FROM STDIN (FORMAT csv, FREEZE true)"
         with cur.copy(sql, writer=QueuedLibpqWriter(cur)) as copy:  # type: ignore[arg-type]
             for group in groups:
                 for batch in batches(group, COPY_BATCH_ROWS):
@@ -188,7 +192,6 @@ class Loader:
         statements = [
             f"DROP TABLE IF EXISTS {S.SCHEMA}.{name}",  # the day's previous load, if any
             f"ALTER TABLE {S.SCHEMA}.{stage} ADD CONSTRAINT {name}_pkey PRIMARY KEY ({keys})",
-            f"ALTER TABLE {S.SCHEMA}.{stage} ADD CONSTRAINT {name}_day CHECK (day = DATE '{day.isoformat()}')",
             f"ALTER TABLE {S.SCHEMA}.{stage} RENAME TO {name}",
             f"ALTER TABLE {parent} ATTACH PARTITION {S.SCHEMA}.{name} FOR VALUES IN (DATE '{day.isoformat()}')",
         ]

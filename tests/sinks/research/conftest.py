@@ -1,6 +1,6 @@
 """One simulated trading day shared by every research test: the real pipeline (`observer run`:
 supervisor, KIS simulator, collectors, core, writer, monitor) on a session clock at 4x for about
-two virtual minutes of Track B, with one injected WebSocket outage (a gap marker), then stopped.
+a virtual minute of Track B, with one injected WebSocket outage (a gap marker), then stopped.
 The archive it leaves is read-only for the tests (those that damage it work on a copy)."""
 
 from __future__ import annotations
@@ -62,39 +62,39 @@ def research_day() -> Iterator[Day]:
             p.wait_filled()
 
             def scalp_span() -> bool:
-                recs = _settled(p.data, "scalp/kis/*/*/*.jsonl")
+                recs = _settled(p.data, "scalp/*/*/*/*.jsonl")
                 starts = [
                     datetime.fromisoformat(r["observation"]["instruments"][0]["window_start"]) for r in recs
                 ]
-                return bool(starts) and max(starts) - min(starts) >= timedelta(seconds=40)
+                return bool(starts) and max(starts) - min(starts) >= timedelta(seconds=20)
 
-            wait_for(scalp_span, 90, 0.5, "40 virtual seconds of scalp samples")
+            wait_for(scalp_span, 240, 0.5, "20 virtual seconds of scalp samples")
             requests.post(
                 f"{p.admin}/faults", json={"kind": "drop_sessions", "duration_s": 0}, timeout=5
             ).raise_for_status()
             wait_for(
                 lambda: [
-                    g for g in _settled(p.data, "system/events/kis/*.jsonl") if g.get("type") == "gap_marker"
+                    g for g in _settled(p.data, "system/events/*/*.jsonl") if g.get("type") == "gap_marker"
                 ],
-                60,
+                180,
                 0.5,
                 "the outage's gap marker",
             )
 
             def enough() -> bool:
-                recs = _settled(p.data, "scalp/kis/*/*/*.jsonl")
+                recs = _settled(p.data, "scalp/*/*/*/*.jsonl")
                 starts = [
                     datetime.fromisoformat(r["observation"]["instruments"][0]["window_start"]) for r in recs
                 ]
                 return (
                     bool(starts)
-                    and max(starts) - min(starts) >= timedelta(seconds=100)
+                    and max(starts) - min(starts) >= timedelta(seconds=60)
                     and len(_settled(p.data, "metrics/*.jsonl")) >= 3
                 )
 
-            wait_for(enough, 90, 0.5, "100 virtual seconds of scalp samples and 3 metrics lines")
+            wait_for(enough, 240, 0.5, "60 virtual seconds of scalp samples and 3 metrics lines")
         assert p.returncode == 0, p.stderr[-3000:]
-        keys = {f.name for f in (p.data / "swing" / "kis" / "KOSPI").iterdir()}
+        keys = {f.name for f in p.data.glob("swing/*/KOSPI/*")}
         assert len(keys) == 1, keys
         day = datetime.strptime(keys.pop(), "%Y%m%d").date()
         yield Day(p, p.data, day)

@@ -19,6 +19,9 @@ from testkit.postgres import PgServer, postgres
 from tests.conftest import REPO, free_port, wait_for
 from tests.sinks.research.conftest import Day, frame_records
 
+# the first test of a session pays for the shared simulated day (a real pipeline run)
+pytestmark = pytest.mark.timeout(600)
+
 TABLES = ("swing_snapshots", "scalp_samples", "trades", "gap_markers", "system_events", "metrics")
 
 
@@ -67,12 +70,12 @@ def _counts(pg: PgServer, dsn: str, day: str) -> dict[str, int]:
 
 
 def _archive_counts(day: Day) -> dict[str, int]:
-    events = day.jsonl(f"system/events/kis/{day.key}.jsonl")
+    events = day.jsonl(f"system/events/*/{day.key}.jsonl")
     gaps = sum(e.get("type") == "gap_marker" for e in events)
     return {
-        "swing_snapshots": len(day.jsonl(f"swing/kis/*/{day.key}/*.jsonl")),
-        "scalp_samples": len(day.jsonl(f"scalp/kis/*/{day.key}/*.jsonl")),
-        "trades": sum(len(frame_records(r["frame"])) for r in day.jsonl(f"raw/kis/*/{day.key}/*.jsonl")),
+        "swing_snapshots": len(day.jsonl(f"swing/*/*/{day.key}/*.jsonl")),
+        "scalp_samples": len(day.jsonl(f"scalp/*/*/{day.key}/*.jsonl")),
+        "trades": sum(len(frame_records(r["frame"])) for r in day.jsonl(f"raw/*/*/{day.key}/*.jsonl")),
         "gap_markers": gaps,
         "system_events": len(events) - gaps,
         "metrics": len(day.jsonl(f"metrics/{day.key}.jsonl")),
@@ -95,7 +98,7 @@ def test_load_has_the_archive_counts_and_a_repeat_changes_nothing(research_day: 
     assert want["trades"] > 1000 and want["gap_markers"] >= 1
     with psycopg.connect(dsn, autocommit=True) as conn:
         ids = {r[0] for r in conn.execute("SELECT record_id FROM observer.scalp_samples")}
-        assert ids == {r["record_id"] for r in research_day.jsonl(f"scalp/kis/*/{research_day.key}/*.jsonl")}
+        assert ids == {r["record_id"] for r in research_day.jsonl(f"scalp/*/*/{research_day.key}/*.jsonl")}
         [(tz_close,)] = conn.execute(
             "SELECT pg_typeof(close)::text || ' ' || pg_typeof(window_start)::text FROM observer.scalp_samples LIMIT 1"
         ).fetchall()
@@ -186,7 +189,7 @@ def test_kill_9_mid_load_leaves_nothing_and_a_rerun_loads_one_copy(
     assert _counts(pg, dsn, iso) == want
     assert _counts(pg, dsn, "2026-12-01") == want, "the other day is untouched"
 
-    scalp_file = sorted(data.glob(f"scalp/kis/*/{research_day.key}/*.jsonl"))[-1]
+    scalp_file = sorted(data.glob(f"scalp/*/*/{research_day.key}/*.jsonl"))[-1]
     with scalp_file.open("ab") as f:
         f.write(b'{"record_id":"scalp:torn')
     code, out, err = _run(research_day, dsn, "--day", research_day.key, "--force", data=data)

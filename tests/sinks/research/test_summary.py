@@ -8,10 +8,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import free_port, wait_for
 from tests.e2e.support import scalp_rate
 from tests.sinks.monitor.conftest import CHAT_ID, TOKEN, FakeTelegram, monitor_env  # noqa: F401
 from tests.sinks.research.conftest import Day
+
+# the first test of a session pays for the shared simulated day (a real pipeline run)
+pytestmark = pytest.mark.timeout(600)
 
 
 def test_day_summary_reaches_telegram_once(research_day: Day, monitor_env: Any, short_tmp: Path) -> None:  # noqa: F811
