@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
 
 from observer.bus import MITIGATION, EventSubscriber, archive_decoder, stats_topic, system_topic
-from observer.clock import ns_to_datetime
 from observer.config import data_dir, ensure_private_dir, state_dir
 from observer.reliable import ReliableReceiver, SeqGap, hop_endpoints
 from observer.schema import ArchiveRecord, GapMarker, MitigationLevel, WorkerStats
@@ -189,14 +189,18 @@ class WriterWorker(Worker):
     def handle_gap(self, gap: SeqGap) -> None:
         """A seq hole on the archive hop: a gap marker with the producer, run and exact range."""
         start_ns = self._last_sent_ns.get((gap.producer, gap.run_id), gap.at_ns)
+        # on the pipeline's clock (wall time would put a session clock's marker on the wrong day);
+        # the span before the detection is the wall-clock time since the last message sent
+        end = self.clock.now()
+        start = end - timedelta(microseconds=max(0, gap.at_ns - start_ns) / 1_000)
         marker = GapMarker(
             record_id=f"gap-writer-{gap.producer}-{gap.run_id}-{gap.first}-{gap.last}",
             track="bus",
             provider=self.cfg.archive_provider,
             market="",
             symbols=[],
-            start=ns_to_datetime(min(start_ns, gap.at_ns)),
-            end=ns_to_datetime(gap.at_ns),
+            start=start,
+            end=end,
             reason=gap.reason,
             detected_by=self.name,
             details={
