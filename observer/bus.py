@@ -13,6 +13,9 @@ events_in       XSUB      supervisor (forwarder)     workers PUB connect here
 events_out      XPUB      supervisor (forwarder)     workers SUB connect here
 control         REP       supervisor                 Command -> CommandReply
 feed            PUB       writer                     FeedBody: every archived line (public)
+archive_stream  PULL      jetstream sink             Envelope(StreamLine) from the writer (its
+                                                     Acks, once JetStream acknowledged, on the
+                                                     PUB ``archive_stream_ack``, same binder)
 replay_feed     XPUB      ``observer replay``        FeedBody: a recorded range, same shape
 ==============  ========  =========================  =====================================
 
@@ -52,6 +55,7 @@ One zmq Context per process, created in the process that uses it (`context()`).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import datetime
@@ -83,6 +87,8 @@ ENDPOINT_NAMES = (
     "control",
     "feed",
     "replay_feed",
+    "archive_stream",
+    "archive_stream_ack",
 )
 
 T = TypeVar("T")
@@ -325,6 +331,7 @@ class _EventType(msgspec.Struct):
 
 
 _event_type_decoder = msgspec.json.Decoder(_EventType)
+_SUBJECT_BAD = re.compile(r"[\s*>]")
 
 
 def feed_topic(track: str, market: str, record_id: str, line: bytes) -> str:
@@ -346,6 +353,17 @@ def feed_topic(track: str, market: str, record_id: str, line: bytes) -> str:
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
+
+
+def stream_subject(prefix: str, track: str, market: str, record_id: str, line: bytes) -> str:
+    """The JetStream subject of one archive line: ``<prefix>.<feed topic>``, with the characters
+    NATS gives a meaning (space, ``*``, ``>``, empty tokens) replaced by ``_``."""
+    try:
+        topic = feed_topic(track, market, record_id, line)
+    except IndexError:  # a swing/scalp id without its symbol: still published, under "_"
+        topic = f"{track}.{market}._"
+    tokens = [_SUBJECT_BAD.sub("_", t) or "_" for t in topic.split(".")]
+    return prefix + "." + ".".join(tokens)
 
 
 class FeedPublisher:

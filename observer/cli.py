@@ -86,6 +86,7 @@ def worker_cmd(ctx: click.Context, name: str) -> None:
 COMMAND_MODULES = (
     ("supervisor.cli", "commands"),
     ("sinks.writer.cli", "commands"),
+    ("sinks.jetstream.cli", "commands"),
     ("sinks.monitor.cli", "commands"),
     ("collectors.cli", "commands"),
     ("collectors.kis_sim.cli", "sim"),

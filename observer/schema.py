@@ -385,6 +385,19 @@ ArchiveLine = PatternRecord | RawFrameRecord | SystemEvent | GapMarker | Overflo
 ArchiveBody = ArchiveRecord
 
 
+class StreamLine(_Msg, frozen=True, tag="stream_line"):
+    """One committed archive line on its way to the archive stream (writer -> jetstream sink, after
+    the fsync): ``path`` (relative to the data dir) and ``offset`` say where it is in the writer's
+    archive, so a copy rebuilt from the stream is byte-identical whatever the stream's order."""
+
+    path: str
+    offset: int
+    track: ArchiveKind
+    market: str
+    record_id: str
+    line: msgspec.Raw
+
+
 # --------------------------------------------------------------------------- envelope
 
 

@@ -21,6 +21,7 @@ WORKERS: dict[str, str] = {
     "rest-collector": "collectors.rest_worker:RestCollectorWorker",
     "ws-collector": "collectors.ws_worker:WsCollectorWorker",
     "housekeeper": "sinks.housekeeping.worker:HousekeeperWorker",
+    "jetstream": "sinks.jetstream.worker:JetStreamSinkWorker",
 }
 
 #: the workers that read the broker: they need a data source (credentials, or [sim] enabled)

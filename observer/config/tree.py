@@ -275,6 +275,30 @@ class ResearchConfig(_Section, frozen=True):
             raise ValueError("etl_dsn must not carry a password (use PGPASSWORD or ~/.pgpass)")
 
 
+class JetStreamConfig(_Section, frozen=True):
+    """The archive stream on NATS JetStream (``sinks.jetstream``). Off unless ``enabled``; then the
+    writer forwards every committed line on the ``archive_stream`` hop and the ``jetstream`` worker
+    (also to be named in ``[supervisor] workers``) publishes it."""
+
+    enabled: bool = False
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = "OBSERVER_ARCHIVE"
+    subject_prefix: str = "archive"  # subjects are <prefix>.<feed topic>, e.g. archive.swing.KOSPI.005930
+    replicas: int = 1
+    # JetStream's de-duplication window (Nats-Msg-Id = record_id): a resend older than it would be
+    # stored twice, so it must cover the longest outage of the sink that the writer's buffer holds
+    duplicate_window_s: float = 3_600.0
+    publish_timeout_s: float = 5.0
+    max_in_flight: int = 1_024  # published, not yet acknowledged by JetStream
+    queue_batches: int = 64  # admitted hop batches waiting for the publisher thread
+    replay_buffer_bytes: int = 64 * 1024 * 1024  # the writer's replay buffer on the archive_stream hop
+
+    def __post_init__(self) -> None:
+        for token in self.subject_prefix.split("."):
+            if not token or any(c in token for c in " *>\t"):
+                raise ValueError(f"subject_prefix {self.subject_prefix!r} is not a NATS subject prefix")
+
+
 class SupervisorConfig(_Section, frozen=True):
     workers: list[str] = msgspec.field(
         default_factory=lambda: [
@@ -316,6 +340,7 @@ class Config(_Section, frozen=True):
     alerts: AlertsConfig = AlertsConfig()
     housekeeping: HousekeepingConfig = HousekeepingConfig()
     research: ResearchConfig = ResearchConfig()
+    jetstream: JetStreamConfig = JetStreamConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
 
     @property

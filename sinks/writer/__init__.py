@@ -15,9 +15,11 @@ Data flow::
            (FileTable, O_APPEND, rolled back on error) -> fsync files + new dirs
         -> acks (pipe wakeup) -> WriterWorker publishes cumulative Acks on archive_ack
         -> fresh lines of each commit -> feed.FeedThread -> public ``feed`` PUB (after the fsync)
+        -> with ``[jetstream] enabled``: the same lines with file and offset -> forward.StreamForwarder
+           -> ``archive_stream`` hop (ReliableSender, own bounded buffer) -> sinks.jetstream
 
 Modules: ``partitions`` (path rules, scalp rotation), ``files`` (file table, lock), ``repair``
 (torn-tail truncation), ``index`` (the de-duplication window and its marks), ``queue`` (intake
-queue), ``committer`` (the writer thread), ``feed`` (the public feed thread), ``worker`` (the
+queue), ``committer`` (the writer thread), ``feed`` (the public feed thread), ``forward`` (the archive-stream hop), ``worker`` (the
 process), ``verify`` (is an archive sound), ``cli`` (``observer verify``).
 """

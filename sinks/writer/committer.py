@@ -34,6 +34,8 @@ TRACKS = ("swing", "scalp", "raw", "system", "overflow", "metrics")
 _json = msgspec.json.Encoder()
 EventFactory = Callable[..., SystemEvent]
 _ROUTE_CACHE_MAX = 4096
+#: a committed line and where it is: (file relative to the root, byte offset of the line, item)
+Placed = tuple[Path, int, Item]
 
 
 def event_item(event: SystemEvent | GapMarker, provider: str) -> Item:
@@ -66,6 +68,7 @@ class Committer(threading.Thread):
         generation_bytes: int,
         wake_fd: int | None = None,
         on_commit: Callable[[list[Item]], None] | None = None,
+        on_archived: Callable[[list[Placed]], None] | None = None,
     ):
         super().__init__(name="writer-committer", daemon=True)
         self.root = root
@@ -75,6 +78,8 @@ class Committer(threading.Thread):
         self.make_event = make_event
         self.wake_fd = wake_fd
         self.on_commit = on_commit  # gets each commit's fresh lines after the fsync (the public feed)
+        # gets each commit's fresh lines with their file and offset after the fsync (the archive stream)
+        self.on_archived = on_archived
         self.files = FileTable(root)
         self.window = RecentIds(generation_bytes)
         self.marks = WindowMarks(marks_path)
@@ -189,6 +194,7 @@ class Committer(threading.Thread):
         acks: dict[tuple[str, str], int] = {}
         fresh: set[int] = set()
         fresh_items: list[Item] | None = [] if self.on_commit is not None else None
+        placed: dict[Path, list[Item]] | None = {} if self.on_archived is not None else None
         young, old, salts = self.window.young, self.window.old, self._salts
         routes = self._routes
         duplicates = nbytes = 0
@@ -216,6 +222,8 @@ class Committer(threading.Thread):
                     groups[path] = [line]
                 else:
                     lines.append(line)
+                if placed is not None:
+                    placed.setdefault(path, []).append((rec, line))
         t0 = time.perf_counter()
         if groups:
             for lines in groups.values():
@@ -228,6 +236,8 @@ class Committer(threading.Thread):
         young.update(fresh)
         if self.on_commit is not None and fresh_items:
             self.on_commit(fresh_items)
+        if self.on_archived is not None and placed:
+            self.on_archived(self._offsets(placed))
         if self.window.committed(nbytes):
             self._rotate()
         self.duplicates += duplicates
@@ -240,6 +250,17 @@ class Committer(threading.Thread):
                     if seq > self._acks.get(stream, 0):
                         self._acks[stream] = seq
             self._wake()
+
+    def _offsets(self, placed: dict[Path, list[Item]]) -> list[Placed]:
+        """Each committed line with the byte offset it starts at (the file's size after the commit,
+        minus what this commit appended)."""
+        out: list[Placed] = []
+        for path, items in placed.items():
+            offset = self.files.size(path) - sum(len(line) + 1 for _, line in items)
+            for item in items:
+                out.append((path, offset, item))
+                offset += len(item[1]) + 1
+        return out
 
     def _route(self, rec: ArchiveRecord, level: int, rkey: tuple[object, ...]) -> Path:
         started = self.partitioner.scalp.files_started

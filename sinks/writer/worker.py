@@ -19,6 +19,7 @@ from observer.worker_base import Worker
 from sinks.writer.committer import Committer, event_item
 from sinks.writer.feed import FeedThread
 from sinks.writer.files import DataDirLock, WriterLocked
+from sinks.writer.forward import StreamForwarder
 from sinks.writer.partitions import PartitionError, check_route
 from sinks.writer.queue import Chunk, IntakeQueue, Item
 
@@ -72,6 +73,11 @@ class WriterWorker(Worker):
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.feed = FeedThread(self.ctx, self.cfg, run_id=self.run_id, now=self.clock.now)
         self.feed.start()
+        self.stream_out: StreamForwarder | None = None
+        if self.cfg.jetstream.enabled:
+            self.stream_out = StreamForwarder(
+                self.ctx, self.cfg, producer=self.name, run_id=self.run_id, on_gap=self.handle_stream_gap
+            )
         self.committer = Committer(
             self.root,
             self.cfg.writer,
@@ -82,6 +88,7 @@ class WriterWorker(Worker):
             generation_bytes=self.cfg.writer.dedupe_generation_bytes or self.cfg.bus.replay_buffer_bytes,
             wake_fd=self._wake_w,
             on_commit=self.feed.offer,
+            on_archived=self.stream_out.offer if self.stream_out is not None else None,
         )
         self.committer.start()
         data_ep, ack_ep = hop_endpoints(self.cfg, "archive")
@@ -218,6 +225,21 @@ class WriterWorker(Worker):
         )
         self.queue.put(Chunk([event_item(marker, self.cfg.archive_provider)]))
 
+    def handle_stream_gap(self, gap: SeqGap) -> None:
+        """The archive-stream sink fell behind past the replay bound: those lines are archived here
+        but will never be in the stream. Said once per range, in the archive and the log."""
+        ev = self.make_event(
+            "archive_stream_gap",
+            "ERROR",
+            f"{gap.count} archived lines will not reach the archive stream (its sink fell behind)",
+            run_id=gap.run_id,
+            first=gap.first,
+            last=gap.last,
+            count=gap.count,
+        )
+        self.log.error(ev.message, extra={"first": gap.first, "last": gap.last})
+        self.queue.put(Chunk([event_item(ev, self.cfg.archive_provider)]))
+
     # -- events and results
     def handle_events(self) -> None:
         while (got := self.mitigation.recv_nowait()) is not None:
@@ -243,6 +265,8 @@ class WriterWorker(Worker):
     def on_tick(self) -> None:
         if self.committer.failure is not None:
             raise RuntimeError("writer committer thread died") from self.committer.failure
+        if self.stream_out is not None:
+            self.stream_out.flush()
         self._resume_intake()
         self.receiver.republish_acks()
         assert self.events is not None
@@ -266,6 +290,9 @@ class WriterWorker(Worker):
             "intake_pauses": float(self.pauses),
             "malformed_envelopes": float(self.receiver.malformed),
         }
+        if self.stream_out is not None:
+            out = self.stream_out.sender
+            counters |= {"stream_sent": float(out.sent), "stream_abandoned": float(out.abandoned)}
         commit_ms, lag_ms = list(c.commit_ms), list(c.lag_ms)
         gauges = {
             "fsync_last_ms": commit_ms[-1] if commit_ms else 0.0,
@@ -305,6 +332,9 @@ class WriterWorker(Worker):
         if hasattr(self, "feed"):
             self.feed.stop()
             self.feed.join(2.0)
+        stream_out: StreamForwarder | None = getattr(self, "stream_out", None)
+        if stream_out is not None and not stream_out.close(1.0):
+            self.log.warning("shutdown: lines not yet in the archive stream are resent by no one")
         if hasattr(self, "receiver"):
             self._publish_acks()
             self.receiver.ack_pub.close(linger=200)
