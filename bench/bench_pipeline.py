@@ -165,11 +165,13 @@ class Watch:
     recording: bool = False
 
 
-def _listen(cfg_path: Path, watch: Watch, to_wall_s: Any, stop: threading.Event) -> None:
+def _listen(cfg_path: Path, watch: Watch, to_wall_s: Any, stop: threading.Event, with_feed: bool) -> None:
     cfg = load_config(str(cfg_path))
     ctx = context()
     sub = EventSubscriber(ctx, cfg, ["heartbeat."])
-    feed = FeedSubscriber(ctx, cfg, Endpoints(cfg)["feed"], ["raw."])
+    # the soak does not subscribe: a subscriber that reads slower than the writer publishes fills the
+    # writer's feed queue up to its HWM, which would show as writer memory
+    feed = FeedSubscriber(ctx, cfg, Endpoints(cfg)["feed"], ["raw."] if with_feed else ["-none-"])
     poller = zmq.Poller()
     poller.register(sub.sock, zmq.POLLIN)
     poller.register(feed.sock, zmq.POLLIN)
@@ -195,7 +197,7 @@ def _listen(cfg_path: Path, watch: Watch, to_wall_s: Any, stop: threading.Event)
 class Pipeline:
     """``observer run`` on a fresh data dir at one activity scale."""
 
-    def __init__(self, scale: float):
+    def __init__(self, scale: float, *, with_feed: bool = True):
         self.base = Path(tempfile.mkdtemp(prefix=f"bench-pipe-x{scale:g}-", dir="/tmp"))
         self.cfg = self.base / "observer.toml"
         self.cfg.write_text(
@@ -224,7 +226,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._listener = threading.Thread(
             target=_listen,
-            args=(self.cfg, self.watch, lambda at: at.timestamp() - offset_s, self._stop),
+            args=(self.cfg, self.watch, lambda at: at.timestamp() - offset_s, self._stop, with_feed),
             daemon=True,
         )
         self._listener.start()
@@ -327,7 +329,7 @@ def capacity(scale: float, warm_s: float, cap_s: float) -> Result:
 
 
 def soak(scale: float, seconds: float) -> None:
-    pipe = Pipeline(scale)
+    pipe = Pipeline(scale, with_feed=False)
     try:
         pipe.wait_open()
         _cpu, rss = pipe.sample(seconds)
