@@ -374,7 +374,7 @@ def main() -> None:
     saturated = [r.scale for r in results if r.saturated]
     if saturated:
         print(f"saturation: from x{min(saturated):g} of realistic load (lag or a queue grows)")
-    else:
+    elif scales:
         print(f"saturation: none up to x{max(scales):g} of realistic load")
     if soak_s > 0:
         soak(soak_scale, soak_s)
