@@ -120,7 +120,7 @@ class StreamWatcher(threading.Thread):
         self.url, self.subjects = url, subjects
         self.seen: dict[str, float] = {}
         self.ready = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         asyncio.run(self._main())
@@ -133,12 +133,12 @@ class StreamWatcher(threading.Thread):
 
         await nc.subscribe(self.subjects, cb=on_msg, pending_msgs_limit=1_000_000)
         self.ready.set()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             await asyncio.sleep(0.05)
         await nc.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
 
 

@@ -49,7 +49,8 @@ The public feed's topics (`feed_topic`): ``swing.<market>.<symbol>``, ``scalp.<m
 subscriber loses messages at the HWM and sees the holes in each topic's ``seq``.
 
 Defaults are ``ipc://<runtime_dir>/<name>.sock`` (the runtime dir is 0700); any of them may be
-``tcp://`` through ``[bus.endpoints]``. Reliable delivery on PUSH/PULL lives in ``observer.reliable``.
+``tcp://`` through ``[bus.endpoints]``: tcp endpoints are CURVE-authenticated and encrypted
+(``observer.curve``; `bind` and `connect` take the config for that). Reliable delivery on PUSH/PULL lives in ``observer.reliable``.
 One zmq Context per process, created in the process that uses it (`context()`).
 """
 
@@ -66,6 +67,7 @@ import msgspec
 import zmq
 
 from observer.config import Config, ensure_private_dir, runtime_dir
+from observer.curve import secure_client, secure_server
 from observer.schema import (
     ArchiveBody,
     ArchiveKind,
@@ -182,7 +184,10 @@ def make_socket(
     return sock
 
 
-def bind(sock: zmq.Socket[Any], address: str) -> None:
+def bind(sock: zmq.Socket[Any], address: str, cfg: Config | None = None) -> None:
+    """Bind `sock`; a ``tcp://`` address with `cfg` is a CURVE server (observer.curve)."""
+    if address.startswith("tcp://") and cfg is not None:
+        secure_server(sock, cfg, address)
     if address.startswith("ipc://"):
         path = Path(address[len("ipc://") :])
         ensure_private_dir(path.parent)
@@ -192,6 +197,13 @@ def bind(sock: zmq.Socket[Any], address: str) -> None:
         raise BusError(f"cannot bind {address}: {e}") from e
     if address.startswith("ipc://"):
         Path(address[len("ipc://") :]).chmod(0o600)
+
+
+def connect(sock: zmq.Socket[Any], address: str, cfg: Config) -> None:
+    """Connect `sock`; to a ``tcp://`` address as a CURVE client (observer.curve)."""
+    if address.startswith("tcp://"):
+        secure_client(sock, cfg)
+    sock.connect(address)
 
 
 # --------------------------------------------------------------------------- codecs (reused)
@@ -224,7 +236,7 @@ class EventPublisher:
 
     def __init__(self, ctx: zmq.Context[Any], cfg: Config):
         self.sock = make_socket(ctx, zmq.PUB, cfg, hwm=cfg.bus.send_hwm)
-        self.sock.connect(Endpoints(cfg)["events_in"])
+        connect(self.sock, Endpoints(cfg)["events_in"], cfg)
         self.dropped = 0
 
     def publish(self, topic: str, body: EventBody) -> None:
@@ -244,7 +256,7 @@ class EventSubscriber:
         self.sock = make_socket(ctx, zmq.SUB, cfg, hwm=cfg.bus.recv_hwm)
         for topic in topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        self.sock.connect(Endpoints(cfg)["events_out"])
+        connect(self.sock, Endpoints(cfg)["events_out"], cfg)
         self.malformed = 0
 
     def recv_nowait(self) -> tuple[str, EventBody] | None:
@@ -291,8 +303,8 @@ class Forwarder:
         xpub = make_socket(self._ctx, zmq.XPUB, self._cfg, hwm=self._cfg.bus.recv_hwm)
         ctl = self._ctx.socket(zmq.PAIR)
         try:
-            bind(xsub, self._in_addr)
-            bind(xpub, self._out_addr)
+            bind(xsub, self._in_addr, self._cfg)
+            bind(xpub, self._out_addr, self._cfg)
             ctl.bind(self._ctl_addr)
         except BusError as e:
             self._error = e
@@ -383,7 +395,7 @@ class FeedPublisher:
         sock_type: int = zmq.PUB,
     ):
         self.sock = make_socket(ctx, sock_type, cfg, hwm=cfg.bus.send_hwm)
-        bind(self.sock, address)
+        bind(self.sock, address, cfg)
         self.address = address
         self.run_id = run_id
         self.replay = replay
@@ -439,7 +451,7 @@ class FeedSubscriber:
         self.sock = make_socket(ctx, zmq.SUB, cfg, hwm=cfg.bus.recv_hwm)
         for topic in topics or [""]:
             self.sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        self.sock.connect(address)
+        connect(self.sock, address, cfg)
         self.malformed = 0
 
     def recv(self, timeout_ms: int) -> tuple[str, FeedBody] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -59,6 +60,28 @@ def config_check(ctx: click.Context) -> None:
         click.echo(f"config error: {e}", err=True)
         sys.exit(2)
     click.echo(effective_config_text(cfg, secrets))
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """CURVE key pairs for tcp:// bus endpoints."""
+
+
+@keys_group.command("gen")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", required=True, help="the pair's name: NAME.key (public), NAME.key_secret")
+def keys_gen(directory: Path, name: str) -> None:
+    """Write a key pair (0600, dir 0700); never overwrites one."""
+    from observer.curve import generate
+
+    if not name or "/" in name or name.startswith("."):
+        click.echo(f"observer keys gen: bad name {name!r}", err=True)
+        sys.exit(2)
+    if (directory / f"{name}.key").exists() or (directory / f"{name}.key_secret").exists():
+        click.echo(f"observer keys gen: {directory}/{name}.key* exists; not overwritten", err=True)
+        sys.exit(2)
+    public, secret = generate(directory, name)
+    click.echo(f"public key {public} (give it to the peers)\nkey pair   {secret} (keep it here, 0600)")
 
 
 @cli.command("worker")

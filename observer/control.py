@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import zmq
 
-from observer.bus import Endpoints, encode, make_socket, reply_decoder
+from observer.bus import Endpoints, connect, encode, make_socket, reply_decoder
 from observer.config import Config
 from observer.schema import Command, CommandReply
 
@@ -49,7 +49,7 @@ class ControlClient:
         for _ in range(self.tries):
             sock = make_socket(self._ctx, zmq.REQ, self._cfg)
             try:
-                sock.connect(self.endpoint)
+                connect(sock, self.endpoint, self._cfg)
                 sock.send(payload)
                 if sock.poll(int(self.timeout_s * 1000), zmq.POLLIN):
                     frame = sock.recv()

@@ -36,7 +36,7 @@ from typing import Any
 import msgspec
 import zmq
 
-from observer.bus import Endpoints, ack_topic, bind, encode, make_socket
+from observer.bus import Endpoints, ack_topic, bind, connect, encode, make_socket
 from observer.config import Config
 from observer.schema import Ack, Envelope, EnvelopeBatch
 
@@ -100,10 +100,10 @@ class ReliableSender:
         hwm = min(cfg.bus.send_hwm, max(16, self._bound_bytes // _BATCH_MAX_BYTES))
         self.push = make_socket(ctx, zmq.PUSH, cfg, hwm=hwm)
         self.push.setsockopt(zmq.IMMEDIATE, 1)
-        self.push.connect(endpoint)
+        connect(self.push, endpoint, cfg)
         self.ack_sub = make_socket(ctx, zmq.SUB, cfg, hwm=cfg.bus.recv_hwm)
         self.ack_sub.setsockopt(zmq.SUBSCRIBE, ack_topic(producer))
-        self.ack_sub.connect(ack_endpoint)
+        connect(self.ack_sub, ack_endpoint, cfg)
         self._pending: dict[int, bytes] = {}  # seq -> encoded body, contiguous floor..last_seq
         self._pending_bytes = 0
         self.last_seq = 0
@@ -301,9 +301,9 @@ class ReliableReceiver:
         self._cfg = cfg
         self._on_gap = on_gap
         self.pull = make_socket(ctx, zmq.PULL, cfg, hwm=cfg.bus.recv_hwm)
-        bind(self.pull, endpoint)
+        bind(self.pull, endpoint, cfg)
         self.ack_pub = make_socket(ctx, zmq.PUB, cfg, hwm=cfg.bus.send_hwm)
-        bind(self.ack_pub, ack_endpoint)
+        bind(self.ack_pub, ack_endpoint, cfg)
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._last_republish = time.monotonic()
         self.accepted = 0

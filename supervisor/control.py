@@ -27,7 +27,7 @@ class ControlServer:
 
     def __init__(self, ctx: zmq.Context[Any], cfg: Config, handler: Callable[[Command], CommandReply]):
         self.sock = make_socket(ctx, zmq.REP, cfg)
-        bind(self.sock, Endpoints(cfg)["control"])
+        bind(self.sock, Endpoints(cfg)["control"], cfg)
         self._handler = handler
         self.malformed = 0
 

@@ -46,6 +46,17 @@ class BusConfig(_Section, frozen=True):
     resend_max_ms: int = 8_000
     ack_republish_ms: int = 1_000
     linger_ms: int = 0
+    # CURVE on tcp:// endpoints (observer.curve, `observer keys gen`): this host's key pair (the
+    # .key_secret file), the public key (.key) of the host its tcp connects go to, and the directory
+    # of the public keys allowed to connect to its tcp binds
+    curve_secret_key_file: str = ""
+    curve_server_key_file: str = ""
+    curve_authorized_dir: str = ""
+
+    def __post_init__(self) -> None:
+        tcp = sorted(name for name, address in self.endpoints.items() if address.startswith("tcp://"))
+        if tcp and not self.curve_secret_key_file:
+            raise ValueError(f"tcp endpoints {tcp} need curve_secret_key_file (observer keys gen)")
 
 
 class ClockConfig(_Section, frozen=True):

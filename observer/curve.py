@@ -1,0 +1,182 @@
+"""CURVE on ``tcp://`` bus endpoints: key files, socket options, and who may connect.
+
+``observer keys gen`` writes a key pair (``NAME.key`` public, ``NAME.key_secret`` both; 0600, dir
+0700). ``[bus]`` names this host's pair (``curve_secret_key_file``), the public key of the host its
+tcp connects go to (``curve_server_key_file``) and a directory of the public keys allowed to connect
+to its tcp binds (``curve_authorized_dir``). A binding socket is a CURVE server checked by one ZAP
+authenticator per process (`zmq.auth.thread.ThreadAuthenticator`); a connecting socket is a CURVE
+client. A peer with a wrong key (ZAP refuses it) or none (the handshake fails) never gets a message
+through, and each refusal is logged (WARNING ``bus peer refused``) by a monitor thread. ipc
+endpoints stay as they are: their directory is 0700.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import parse_monitor_message
+
+from observer.config import Config, ensure_private_dir
+
+log = logging.getLogger("observer.bus")
+ZAP_DOMAIN = "observer"
+_WARN_EVERY_S = 60.0  # a peer retrying every 100 ms is logged once a minute, with a count
+_REFUSALS = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
+class CurveError(Exception):
+    """A CURVE key is missing or unreadable where a tcp endpoint needs it."""
+
+
+def generate(directory: Path, name: str) -> tuple[Path, Path]:
+    """Write the key pair `name` into `directory`: (public file, secret file), both 0600."""
+    ensure_private_dir(directory)
+    public, secret = (Path(p) for p in zmq.auth.create_certificates(str(directory), name))
+    for path in (public, secret):
+        os.chmod(path, 0o600)
+    return public, secret
+
+
+@lru_cache(maxsize=16)
+def _load(path: str, secret: bool) -> tuple[bytes, bytes | None]:
+    try:
+        public, secret_key = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as e:
+        raise CurveError(f"cannot read CURVE key file {path}: {e}") from None
+    if secret and secret_key is None:
+        raise CurveError(f"{path} holds no secret key (give the .key_secret file)")
+    return public, secret_key
+
+
+def _own_keys(cfg: Config) -> tuple[bytes, bytes]:
+    path = cfg.bus.curve_secret_key_file
+    if not path:
+        raise CurveError("a tcp:// endpoint needs [bus] curve_secret_key_file (observer keys gen)")
+    public, secret = _load(path, True)
+    assert secret is not None
+    return public, secret
+
+
+_warned: dict[str, tuple[float, int]] = {}
+_warned_lock = threading.Lock()
+
+
+def _refused(key: str, message: str, **extra: object) -> None:
+    """Log a refusal, at most once per `_WARN_EVERY_S` per `key`, with how many were not logged."""
+    now = time.monotonic()
+    with _warned_lock:
+        last, suppressed = _warned.get(key, (-_WARN_EVERY_S, 0))
+        if now - last < _WARN_EVERY_S:
+            _warned[key] = (last, suppressed + 1)
+            return
+        _warned[key] = (now, 0)
+    log.warning(message, extra={**extra, "suppressed_since_last": suppressed})
+
+
+class _Authenticator(ThreadAuthenticator):
+    """Logs the peer address of every ZAP refusal (a wrong key)."""
+
+    async def handle_zap_message(self, msg: list[bytes]) -> None:
+        self._peer = msg[3].decode(errors="replace") if len(msg) > 3 else "?"
+        await super().handle_zap_message(msg)
+
+    def _send_zap_reply(
+        self, request_id: bytes, status_code: bytes, status_text: bytes, user_id: str = "anonymous"
+    ) -> None:
+        if status_code != b"200":
+            peer = getattr(self, "_peer", "?")
+            reason = status_text.decode(errors="replace")
+            _refused("zap " + peer, "bus peer refused: CURVE key not authorized", peer=peer, reason=reason)
+        super()._send_zap_reply(request_id, status_code, status_text, user_id)
+
+
+class _Guard:
+    """The process's authenticator (per context) and the thread that logs failed handshakes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._auth: dict[int, _Authenticator] = {}
+        self._monitors: queue.Queue[tuple[Any, str]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def authenticator(self, ctx: zmq.Context[Any], authorized_dir: str) -> None:
+        with self._lock:
+            if id(ctx) in self._auth:
+                return
+            if not authorized_dir or not Path(authorized_dir).is_dir():
+                raise CurveError("a bound tcp:// endpoint needs [bus] curve_authorized_dir (public keys)")
+            auth = _Authenticator(ctx, log=logging.getLogger("observer.bus.zap"))
+            auth.start()
+            auth.configure_curve(domain=ZAP_DOMAIN, location=authorized_dir)
+            self._auth[id(ctx)] = auth
+
+    def watch(self, sock: zmq.Socket[Any], address: str) -> None:
+        self._monitors.put((sock.get_monitor_socket(_REFUSALS), address))
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="curve-refusals", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        addresses: dict[Any, str] = {}
+        while True:
+            while not self._monitors.empty():
+                mon, address = self._monitors.get_nowait()
+                poller.register(mon, zmq.POLLIN)
+                addresses[mon] = address
+            try:
+                ready = poller.poll(200)  # never empty: the first socket is queued before the start
+            except zmq.ContextTerminated:
+                return
+            for mon, _ in ready:
+                try:
+                    event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
+                except (zmq.Again, zmq.ContextTerminated):
+                    continue
+                _refused(
+                    f"handshake {addresses[mon]} {int(event['event'])}",
+                    "bus peer refused: CURVE handshake failed (no key, or a wrong server key)",
+                    endpoint=addresses[mon],
+                    event=int(event["event"]),
+                    code=event["value"],
+                )
+
+
+_guard = _Guard()
+
+
+def secure_server(sock: zmq.Socket[Any], cfg: Config, address: str) -> None:
+    """Before `bind`: make `sock` a CURVE server whose clients the authenticator checks."""
+    public, secret = _own_keys(cfg)
+    _guard.authenticator(sock.context, cfg.bus.curve_authorized_dir)
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    sock.curve_server = True
+    sock.zap_domain = ZAP_DOMAIN.encode()
+    _guard.watch(sock, address)
+
+
+def secure_client(sock: zmq.Socket[Any], cfg: Config) -> None:
+    """Before `connect`: make `sock` a CURVE client of the configured server key."""
+    public, secret = _own_keys(cfg)
+    if not cfg.bus.curve_server_key_file:
+        raise CurveError("connecting to a tcp:// endpoint needs [bus] curve_server_key_file")
+    server_public, _ = _load(cfg.bus.curve_server_key_file, False)
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    sock.curve_serverkey = server_public
