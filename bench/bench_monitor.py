@@ -32,7 +32,14 @@ from observer.bus import SLOTS, EventPublisher, Forwarder, heartbeat_topic, stat
 from observer.clock import KST  # noqa: E402
 from observer.config import load_config  # noqa: E402
 from observer.reliable import ReliableReceiver, hop_endpoints  # noqa: E402
-from observer.schema import Heartbeat, SlotAssignment, SlotCommand, WorkerStats  # noqa: E402
+from observer.schema import (  # noqa: E402
+    CoreStats,
+    Heartbeat,
+    SlotAssignment,
+    SlotCommand,
+    WriterStats,
+    WsCollectorStats,
+)
 
 REFERENCE = """
 import zmq
@@ -126,26 +133,23 @@ def _publish(pub: EventPublisher, n: int) -> None:
     now = datetime.now(KST)
     pub.publish(
         stats_topic("observer"),
-        WorkerStats(
+        CoreStats(
             worker="observer",
             at=now,
-            counters={
-                "track_b.samples_expected": 82.0 * n,
-                "track_b.samples_written": 81.0 * n,
-                "gaps.scalp": 0,
-            },
-            gauges={"event_lag_s": 0.002, "track_b.slots_used": 41, "track_b.oldest_sample_age_s": 0.4},
+            samples_expected=82 * n,
+            samples_written=81 * n,
+            event_lag_max_s=0.002,
+            slots_used=41,
+            track_b_oldest_sample_age_s=0.4,
         ),
     )
     pub.publish(
         stats_topic("writer"),
-        WorkerStats(
-            worker="writer", at=now, gauges={"fsync_latency_ms": 2.5}, counters={"records.scalp": 82.0 * n}
-        ),
+        WriterStats(worker="writer", at=now, fsync_p99_ms=2.5, written={"scalp": 82 * n}),
     )
     pub.publish(
         stats_topic("ws-collector"),
-        WorkerStats(worker="ws-collector", at=now, gauges={"ws.connected": 1, "ws.last_frame_age_s": 0.1}),
+        WsCollectorStats(worker="ws-collector", at=now, connected=True, last_frame_age_s=0.1),
     )
     for worker in ("sim", "writer", "observer", "rest-collector", "ws-collector", "housekeeper"):
         pub.publish(heartbeat_topic(worker), Heartbeat(worker=worker, pid=1, run_id="bench", at=now))

@@ -49,7 +49,7 @@ from observer.bus import (
 from observer.clock import ANCHOR_ENV, KST, SessionClock, datetime_to_ns
 from observer.config import Config, load_config
 from observer.reliable import ReliableReceiver, hop_endpoints
-from observer.schema import SlotAssignment, SlotCommand, TradeFrame, WorkerStats
+from observer.schema import SlotAssignment, SlotCommand, TradeFrame, WsCollectorStats
 from testkit.kis_frames import record as kis_record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -302,9 +302,9 @@ def main() -> None:
         last_stats = None
         while (ev := stats_sub.recv_nowait()) is not None:
             last_stats = ev[1]
-        if isinstance(last_stats, WorkerStats):
+        if isinstance(last_stats, WsCollectorStats):
             keep = ("frames", "ticks", "rejected", "dropped_frames", "ingest_resent", "ingest_resend_rounds")
-            print("  collector counters:", {k: int(v) for k, v in last_stats.counters.items() if k in keep})
+            print("  collector counters:", {k: getattr(last_stats, k) for k in keep})
         print(
             f"  (collector WS receive -> envelope sent: p99 {pct(ws_to_send, 0.99):.2f} ms; "
             f"envelope sent -> delivered: p99 {pct(hop, 0.99):.2f} ms)"

@@ -38,7 +38,13 @@ def build_cmd(ctx: click.Context, day_text: str | None) -> None:
         click.echo(f"{severity} {type_}: {message}", err=severity != "INFO")
 
     try:
-        loaded = UniverseBuilder(cfg, provider, SystemClock(), emit=echo_event).ensure(day)
+        loaded = UniverseBuilder(
+            cfg,
+            provider,
+            SystemClock(),
+            emit=echo_event,
+            built=lambda b: click.echo(f"INFO universe_built: {b.message}"),
+        ).ensure(day)
     except UniverseError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

@@ -7,8 +7,8 @@ Data flow::
       -> GapMarker | SystemEvent bodies -> the worker's ReliableSender (ingest) -> core -> system/
 
 Gap marker ids are deterministic so a repeat (a resend, a restarted collector reporting the same
-mark) is archived once: ``gap-swing-<sweep_id>-missed`` for a mark not swept (``universe_unavailable``,
-``sweep_overrun``, ``collector_down``), ``gap-swing-<sweep_id>-failed`` for symbols that failed after
+mark) is archived once: ``gap:swing:<sweep_id>:missed`` for a mark not swept (``universe_unavailable``,
+``sweep_overrun``, ``collector_down``), ``gap:swing:<sweep_id>:failed`` for symbols that failed after
 retries, ``gap-bus-<producer>-<run>-<first seq>`` for a replay-buffer overflow.
 """
 
@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from collectors.providers import SweepResult
+from observer import record_ids
 from observer.clock import Clock
+from observer.gap_markers import lost_range, seq_gap
 from observer.reliable import SeqGap
-from observer.schema import DetailValue, GapMarker, SystemEvent
+from observer.schema import DetailValue, GapMarker, SweepSummary, SystemEvent
 from observer.sessions import sweep_id_of
 
 MakeEvent = Callable[..., SystemEvent]
@@ -41,11 +43,19 @@ class SweepDone:
 class RestReport:
     """Builds the rest-collector's system messages and keeps its counters."""
 
-    def __init__(self, worker: str, provider: str, clock: Clock, make_event: MakeEvent):
+    def __init__(
+        self,
+        worker: str,
+        provider: str,
+        clock: Clock,
+        make_event: MakeEvent,
+        next_event_id: Callable[[], str],
+    ):
         self.worker = worker
         self.provider = provider
         self.clock = clock
         self.make_event = make_event
+        self.next_event_id = next_event_id
         self.counters: dict[str, float] = {
             "sweeps": 0,
             "quotes_sent": 0,
@@ -55,30 +65,36 @@ class RestReport:
             "wrong_code_rejected": 0,
         }
 
-    def sweep_summary(self, done: SweepDone) -> dict[str, DetailValue]:
-        r = done.result
-        total = len(done.universe)
-        return {
-            "sweep_id": done.sweep_id,
-            "duration_s": round(done.duration_s, 3),
-            "calls": r.calls,
-            "universe": total,
-            "recorded": r.recorded,
-            "failed": len(r.failed),
-            "collection_rate": round(r.recorded / total if total else 0.0, 5),
-            "rate_limited": r.rate_limited,
-            "fallback_symbols": r.fallback_symbols,
-            "wrong_code": r.wrong_code,
-            "errors_by_code": [f"{code}={n}" for code, n in sorted(r.errors_by_code.items())],
-        }
-
-    def sweep_done(self, done: SweepDone, summary: dict[str, DetailValue]) -> list[GapMarker | SystemEvent]:
+    def sweep_summary(self, done: SweepDone) -> SweepSummary:
         r = done.result
         total = len(done.universe)
         rate = r.recorded / total if total else 0.0
+        return SweepSummary(
+            record_id=self.next_event_id(),
+            at=self.clock.now(),
+            source=self.worker,
+            provider=self.provider,
+            severity="INFO" if rate >= 0.995 else "WARNING",
+            sweep_id=done.sweep_id,
+            duration_s=round(done.duration_s, 3),
+            calls=r.calls,
+            universe=total,
+            recorded=r.recorded,
+            failed=len(r.failed),
+            collection_rate=round(rate, 5),
+            rate_limited=r.rate_limited,
+            fallback_symbols=r.fallback_symbols,
+            wrong_code=r.wrong_code,
+            errors_by_code=[f"{code}={n}" for code, n in sorted(r.errors_by_code.items())],
+        )
+
+    def sweep_done(
+        self, done: SweepDone, summary: SweepSummary
+    ) -> list[GapMarker | SystemEvent | SweepSummary]:
+        r = done.result
         self.counters["sweeps"] += 1
         self.counters["symbols_failed"] += len(r.failed)
-        out: list[GapMarker | SystemEvent] = []
+        out: list[GapMarker | SystemEvent | SweepSummary] = []
         if r.wrong_code:
             self.counters["wrong_code_rejected"] += r.wrong_code
             out.append(
@@ -99,15 +115,12 @@ class RestReport:
                     done.ended_at,
                     sorted(r.failed),
                     "rest_failed_after_retries",
-                    f"gap-swing-{done.sweep_id}-failed",
+                    ("swing", done.sweep_id, "failed"),
                     {"sweep_id": done.sweep_id, "codes": sorted(set(r.failed.values()))},
                     done.universe,
                 )
             )
-        severity = "INFO" if rate >= 0.995 else "WARNING"
-        out.append(
-            self.make_event("sweep_summary", severity, f"sweep {done.sweep_id}: {rate:.2%}", **summary)
-        )
+        out.append(summary)
         return out
 
     def missed(
@@ -132,7 +145,7 @@ class RestReport:
                 end,
                 sorted(symbols),
                 reason,
-                f"gap-swing-{sweep_id}-missed",
+                ("swing", sweep_id, "missed"),
                 {"sweep_id": sweep_id},
                 symbols,
             )
@@ -145,13 +158,13 @@ class RestReport:
         end: datetime,
         symbols: list[str],
         reason: str,
-        record_id: str,
+        key: tuple[object, ...],
         details: dict[str, DetailValue],
         universe: dict[str, str],
     ) -> GapMarker:
         markets = sorted({universe.get(s, "") for s in symbols} - {""})
-        return GapMarker(
-            record_id=record_id,
+        return lost_range(
+            key=key,
             track="swing",
             provider=self.provider,
             market=markets[0] if len(markets) == 1 else "KRX",
@@ -165,7 +178,7 @@ class RestReport:
 
     def market_closed(self, day: date) -> SystemEvent:
         return SystemEvent(
-            record_id=f"evt-market-closed-{self.provider}-{day:%Y%m%d}",  # once per day
+            record_id=record_ids.event(self.worker, "market_closed", self.provider, f"{day:%Y%m%d}"),
             type="market_closed",
             severity="INFO",
             at=self.clock.now(),
@@ -178,16 +191,6 @@ class RestReport:
     def bus_gap(self, gap: SeqGap) -> GapMarker:
         """The replay buffer overflowed (the core has been away for long): exactly what was lost."""
         self.counters["bus_gaps"] += gap.count
-        now = self.clock.now()
-        return GapMarker(
-            record_id=f"gap-bus-{gap.producer}-{gap.run_id}-{gap.first}",
-            track="bus",
-            provider=self.provider,
-            market="KRX",
-            symbols=[],
-            start=now,
-            end=now,
-            reason=gap.reason,
-            detected_by=self.worker,
-            details={"run_id": gap.run_id, "first_seq": gap.first, "last_seq": gap.last},
+        return seq_gap(
+            gap, provider=self.provider, detected_by=self.worker, market="KRX", at=self.clock.now()
         )

@@ -32,7 +32,7 @@ from collectors.universe_build import UniverseBuilder, symbols_of
 from observer.clock import KST
 from observer.config import state_dir
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
-from observer.schema import DetailValue, QuoteSnapshot
+from observer.schema import DetailValue, QuoteSnapshot, SweepSummary, UniverseBuilt
 from observer.sessions import MarketSessions, sweep_id_of
 from observer.universe import LoadedUniverse, UniverseError, load_universe
 from observer.worker_base import Worker
@@ -93,9 +93,11 @@ class RestCollectorWorker(Worker):
         self._unreported: list[datetime] = []  # missed marks waiting for their day's universe
         self.plan: _DayPlan | None = None
         self._sweep_thread: threading.Thread | None = None
-        self.report = RestReport(self.name, cfg.archive_provider, self.clock, self.make_event)
+        self.report = RestReport(
+            self.name, cfg.archive_provider, self.clock, self.make_event, self.next_event_id
+        )
         self.counters = self.report.counters
-        self.last_summary: dict[str, DetailValue] = {}
+        self.last_summary: SweepSummary | None = None
         self._bus_gaps: list[SeqGap] = []
 
     # -- lifecycle
@@ -110,7 +112,9 @@ class RestCollectorWorker(Worker):
             self.ctx, self.cfg, self.name, data, ack, run_id=self.run_id, on_gap=self._on_gap
         )
         self.register(self.sender.ack_sub, self.sender.handle_acks)
-        self.builder = UniverseBuilder(self.cfg, self.provider, self.clock, emit=self._post_event)
+        self.builder = UniverseBuilder(
+            self.cfg, self.provider, self.clock, emit=self._post_event, built=self.inbox.put, source=self.name
+        )
         self._asking = MarketSessions.from_config(self.cfg, fetch_holiday=self.provider.is_open)
 
     def on_tick(self) -> None:
@@ -260,6 +264,8 @@ class RestCollectorWorker(Worker):
             case QuoteSnapshot():
                 self._send(item)
                 self.counters["quotes_sent"] += 1
+            case UniverseBuilt():
+                self._send(item)
             case SweepDone():
                 self._handle_sweep_done(item)
             case _DayChecked(day=day, is_open=is_open):

@@ -18,10 +18,11 @@ from datetime import date
 from pathlib import Path
 
 from collectors.providers import IMarketDataProvider, ProviderError, UniverseCandidate
+from observer import record_ids
 from observer.clock import Clock
 from observer.config import Config
 from observer.retry import RetriesExhausted
-from observer.schema import DetailValue
+from observer.schema import DetailValue, UniverseBuilt
 from observer.universe import (
     LoadedUniverse,
     UniverseEntry,
@@ -50,6 +51,10 @@ def _ignore(type_: str, severity: str, message: str, details: dict[str, DetailVa
     pass
 
 
+def _ignore_built(built: UniverseBuilt) -> None:
+    pass
+
+
 class UniverseBuilder:
     """Builds, loads or falls back to the day's universe for every configured market."""
 
@@ -59,11 +64,15 @@ class UniverseBuilder:
         provider: IMarketDataProvider,
         clock: Clock,
         emit: EventSink | None = None,
+        built: Callable[[UniverseBuilt], None] | None = None,
+        source: str = "universe",
     ):
         self.cfg = cfg
         self.provider = provider
         self.clock = clock
         self.emit = emit or _ignore
+        self.built = built or _ignore_built
+        self.source = source
         self.directory = universe_dir(cfg)
         self.markets = list(cfg.provider.markets)
 
@@ -144,16 +153,20 @@ class UniverseBuilder:
             if snap is not None and market in missing:
                 path, written = write_snapshot_once(self.directory, snap)
                 if written:
-                    self.emit(
-                        "universe_built",
-                        "INFO",
-                        f"{market} universe for {day}: {len(snap.symbols)} symbols",
-                        {
-                            "market": market,
-                            "day": day.isoformat(),
-                            "symbols": len(snap.symbols),
-                            "path": str(path),
-                        },
+                    provider = self.cfg.archive_provider
+                    self.built(
+                        UniverseBuilt(
+                            record_id=record_ids.event(
+                                self.source, "universe_built", provider, market, f"{day:%Y%m%d}"
+                            ),
+                            at=self.clock.now(),
+                            source=self.source,
+                            provider=provider,
+                            market=market,
+                            day=day,
+                            symbols=len(snap.symbols),
+                            path=str(path),
+                        )
                     )
             loaded = load_universe(self.directory, day, market)
             if loaded.fallback_from is not None:

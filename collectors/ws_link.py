@@ -190,8 +190,8 @@ class Link:
         if delay_s is not None:
             delay = max(delay, delay_s)
         self._next_connect_mono = now_mono + delay
-        self.report.event(
-            "ws_disconnected",
+        self.report.feed(
+            "disconnected",
             "WARNING",
             f"websocket session lost ({reason}); retry in {delay:.0f} s",
             reason=reason,

@@ -3,8 +3,9 @@
 `OutageTracker` turns session losses into outages: one per stretch without data, from the last
 data frame received before it to the first one after it, however many reconnect attempts it took.
 
-`WsReporter` builds the messages: each `GapMarker` (track ``scalp``) and each `SystemEvent` goes on
-the ingest hop (archived under ``system/``); system events are also published on the event topic
+`WsReporter` builds the messages: each `GapMarker` (track ``scalp``), `FeedStatus` (disconnected,
+failure), `DayAnomalous` and `SystemEvent` goes on the ingest hop (archived under ``system/``);
+the events are also published, as the `SystemEvent` archived, on the event topic
 ``system.<worker>`` for live listeners; rejected frames are reported as one rate-limited
 ``ws_frame_rejected`` event with a count. Every message is logged without any secret.
 """
@@ -19,10 +20,12 @@ from typing import Any
 
 import msgspec
 
+from observer import record_ids
 from observer.bus import system_topic
-from observer.clock import ns_to_datetime
+from observer.clock import Clock, ns_to_datetime
+from observer.gap_markers import lost_range
 from observer.reliable import SeqGap
-from observer.schema import GapMarker, SystemEvent
+from observer.schema import DayAnomalous, DetailValue, FeedState, FeedStatus, GapMarker, Severity, SystemEvent
 
 COUNTERS = (
     "frames", "ticks", "rejected", "reconnects", "sessions_opened", "session_failures", "dropped_frames",
@@ -100,14 +103,16 @@ class WsReporter:
         provider: str,
         market: str,
         *,
-        make_event: Callable[..., SystemEvent],
+        clock: Clock,
+        next_event_id: Callable[[], str],
         send: Callable[[msgspec.Struct], object],
         publish: Callable[[str, SystemEvent], None],
         log: logging.Logger,
         rejection_interval_s: float,
     ):
         self.worker, self.run_id, self.provider, self.market = worker, run_id, provider, market
-        self._make_event = make_event
+        self._clock = clock
+        self._next_event_id = next_event_id
         self._send = send
         self._publish = publish
         self._log = log
@@ -117,23 +122,50 @@ class WsReporter:
         self._last_rejection_event_mono = float("-inf")
         self._gap_seq = 0
 
-    def event(self, type_: str, severity: str, message: str, **details: Any) -> SystemEvent:
-        ev = self._make_event(type_, severity, message, **details)
-        self._send(ev)
-        self._publish(system_topic(self.worker), ev)
-        self._log.log(_LOG_LEVELS.get(severity, 20), message, extra={"event": type_})
+    def event(self, type_: str, severity: Severity, message: str, **details: DetailValue) -> SystemEvent:
+        ev = SystemEvent(
+            record_id=self._next_event_id(),
+            type=type_,
+            severity=severity,
+            at=self._clock.now(),
+            source=self.worker,
+            provider=self.provider,
+            message=message,
+            details=details,
+        )
+        self._tell(ev, ev)
         return ev
+
+    def feed(self, state: FeedState, severity: Severity, message: str, **details: DetailValue) -> FeedStatus:
+        """The feed is down (``disconnected``) or has failed for good (``failure``)."""
+        status = FeedStatus(
+            record_id=self._next_event_id(),
+            state=state,
+            at=self._clock.now(),
+            source=self.worker,
+            provider=self.provider,
+            severity=severity,
+            message=message,
+            details=details,
+        )
+        self._tell(status, status.event())
+        return status
+
+    def _tell(self, body: msgspec.Struct, ev: SystemEvent) -> None:
+        self._send(body)
+        self._publish(system_topic(self.worker), ev)
+        self._log.log(_LOG_LEVELS.get(ev.severity, 20), ev.message, extra={"event": ev.type})
 
     def gap(self, symbols: list[str], start_ns: int, end_ns: int, reason: str, **details: Any) -> GapMarker:
         self._gap_seq += 1
-        gap = GapMarker(
-            record_id=f"gap-{self.worker}-{self.run_id}-{self._gap_seq}",
+        gap = lost_range(
+            key=(self.worker, self.run_id, self._gap_seq),
             track="scalp",
             provider=self.provider,
             market=self.market,
-            symbols=list(symbols),
+            symbols=symbols,
             start=ns_to_datetime(start_ns),
-            end=ns_to_datetime(max(start_ns, end_ns)),
+            end=ns_to_datetime(end_ns),
             reason=reason,
             detected_by=self.worker,
             details=details,
@@ -156,15 +188,21 @@ class WsReporter:
 
     def escalation(self, outage: Outage, after_s: float, day: date, *, day_first: bool) -> None:
         """Consecutive failure past the threshold: CRITICAL, and the day anomalous (once per day)."""
-        self.event(
-            "ws_failure", "CRITICAL", f"websocket down for {after_s:.0f} s; scalp recording paused, still retrying",
+        self.feed(
+            "failure", "CRITICAL", f"websocket down for {after_s:.0f} s; scalp recording paused, still retrying",
             reasons=list(outage.reasons), attempts=outage.attempts,
         )  # fmt: skip
         if day_first:
-            self.event(
-                "day_anomalous", "CRITICAL", "websocket failure over the pause threshold",
-                day=day.isoformat(), cause="ws_failure",
-            )  # fmt: skip
+            anomalous = DayAnomalous(
+                record_id=record_ids.event(self.worker, "day_anomalous", self.provider, f"{day:%Y%m%d}"),
+                at=self._clock.now(),
+                source=self.worker,
+                provider=self.provider,
+                day=day,
+                severity="CRITICAL",
+                reasons=["websocket failure over the pause threshold (ws_failure)"],
+            )
+            self._tell(anomalous, anomalous.event())
 
     def seq_gap(self, gap: SeqGap) -> None:
         """The ingest replay buffer overflowed (the core was away too long): those frames are lost."""

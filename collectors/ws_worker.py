@@ -12,7 +12,7 @@ The provider is reached only through `collectors.providers.IRealtimeStream` (``b
 The connection lifecycle — the trading-session window, one session at a time, reconnect backoff,
 receive watchdog, outages and their escalation — is `ws_link.Link`, whose states and transitions
 are the table in `ws_states`. Here: the sockets, the hot path (one outage gap marker when data
-flows again), slot commands, reader overflow as gap markers, and `WorkerStats` on
+flows again), slot commands, reader overflow as gap markers, and `WsCollectorStats` on
 ``stats.ws-collector``. Events and gap markers are worded by `ws_report.WsReporter`.
 
 System events and gap markers go on the ingest hop (archived under ``system/``); system events are
@@ -36,7 +36,7 @@ from observer.bus import SLOTS, EventSubscriber, stats_topic
 from observer.clock import Clock, SystemClock, datetime_to_ns, ns_to_datetime
 from observer.config import Config, Secrets
 from observer.reliable import ReliableSender, hop_endpoints
-from observer.schema import SlotCommand, SystemEvent, TradeFrame, WorkerStats
+from observer.schema import SlotCommand, SystemEvent, TradeFrame, WsCollectorStats
 from observer.sessions import MarketSessions
 from observer.worker_base import Worker
 
@@ -67,7 +67,8 @@ class WsCollectorWorker(Worker):
             self.run_id,
             cfg.archive_provider,
             MARKET,
-            make_event=self.make_event,
+            clock=self.clock,
+            next_event_id=self.next_event_id,
             send=self._send,
             publish=self._publish,
             log=self.log,
@@ -248,15 +249,27 @@ class WsCollectorWorker(Worker):
     def _publish_stats(self) -> None:
         if self.events is None:
             return
-        session = self.link.session
-        counters = {k: float(v) for k, v in self.counters.items()}
-        if session is not None:
-            counters["session_dropped_frames"] = float(session.dropped_frames)
-        if self.sender is not None:
-            counters["ingest_resent"] = float(self.sender.resent)
-            counters["ingest_resend_rounds"] = float(self.sender.resend_rounds)
-            counters["ingest_abandoned"] = float(self.sender.abandoned)
+        link, subs, session, sender = self.link, self.link.subs, self.link.session, self.sender
+        connected = link.state is LinkState.UP
+        last = link.outages.last_frame_ns
         self.events.publish(
             stats_topic(self.name),
-            WorkerStats(worker=self.name, at=self.clock.now(), counters=counters, gauges=self._gauges()),
+            WsCollectorStats(
+                worker=self.name,
+                at=self.clock.now(),
+                **self.counters,  # the COUNTERS fields
+                session_dropped_frames=session.dropped_frames if session is not None else 0,
+                ingest_resent=sender.resent if sender is not None else 0,
+                ingest_resend_rounds=sender.resend_rounds if sender is not None else 0,
+                ingest_abandoned=sender.abandoned if sender is not None else 0,
+                connected=connected,
+                subscribed=len(subs.registered) if connected else 0,
+                held=subs.held if connected else 0,
+                desired=len(subs.desired),
+                peak_registrations=subs.peak_registrations,
+                last_frame_age_s=None if last is None else (self._now_ns() - last) / 1e9,
+                in_session=link.state in IN_WINDOW,
+                failing_s=link.outages.failing_for(time.monotonic()),
+                unacked=sender.unacked if sender is not None else 0,
+            ),
         )

@@ -8,7 +8,8 @@ Shared here (every process may import these; they import no collector, sink or s
 ``config/`` (the one frozen config tree, loading, paths, secrets), ``clock`` (system, session and
 manual clocks), ``calendar`` (the trading calendar) and ``sessions`` (when each track is open and
 each scheduled job is due), ``days`` (day names: ``YYYYMMDD`` keys, ``--day`` options), ``schema``
-(every cross-process message), ``bus`` (endpoints, topics, sockets) and ``reliable`` (the
+(every cross-process message), ``record_ids`` (every archive id), ``gap_markers`` (every
+lost range becomes a GapMarker here), ``bus`` (endpoints, the topic table, sockets) and ``reliable`` (the
 acknowledged hop), ``control`` (the supervisor's control-socket client), ``logs``, ``retry``,
 ``pidlock``, ``alarms`` (standing CRITICAL conditions on disk), ``universe`` (the day's universe
 snapshot), ``worker_base`` (the `Worker` every process runs) and ``worker_registry`` (name ->

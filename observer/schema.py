@@ -10,7 +10,8 @@ receiving role:
 * ``FeedBody``    — what the public ``feed`` (and its replay twin) publishes: every archived line.
 
 What one process tells another is a Struct here, never a string to compare: the WS feed's state is a
-``FeedStatus``, a new universe a ``UniverseBuilt``, an anomalous day a ``DayAnomalous``; each is
+``FeedStatus``, a new universe a ``UniverseBuilt``, an anomalous day a ``DayAnomalous``, a finished
+Track A sweep a ``SweepSummary``; each is
 archived as the ``SystemEvent`` its ``event()`` returns. Worker stats are one Struct per worker
 (``CoreStats``, ``WriterStats``, ``WsCollectorStats``, ``MonitorStats``) with fixed fields.
 
@@ -271,7 +272,79 @@ class DayAnomalous(_Msg, frozen=True, tag="day_anomalous"):
         )
 
 
-TypedEvent = FeedStatus | UniverseBuilt | DayAnomalous
+class SweepSummary(_Msg, frozen=True, tag="sweep_summary"):
+    """A Track A sweep is over: what it recorded (the core ranks its symbols' activity then)."""
+
+    record_id: str
+    at: datetime
+    source: str
+    provider: str
+    severity: Severity
+    sweep_id: str
+    duration_s: float
+    calls: int
+    universe: int
+    recorded: int
+    failed: int
+    collection_rate: float
+    rate_limited: int = 0
+    fallback_symbols: int = 0
+    wrong_code: int = 0  # answers for another code than the one asked for (rejected)
+    errors_by_code: list[str] = []  # "<code>=<count>"
+
+    @property
+    def message(self) -> str:
+        return f"sweep {self.sweep_id}: {self.collection_rate:.2%}"
+
+    def event(self) -> SystemEvent:
+        details: dict[str, DetailValue] = {
+            name: getattr(self, name)
+            for name in (
+                "sweep_id", "duration_s", "calls", "universe", "recorded", "failed", "collection_rate",
+                "rate_limited", "fallback_symbols", "wrong_code",
+            )
+        }  # fmt: skip
+        details["errors_by_code"] = list(self.errors_by_code)
+        return SystemEvent(
+            record_id=self.record_id,
+            type="sweep_summary",
+            severity=self.severity,
+            at=self.at,
+            source=self.source,
+            provider=self.provider,
+            message=self.message,
+            details=details,
+        )
+
+
+TypedEvent = FeedStatus | UniverseBuilt | DayAnomalous | SweepSummary
+_FEED_STATE_OF = {v: k for k, v in _FEED_EVENT_TYPE.items()}
+
+
+def typed_from_event(ev: SystemEvent) -> SystemEvent | TypedEvent:
+    """The typed message an archived `SystemEvent` was made from (the inverse of their ``event()``),
+    to send a recorded day again; any other event, or one whose details do not fit, as it is."""
+    head = {"record_id": ev.record_id, "at": ev.at, "source": ev.source, "provider": ev.provider}
+    try:
+        match ev.type:
+            case "ws_disconnected" | "ws_failure":
+                state = _FEED_STATE_OF[ev.type]
+                fields = {**head, "state": state, "severity": ev.severity, "message": ev.message}
+                return msgspec.convert({**fields, "details": ev.details}, FeedStatus)
+            case "universe_built":
+                return msgspec.convert({**ev.details, **head}, UniverseBuilt, strict=False)
+            case "day_anomalous":
+                day = ev.details.get("day") or ev.at.date().isoformat()
+                reasons = ev.details.get("reasons") or [ev.message]
+                fields = {**head, "severity": ev.severity, "day": day, "reasons": reasons}
+                return msgspec.convert(fields, DayAnomalous, strict=False)
+            case "sweep_summary":
+                return msgspec.convert(
+                    {**ev.details, **head, "severity": ev.severity}, SweepSummary, strict=False
+                )
+    except msgspec.ValidationError:
+        pass
+    return ev
 
 
 IngestBody = (
@@ -284,6 +357,7 @@ IngestBody = (
     | FeedStatus
     | UniverseBuilt
     | DayAnomalous
+    | SweepSummary
 )
 
 
@@ -574,6 +648,8 @@ class WriterStats(_Msg, frozen=True, tag="writer_stats"):
     torn_lines_repaired: int = 0
     intake_pauses: int = 0
     malformed_envelopes: int = 0
+    stream_sent: int = 0  # lines sent on the outbound stream (when configured)
+    stream_abandoned: int = 0
     # gauges
     fsync_last_ms: float | None = None
     fsync_p99_ms: float | None = None  # write+fsync latency, p99 of the recent commits
@@ -666,13 +742,23 @@ class MonitorStats(_Msg, frozen=True, tag="monitor_stats"):
     alerts_dropped: int = 0
 
 
-class WorkerStats(_Msg, frozen=True, tag="stats"):
-    """Legacy untyped counters (being replaced by the per-worker Structs above)."""
+class JetStreamStats(_Msg, frozen=True, tag="jetstream_stats"):
+    """The NATS JetStream publisher (``stats.jetstream``)."""
 
     worker: str
     at: datetime
-    counters: dict[str, float] = {}
-    gauges: dict[str, float] = {}
+    # counters
+    published: int = 0
+    duplicates: int = 0
+    retries: int = 0
+    gaps: int = 0
+    hop_duplicates: int = 0
+    # gauges
+    queue_batches: int = 0
+    connected: bool = False
+
+
+WorkerStats = CoreStats | WriterStats | WsCollectorStats | MonitorStats | JetStreamStats
 
 
 EventBody = (
@@ -683,11 +769,11 @@ EventBody = (
     | Command
     | CommandReply
     | SystemEvent
-    | WorkerStats
     | CoreStats
     | WriterStats
     | WsCollectorStats
     | MonitorStats
+    | JetStreamStats
 )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import zmq
 
+from observer import record_ids
 from observer.bus import EventPublisher, context, heartbeat_topic
 from observer.clock import Clock, SessionClock, SystemClock, anchor_from_env, parse_start_at
 from observer.config import Config, Secrets, log_dir
@@ -80,6 +81,7 @@ class Worker:
         self.clock = clock or clock_from_config(cfg)
         self.secrets = secrets or Secrets()
         self.run_id = new_run_id()
+        self._event_ids = record_ids.EventIds(self.name, self.run_id)
         self.log = logging.getLogger(f"observer.{self.name}")
         self._stop_requested = False
         self._idle = threading.Event()  # never set: a timed wait for workers without sockets
@@ -164,10 +166,14 @@ class Worker:
     def stopping(self) -> bool:
         return self._stop_requested
 
+    def next_event_id(self) -> str:
+        """The id of this run's next event (``evt:{worker}:{run_id}:{n}``)."""
+        return self._event_ids.next()
+
     def make_event(self, type_: str, severity: str, message: str, **details: Any) -> SystemEvent:
         at = self.clock.now()
         return SystemEvent(
-            record_id=f"evt-{self.name}-{self.run_id}-{time.time_ns()}",
+            record_id=self._event_ids.next(),
             type=type_,
             severity=severity,  # type: ignore[arg-type]
             at=at,

@@ -19,6 +19,7 @@ from typing import Any
 
 import zmq
 
+from observer import record_ids
 from observer.bus import SUPERVISOR_STATE, EventPublisher, EventSubscriber, Forwarder, context, ctl_topic
 from observer.clock import ANCHOR_ENV, Clock, SystemClock
 from observer.config import Config, runtime_dir
@@ -253,7 +254,7 @@ class Supervisor:
         log.log(logging.getLevelName(t.severity), "worker state", extra=extra)
         self._event_seq += 1
         event = SystemEvent(
-            record_id=f"evt-{PRODUCER}-{self.run_id}-{self._event_seq}",
+            record_id=record_ids.event(PRODUCER, self.run_id, self._event_seq),
             type="worker_state",
             severity=t.severity,
             at=self.clock.now(),

@@ -9,7 +9,18 @@ from typing import Any
 import msgspec
 
 from observer.bus import HEARTBEAT, MITIGATION, SLOTS, STATS
-from observer.schema import EventBody, Heartbeat, MitigationLevel, SlotCommand, WorkerStats
+from observer.schema import (
+    CoreStats,
+    EventBody,
+    Heartbeat,
+    JetStreamStats,
+    MitigationLevel,
+    MonitorStats,
+    SlotCommand,
+    WorkerStats,
+    WriterStats,
+    WsCollectorStats,
+)
 
 TOPICS = [HEARTBEAT, SLOTS, MITIGATION, STATS]
 
@@ -28,7 +39,7 @@ class BusView:
                 self.slots = body  # the latest wins: a restarted core starts its versions again
             case MitigationLevel():
                 self.mitigation = body
-            case WorkerStats():
+            case CoreStats() | WriterStats() | WsCollectorStats() | MonitorStats() | JetStreamStats():
                 self.stats[body.worker] = body
             case Heartbeat():
                 self.heartbeat_stats[body.worker] = dict(body.stats)

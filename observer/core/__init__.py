@@ -13,11 +13,14 @@ Data flow, one module per step::
                       -> sampler.Sampler  -> records.scalp   (one sample per slot per window)
       -> QuoteSnapshot -> rules.check_snapshot -> records.swing
                        -> triggers.on_snapshot -> slots.SlotTable (surge, volatility)
-      -> SystemEvent / GapMarker / OverflowEntry / MetricsSnapshot -> records.line
+      -> FeedStatus -> feed_outage.FeedOutage (gap-flagged or paused samples), archived as its event
+      -> UniverseBuilt -> universe_day.DayUniverse reloaded, archived as its event
+      -> DayAnomalous / SystemEvent / GapMarker / OverflowEntry / MetricsSnapshot -> records.line
     -> archive hop (ReliableSender) -> writer;  slots -> SlotCommand on topic ``slots``
 
-`worker.CoreWorker` wires it; `state.py` keeps the sampler checkpoint (and each WS producer run's
-last frame) and `slots.py` the slot
-table across restarts; `stats.py` publishes ``stats.observer``; `universe_day.py` is the day's
-universe.
+`worker.CoreWorker` wires it, with `slot_keeping.SlotKeeping` (the day's slot table, sampler and
+universe kept in step); `durable.DurableProgress` follows what the writer made durable (event lag,
+the sampler checkpoint of `checkpoint.py`, with each WS producer run's last frame);
+`feed_outage.py` says when the feed was down; `slots.py` keeps the slot table across restarts;
+`stats.py` publishes ``CoreStats`` on ``stats.observer``; `universe_day.py` is the day's universe.
 """

@@ -2,7 +2,7 @@
 
 Data flow: every Track A snapshot's trading value (``value_krw``; the accumulated volume when the
 provider reports no value) is noted under its sweep (`observe`); when the rest-collector's
-``sweep_summary`` says the sweep is over (`sweep_done`), its symbols are ranked, most active
+``SweepSummary`` says the sweep is over (`sweep_done`), its symbols are ranked, most active
 first, and the ranking is saved to ``state_dir/activity.json`` (write + rename). `seed_order`
 answers the order in which free slots are seeded: the latest complete sweep of the day, else the
 saved ranking (the same day's after a restart, the previous day's at the start of a day), then
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 
-from observer.core.state import atomic_write
+from observer.core.checkpoint import atomic_write
 from observer.schema import QuoteSnapshot
 
 _KEEP = 500  # ranked symbols kept on disk (a few times the slots)

@@ -1,9 +1,9 @@
 """Gap detection in the core: what was lost becomes a GapMarker with its range and cause.
 
 * **bus** — a seq hole on either reliable hop (`SeqGap` from the ingest receiver, or from the
-  core's own archive sender when its replay buffer overflowed): track ``bus``, the producer, run
-  and seq range in ``details``. The time range is the detection time on the pipeline's clock
-  (seqs carry no time; wall time would put a session clock's marker on the wrong day).
+  core's own archive sender when its replay buffer overflowed): `observer.gap_markers.seq_gap`,
+  at the detection time on the pipeline's clock (seqs carry no time; wall time would put a session
+  clock's marker on the wrong day).
 * **collector restart** — a WS producer's frames come from a new run (it crashed or was restarted):
   track ``scalp``, reason ``collector_restart``, from the previous run's last frame the core
   received to the new run's first frame, naming every subscribed (slotted) symbol; one per
@@ -19,42 +19,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from observer.core.feed import Restart
-from observer.reliable import SeqGap
+from observer.core.feed_outage import Restart
+from observer.gap_markers import lost_range
 from observer.schema import GapMarker, Tick
-
-
-def bus_gap_marker(gap: SeqGap, provider: str, detected_by: str, at: datetime) -> GapMarker:
-    """`at`: now on the pipeline's clock."""
-    return GapMarker(
-        record_id=f"gap:bus:{gap.producer}:{gap.run_id}:{gap.first}-{gap.last}",
-        track="bus",
-        provider=provider,
-        market="",
-        symbols=[],
-        start=at,
-        end=at,
-        reason=gap.reason,
-        detected_by=detected_by,
-        details={
-            "producer": gap.producer,
-            "run_id": gap.run_id,
-            "first_seq": gap.first,
-            "last_seq": gap.last,
-            "count": gap.count,
-            "hop_receiver": gap.detected_by,
-        },
-    )
 
 
 def restart_gap_marker(
     restart: Restart, provider: str, market: str, symbols: list[str], detected_by: str
 ) -> GapMarker:
     previous = restart.previous
-    return GapMarker(
-        record_id=f"gap:collector_restart:{restart.producer}:{previous.run_id}",
+    return lost_range(
+        key=("collector_restart", restart.producer, previous.run_id),
         track="scalp",
         provider=provider,
         market=market,
@@ -106,8 +82,8 @@ class MissedTradeDetector:
             missed = tick.cumulative_volume - expected
             mean_size = max(last.traded_volume / max(last.trades, 1), 1.0)
             self.missed_volume += missed
-            marker = GapMarker(
-                record_id=f"gap:missed_trades:{tick.symbol}:{last.cumulative_volume}-{tick.cumulative_volume}",
+            marker = lost_range(
+                key=("missed_trades", tick.symbol, f"{last.cumulative_volume}-{tick.cumulative_volume}"),
                 track="scalp",
                 provider=self._provider,
                 market=market,

@@ -1,12 +1,9 @@
 """Enrichment: PatternRecords and every other archive line, encoded once, with their partition time.
 
-Identifiers (deterministic, so a record derived twice — after a core restart — is dropped by the
-writer as a duplicate):
-
-* swing   ``swing:{symbol}:{sweep_id}``
-* scalp   ``scalp:{symbol}:{window_start KST as YYYYMMDDTHHMMSS.fff}``
-* raw     ``raw:{producer}:{run_id}:{seq}`` (the ingest envelope of the frame)
-* events the core raises: ``evt:observer:{core run id}:{n}``
+Identifiers come from `observer.record_ids` (deterministic, so a record derived twice — after a
+core restart — is dropped by the writer as a duplicate): swing by symbol and sweep, scalp by symbol
+and window start, raw by the frame's ingest envelope (producer, run, seq), the core's own events
+by its run and a count.
 
 ``session_id`` is ``{provider}-{YYYYMMDD}`` — the provider and the KST trading date of the
 observation: stable across core restarts and identical for both tracks of one trading day.
@@ -22,6 +19,7 @@ from datetime import datetime
 
 import msgspec
 
+from observer import record_ids
 from observer.clock import KST, Clock
 from observer.core.rules import Verdict
 from observer.core.sampler import Sample
@@ -51,11 +49,6 @@ from observer.schema import (
 _SCHEMA = SchemaInfo(version=SCHEMA_VERSION, field_count=field_count(Instrument))
 
 
-def window_key(at: datetime) -> str:
-    k = at.astimezone(KST)
-    return f"{k:%Y%m%dT%H%M%S}.{k.microsecond // 1000:03d}"
-
-
 def session_id(provider: str, at: datetime) -> str:
     return f"{provider}-{at.astimezone(KST):%Y%m%d}"
 
@@ -66,10 +59,9 @@ class RecordFactory:
     def __init__(self, provider: str, clock: Clock, run_id: str, source: str = "observer"):
         self.provider = provider
         self._clock = clock
-        self._run_id = run_id
         self._source = source
         self._encoder = msgspec.json.Encoder()
-        self._events = 0
+        self._event_ids = record_ids.EventIds(source, run_id)
 
     # -- market data
     def swing(self, snap: QuoteSnapshot, verdict: Verdict, level: int) -> ArchiveRecord:
@@ -87,7 +79,7 @@ class RecordFactory:
             sweep_id=snap.sweep_id,
         )
         record = PatternRecord(
-            record_id=f"swing:{snap.symbol}:{snap.sweep_id}",
+            record_id=record_ids.swing(snap.symbol, snap.sweep_id),
             session_id=session_id(snap.provider, snap.received_at),
             generated_at=self._clock.now(),
             observation=MarketDataContract(
@@ -131,7 +123,7 @@ class RecordFactory:
         )
         flag: QualityFlag = "gap" if gap else "normal" if sample.guard_passed else "degraded"
         record = PatternRecord(
-            record_id=f"scalp:{last.symbol}:{window_key(sample.start)}",
+            record_id=record_ids.scalp(last.symbol, sample.start),
             session_id=session_id(sample.provider, sample.start),
             generated_at=self._clock.now(),
             observation=MarketDataContract(
@@ -146,7 +138,7 @@ class RecordFactory:
 
     def raw(self, frame: TradeFrame, producer: str, run_id: str, seq: int) -> ArchiveRecord:
         record = RawFrameRecord(
-            record_id=f"raw:{producer}:{run_id}:{seq}",
+            record_id=record_ids.raw(producer, run_id, seq),
             provider=frame.provider,
             market=frame.market,
             received_at=frame.received_at,
@@ -173,9 +165,8 @@ class RecordFactory:
                 return self._wrap("metrics", self.provider, "", body.at, body.record_id, body)
 
     def event(self, type_: str, severity: str, message: str, details: dict[str, DetailValue]) -> SystemEvent:
-        self._events += 1
         return SystemEvent(
-            record_id=f"evt:{self._source}:{self._run_id}:{self._events}",
+            record_id=self._event_ids.next(),
             type=type_,
             severity=severity,  # type: ignore[arg-type]
             at=self._clock.now(),

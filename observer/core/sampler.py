@@ -13,7 +13,7 @@ snapshot then seeds the state (`seed`, `tick_from_snapshot`), so a slot whose sy
 since it was subscribed still yields one sample per window (``trade_count`` 0, the snapshot's
 exchange and receive times showing how old that state is). Windows with no state at all still count
 as expected, so the collection rate shows them, and the silent-symbol check reports the symbol. After a core restart
-the last durable state is restored from the checkpoint (`observer.core.state`), so the carried
+the last durable state is restored from the checkpoint (`observer.core.checkpoint`), so the carried
 samples continue exactly where the durable archive ends.
 
 Ticks feeding an open window come with an opaque *hold* (the ingest message they came from); the

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import msgspec
 
-from observer.core.state import atomic_write
+from observer import record_ids
+from observer.core.checkpoint import atomic_write
 from observer.core.triggers import Candidate
 from observer.schema import OverflowEntry, SlotAssignment, SlotCommand
 
@@ -192,7 +193,7 @@ class SlotTable:
 
     def overflow_entry(self, cand: Candidate, provider: str, at: datetime) -> OverflowEntry:
         return OverflowEntry(
-            record_id=f"overflow:{cand.symbol}:{at:%Y%m%dT%H%M%S}",
+            record_id=record_ids.overflow(cand.symbol, at),
             at=at,
             provider=provider,
             symbol=cand.symbol,

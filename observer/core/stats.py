@@ -1,9 +1,9 @@
-"""The core's counters, published as `WorkerStats` on ``stats.observer``.
+"""The core's counters, published as `observer.schema.CoreStats` on ``stats.observer``.
 
-Counters: records by track, rejections and guard findings by rule, ingest and sampler figures.
-Gauges: Track B collection rate (durable samples / expected windows, overall and per slot),
-Track A collection rate of the last complete sweep (symbols recorded / universe size) and the mark
-of the newest sweep seen (``track_a.sweep_at_s``, epoch s: the monitor's swing freshness), event lag
+Counters: records by track, gap markers by track/cause, rejections and guard findings by rule,
+ingest and sampler figures. Gauges: Track B collection rate (durable samples / expected windows,
+overall and per slot), Track A collection rate of the last complete sweep (symbols recorded /
+universe size) and the mark of the newest sweep seen (the monitor's swing freshness), event lag
 (source receive time -> writer ack) over the last interval, and back-pressure (unacked, held).
 """
 
@@ -11,14 +11,20 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from datetime import datetime
+from typing import Any
 
-from observer.schema import WorkerStats
+from observer.clock import KST
+from observer.schema import CoreStats, GapMarker, SlotProgress
 from observer.sessions import sweep_mark_of
 
 
-class CoreStats:
+class CoreCounters:
     def __init__(self) -> None:
-        self.counters: Counter[str] = Counter()
+        self.records: Counter[str] = Counter()
+        self.gap_markers: Counter[str] = Counter()
+        self.frames_parse_error = 0
+        self.samples_paused = 0
+        self.bus_gaps = 0
         self.samples_written: Counter[str] = Counter()
         self._sweeps: OrderedDict[str, set[str]] = OrderedDict()
         self.last_sweep_rate: float | None = None
@@ -29,7 +35,10 @@ class CoreStats:
         self._lag_n = 0
 
     def record(self, track: str) -> None:
-        self.counters[f"records.{track}"] += 1
+        self.records[track] += 1
+
+    def gap(self, marker: GapMarker) -> None:
+        self.gap_markers[f"{marker.track}/{marker.reason.split(':', 1)[0]}"] += 1
 
     def sweep_symbol(self, sweep_id: str, symbol: str, universe_size: int) -> None:
         if sweep_id not in self._sweeps:
@@ -51,33 +60,40 @@ class CoreStats:
         self._lag_n += 1
 
     def snapshot(
-        self,
-        at: datetime,
-        *,
-        expected: dict[str, int],
-        slot_of: dict[str, int],
-        extra_counters: dict[str, int],
-        gauges: dict[str, float],
-    ) -> WorkerStats:
-        out_gauges = dict(gauges)
+        self, at: datetime, *, expected: dict[str, int], slot_of: dict[str, int], **figures: Any
+    ) -> CoreStats:
+        """The stats message; `figures` are the other `CoreStats` fields the worker knows."""
         total_expected = sum(expected.values())
         total_written = sum(self.samples_written.values())
-        out_gauges["samples_expected"] = float(total_expected)
-        out_gauges["samples_written"] = float(total_written)
-        if total_expected:
-            out_gauges["track_b_collection_rate"] = min(1.0, total_written / total_expected)
-        for symbol, n in slot_of.items():
-            out_gauges[f"slot.{n:02d}.expected"] = float(expected.get(symbol, 0))
-            out_gauges[f"slot.{n:02d}.written"] = float(self.samples_written.get(symbol, 0))
-        if self.last_sweep_rate is not None:
-            out_gauges["track_a_collection_rate"] = self.last_sweep_rate
-        if self.latest_mark_s is not None:
-            out_gauges["track_a.sweep_at_s"] = self.latest_mark_s  # swing freshness (monitor)
-        if self._lag_n:
-            out_gauges["event_lag_mean_s"] = self._lag_sum_s / self._lag_n
-            out_gauges["event_lag_max_s"] = self._lag_max_s
+        lag_n = self._lag_n
+        stats = CoreStats(
+            worker="observer",
+            at=at,
+            records=dict(self.records),
+            gap_markers=dict(self.gap_markers),
+            frames_parse_error=self.frames_parse_error,
+            samples_paused=self.samples_paused,
+            bus_gaps=self.bus_gaps,
+            samples_expected=total_expected,
+            samples_written=total_written,
+            track_b_collection_rate=min(1.0, total_written / total_expected) if total_expected else None,
+            slots=[
+                SlotProgress(
+                    slot_number=n,
+                    symbol=symbol,
+                    expected=expected.get(symbol, 0),
+                    written=self.samples_written.get(symbol, 0),
+                )
+                for symbol, n in sorted(slot_of.items(), key=lambda item: item[1])
+            ],
+            track_a_collection_rate=self.last_sweep_rate,
+            track_a_sweep_at=(
+                None if self.latest_mark_s is None else datetime.fromtimestamp(self.latest_mark_s, KST)
+            ),
+            event_lag_mean_s=self._lag_sum_s / lag_n if lag_n else None,
+            event_lag_max_s=self._lag_max_s if lag_n else None,
+            **figures,
+        )
         self._lag_sum_s = self._lag_max_s = 0.0
         self._lag_n = 0
-        counters = {k: float(v) for k, v in self.counters.items()}
-        counters.update({k: float(v) for k, v in extra_counters.items()})
-        return WorkerStats(worker="observer", at=at, counters=counters, gauges=out_gauges)
+        return stats

@@ -10,52 +10,55 @@ and every sample of the windows its ticks fed, is acknowledged by the writer.
 
 from __future__ import annotations
 
-from collections import deque
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
 
-from observer.bus import MITIGATION, SLOTS, EventSubscriber, ctl_topic, ingest_decoder, stats_topic
+from observer.bus import MITIGATION, EventSubscriber, ctl_topic, ingest_decoder, stats_topic
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets, state_dir
 from observer.core.acks import AckLedger, Pending
 from observer.core.activity import ActivityRanking
-from observer.core.feed import FeedState
-from observer.core.gaps import MissedTradeDetector, bus_gap_marker, restart_gap_marker
+from observer.core.durable import DurableProgress
+from observer.core.feed_outage import FeedOutage
+from observer.core.gaps import MissedTradeDetector, restart_gap_marker
 from observer.core.records import RecordFactory
 from observer.core.rejections import RejectionReporter
 from observer.core.rules import Finding, RuleBook
-from observer.core.sampler import Sample, Sampler, tick_from_snapshot, to_ms
+from observer.core.sampler import Sampler, tick_from_snapshot, to_ms
+from observer.core.slot_keeping import SAMPLER_FILE, SLOTS_FILE, SlotKeeping
 from observer.core.slots import Changes, SlotTable
-from observer.core.state import SamplerCheckpoint, SymbolCheckpoint, load_checkpoint, save_checkpoint
-from observer.core.stats import CoreStats
+from observer.core.stats import CoreCounters
 from observer.core.triggers import TriggerRules
 from observer.core.universe_day import RELOAD_S, DayUniverse
+from observer.gap_markers import seq_gap
 from observer.reliable import ReliableReceiver, ReliableSender, SeqGap, hop_endpoints
 from observer.schema import (
     ArchiveRecord,
     Command,
+    DayAnomalous,
     DetailValue,
+    FeedStatus,
     GapMarker,
     MetricsSnapshot,
     MitigationLevel,
     OverflowEntry,
     QuoteSnapshot,
+    SweepSummary,
     SystemEvent,
     Tick,
     TradeFrame,
+    UniverseBuilt,
 )
 from observer.sessions import DailyWindow
 from observer.worker_base import Worker
 
-_SAMPLER_FILE = "sampler.json"
-_SLOTS_FILE = "slots.json"
 _ACTIVITY_FILE = "activity.json"
 _INFLIGHT_MAX = 200_000
 
 
-class CoreWorker(Worker):
+class CoreWorker(SlotKeeping, Worker):
     name = "observer"
     tick_interval_s = 0.05
 
@@ -64,7 +67,7 @@ class CoreWorker(Worker):
         self.provider = cfg.archive_provider
         self.factory = RecordFactory(self.provider, self.clock, self.run_id)
         self.ledger = AckLedger()
-        self.stats_ = CoreStats()
+        self.counts = CoreCounters()
         self.reporter = RejectionReporter(cfg.core.rejection_event_interval_s, self.clock, self.factory.event)
         self.slots = SlotTable(
             max_slots=cfg.track_b.max_slots,
@@ -77,7 +80,7 @@ class CoreWorker(Worker):
         self.sampler: Sampler[Pending] = Sampler(cfg.track_b.start, cfg.track_b.end, cfg.core.sample_grace_ms)
         self._rest_state: dict[str, Tick] = {}  # latest Track A state per symbol: seeds new slots
         self._last_slot: dict[str, int] = {}  # slot of a replaced symbol, for its last windows
-        self.feed = FeedState()
+        self.feed = FeedOutage()
         self._state_dir = state_dir(cfg)
         self.activity = ActivityRanking(self._state_dir / _ACTIVITY_FILE)  # seeds free slots
         self._blind_seeds = False  # seeds placed with no activity ranking: re-seeded by the first one
@@ -85,10 +88,7 @@ class CoreWorker(Worker):
         self._gaps_waiting: list[SeqGap] = []
         # bounded: while the writer is stalled the oldest entries fall off (the lag figure and the
         # checkpoint only lag behind; nothing archived depends on them)
-        self._inflight_samples: deque[tuple[int, Sample[Pending]]] = deque(maxlen=_INFLIGHT_MAX)
-        self._inflight_lag: deque[tuple[int, datetime]] = deque(maxlen=_INFLIGHT_MAX)
-        self._durable: dict[str, SymbolCheckpoint] = {}
-        self._checkpoint_dirty = False
+        self.durable = DurableProgress(self._state_dir / SAMPLER_FILE, self.counts)
         self._day: date | None = None
         self._next_universe_check = 0.0
         self._hold_before_ms: int | None = None
@@ -132,7 +132,7 @@ class CoreWorker(Worker):
         self._archive_pending_gaps()
         self.sender.wait_all_acked(2.0)
         self._release_acks()
-        self.slots.save(self._state_dir / _SLOTS_FILE)
+        self.slots.save(self._state_dir / SLOTS_FILE)
         self.receiver.close()
         self.sender.close()
         self.subscriber.close()
@@ -143,59 +143,6 @@ class CoreWorker(Worker):
             "pending_ingest": float(self.ledger.pending),
             "slots": float(len(self.slots.slots)),
         }
-
-    def _start_day(self, day: date, *, resume: bool) -> None:
-        now = self.clock.now()
-        self._day = day
-        self.universe = DayUniverse.load(self.cfg, day)
-        for notice in self.universe.notices:
-            self._emit(notice.type, notice.severity, notice.message, market=notice.market)
-        self.rules = RuleBook(self.cfg, self.universe)
-        self.triggers = TriggerRules(self.cfg.core)
-        self.gaps = MissedTradeDetector(self.provider)
-        for symbol in self.sampler.symbols():  # the previous day's windows closed at track_b.end
-            self.sampler.drop(symbol)
-        self._rest_state.clear()
-        self._last_slot.clear()
-        slots_path = self._state_dir / _SLOTS_FILE
-        self.activity.start_day(day)
-        if resume and self.slots.load(slots_path, day):
-            self._emit(
-                "slots_resumed",
-                "INFO",
-                f"resumed {len(self.slots.slots)} slots from {slots_path}",
-                version=self.slots.version,
-            )
-        else:
-            self.slots.reset(day)
-            seeded = self.slots.seed(self.activity.seed_order(self.universe.order), now)
-            self._blind_seeds = not self.activity.informed
-            self._emit(
-                "slots_seeded",
-                "INFO",
-                f"new trading day {day}: {len(seeded.added)} slots seeded by {self.activity.source}",
-                symbols=[a.symbol for a in seeded.added],
-                seeded_by=self.activity.source,
-            )
-        checkpoint = load_checkpoint(self._state_dir / _SAMPLER_FILE, day) if resume else None
-        self.feed.restore(checkpoint.feeds if checkpoint is not None else {})
-        if checkpoint is not None:
-            self.sampler.restore_levels(checkpoint.levels)
-            self._durable = dict(checkpoint.symbols)
-        for symbol in self.slots.symbols():
-            saved = checkpoint.symbols.get(symbol) if checkpoint is not None else None
-            if saved is not None:
-                self.sampler.restore(symbol, saved.next_start_ms, saved.last, saved.provider, saved.market)
-                self.gaps.seed(saved.last)
-            else:
-                # a resumed slot without a durable sample: its windows run from the assignment
-                # (bounded), so ticks resent from before this start are sampled, not dropped as late
-                since = self.slots.slots[self.slots.symbols()[symbol]].since
-                start = max(since, now - timedelta(seconds=self.cfg.core.resume_lookback_s))
-                self.sampler.watch(symbol, min(start, now), self.provider, self._market_of(symbol))
-                self._seed_from_rest(symbol)
-        self.slots.save(slots_path)
-        self._publish_slots(now)
 
     # ------------------------------------------------------------------ ingest
     def handle_ingest(self) -> None:
@@ -212,13 +159,22 @@ class CoreWorker(Worker):
                     self.handle_trade_frame(body, env.producer, env.run_id, env.seq)
                 case QuoteSnapshot():
                     self.handle_quote_snapshot(body)
-                case SystemEvent() | GapMarker():
+                case FeedStatus():
                     self.feed.observe(body)
+                    self._archive(self.factory.line(body.event()))
+                case UniverseBuilt():
+                    self._archive(self.factory.line(body.event()))
+                    self._refresh_universe("universe_built")
+                case SweepSummary():
+                    self._archive(self.factory.line(body.event()))
+                    self._sweep_done(body.sweep_id)
+                case DayAnomalous():
+                    self._archive(self.factory.line(body.event()))
+                case GapMarker():
+                    self._archive_gap(body)
+                case SystemEvent():
+                    self.feed.observe_supervisor(body)
                     self._archive(self.factory.line(body))
-                    if isinstance(body, SystemEvent) and body.type == "universe_built":
-                        self._refresh_universe("universe_built")
-                    elif isinstance(body, SystemEvent) and body.type == "sweep_summary":
-                        self._sweep_done(str(body.details.get("sweep_id", "")))
                 case OverflowEntry() | MetricsSnapshot():
                     self._archive(self.factory.line(body))
             self._current = None
@@ -228,14 +184,12 @@ class CoreWorker(Worker):
         restart = self.feed.frame_arrived(
             producer, run_id, frame.received_at, frame.ticks[-1].exchange_at if frame.ticks else None
         )
-        self._checkpoint_dirty = True
+        self.durable.dirty = True  # the feed marks are in the checkpoint
         if restart is not None:
-            self.stats_.counters["gaps.collector_restart"] += 1
             symbols = sorted(self.slots.symbols())
-            marker = restart_gap_marker(restart, self.provider, frame.market, symbols, self.name)
-            self._archive(self.factory.line(marker))
+            self._archive_gap(restart_gap_marker(restart, self.provider, frame.market, symbols, self.name))
         if frame.parse_error:
-            self.stats_.counters["frames_parse_error"] += 1
+            self.counts.frames_parse_error += 1
             return
         for tick in frame.ticks:
             self._handle_tick(tick, frame)
@@ -250,7 +204,7 @@ class CoreWorker(Worker):
         market = self.universe.market_of(tick.symbol, frame.market)
         marker = self.gaps.observe(tick, market)
         if marker is not None:
-            self._archive(self.factory.line(marker))
+            self._archive_gap(marker)
         self.slots.note_tick(tick.symbol, tick.received_at)
         cand = self.triggers.on_tick(tick)
         if cand is not None:
@@ -277,7 +231,7 @@ class CoreWorker(Worker):
         self._rest_state[snap.symbol] = state
         self.activity.observe(snap)
         self.sampler.seed(state)
-        self.stats_.sweep_symbol(snap.sweep_id, snap.symbol, len(self.universe))
+        self.counts.sweep_symbol(snap.sweep_id, snap.symbol, len(self.universe))
         cand = self.triggers.on_snapshot(snap)
         if cand is not None:
             self.slots.offer(cand)
@@ -291,51 +245,35 @@ class CoreWorker(Worker):
 
     def _archive(self, record: ArchiveRecord, lag_from: datetime | None = None) -> int:
         seq = self.sender.send(record)
-        self.stats_.record(record.track)
+        self.counts.record(record.track)
         if self._current is not None and seq > self._current.need:
             self._current.need = seq
         if lag_from is not None:
-            self._inflight_lag.append((seq, lag_from))
+            self.durable.sent_received_at(seq, lag_from)
         return seq
 
     def _release_acks(self) -> None:
         acked = self.sender.acked
-        now = self.clock.now()
-        while self._inflight_lag and self._inflight_lag[0][0] <= acked:
-            self.stats_.lag((now - self._inflight_lag.popleft()[1]).total_seconds())
-        while self._inflight_samples and self._inflight_samples[0][0] <= acked:
-            _, sample = self._inflight_samples.popleft()
-            self.stats_.samples_written[sample.symbol] += 1
-            self._durable[sample.symbol] = SymbolCheckpoint(
-                next_start_ms=to_ms(sample.end),
-                provider=sample.provider,
-                market=sample.market,
-                last=sample.last,
-            )
-            self._checkpoint_dirty = True
+        self.durable.advance(acked, self.clock.now())
         releasable = self.ledger.releasable(acked)
         if not releasable:
             return
-        if self._checkpoint_dirty and self._day is not None:
-            save_checkpoint(
-                self._state_dir / _SAMPLER_FILE,
-                SamplerCheckpoint(
-                    day=self._day,
-                    levels=self.sampler.level_schedule(),
-                    symbols=self._durable,
-                    feeds=self.feed.marks,
-                ),
-            )
-            self._checkpoint_dirty = False
+        if self._day is not None:
+            self.durable.save_if_changed(self._day, self.sampler.level_schedule(), self.feed.marks)
         for producer, run_id, seq in releasable:
             self.receiver.ack(producer, run_id, seq)
 
     def _archive_pending_gaps(self) -> None:
         while self._gaps_waiting:
             gap = self._gaps_waiting.pop(0)
-            self.stats_.counters["gaps.bus"] += 1
-            marker = bus_gap_marker(gap, self.provider, self.name, self.clock.now())
-            self._archive(self.factory.line(marker))
+            self.counts.bus_gaps += 1
+            self._archive_gap(
+                seq_gap(gap, provider=self.provider, detected_by=self.name, at=self.clock.now())
+            )
+
+    def _archive_gap(self, marker: GapMarker) -> None:
+        self.counts.gap(marker)
+        self._archive(self.factory.line(marker))
 
     # ------------------------------------------------------------------ events
     def handle_events(self) -> None:
@@ -360,7 +298,7 @@ class CoreWorker(Worker):
             return
         before = self.sampler.level
         effective_ms = self.sampler.set_level(level, self.clock.now())
-        self._checkpoint_dirty = True
+        self.durable.dirty = True
         self._emit(
             "sampling_level",
             "INFO",
@@ -403,13 +341,13 @@ class CoreWorker(Worker):
             if slot is None:  # replaced: its last windows still carry the slot they were sampled in
                 slot = self._last_slot.get(sample.symbol)
             if self.feed.paused:  # the WS feed failed for good: scalp recording pauses
-                self.stats_.counters["samples_paused"] += 1
+                self.counts.samples_paused += 1
                 self.sampler.discard(sample)
                 continue
             seq = self._archive(
                 self.factory.scalp(sample, sample.level, slot, gap=self.feed.is_gap(sample.start))
             )
-            self._inflight_samples.append((seq, sample))
+            self.durable.sent_sample(seq, sample)
             for hold in sample.holds:
                 hold.settle(seq)
             sample.holds = []
@@ -429,76 +367,29 @@ class CoreWorker(Worker):
             return to_ms(last)
         return None
 
-    def _check_silent(self, now: datetime) -> None:
-        if not self._tb_hours.contains(now):
-            return
-        session_start, _ = self._tb_hours.on(now.astimezone(KST).date())
-        for a in self.slots.check_silent(now, session_start):
-            self._emit(
-                "slot_silent",
-                "WARNING",
-                f"{a.symbol} (slot {a.slot_number}) sent no tick for {self.cfg.track_b.silent_symbol_s:.0f}s",
-                symbol=a.symbol,
-                slot_number=a.slot_number,
-            )
-
-    def _apply(self, changes: Changes, now: datetime, *, force: bool = False) -> None:
-        for cand in changes.overflow:
-            self._archive(self.factory.line(self.slots.overflow_entry(cand, self.provider, now)))
-        if not changes and not force:
-            return
-        for a in changes.removed:
-            self.sampler.unwatch(a.symbol, now)
-            self._last_slot[a.symbol] = a.slot_number
-        for a in changes.added:
-            self.sampler.watch(a.symbol, now, self.provider, self._market_of(a.symbol))
-            self._seed_from_rest(a.symbol)
-        if changes:
-            self._emit(
-                "slot_change",
-                "INFO",
-                f"slots: +{[a.symbol for a in changes.added]} -{[a.symbol for a in changes.removed]}",
-                added=[f"{a.slot_number}:{a.symbol}:{a.rule}" for a in changes.added],
-                removed=[f"{a.slot_number}:{a.symbol}" for a in changes.removed],
-                version=self.slots.version,
-            )
-        self.slots.save(self._state_dir / _SLOTS_FILE)
-        self._publish_slots(now)
-
-    def _publish_slots(self, now: datetime) -> None:
-        self._next_publish = self.clock.monotonic() + self.cfg.core.slot_publish_interval_s
-        if self.events is not None:
-            self.events.publish(SLOTS, self.slots.command(now))
-
     def _publish_stats(self, now: datetime) -> None:
         if self.events is None:
             return
-        extra = dict(self.reporter.counts)
-        extra.update(
-            ingest_accepted=self.receiver.accepted,
-            ingest_duplicates=self.receiver.duplicates,
-            ingest_malformed=self.receiver.malformed,
-            late_ticks=self.sampler.late_ticks,
-            archive_resent=self.sender.resent,
-            archive_abandoned=self.sender.abandoned,
-            missed_trade_volume=self.gaps.missed_volume,
-        )
-        gauges = {
-            "mitigation_level": float(self.sampler.level),
-            "slots_used": float(len(self.slots.slots)),
-            "archive_unacked": float(self.sender.unacked),
-            "ingest_pending": float(self.ledger.pending),
-            "ingest_held_by_windows": float(self.ledger.held),
-            "universe_size": float(len(self.universe)),
-        }
         self.events.publish(
             stats_topic(self.name),
-            self.stats_.snapshot(
+            self.counts.snapshot(
                 now,
                 expected=self.sampler.expected,
                 slot_of=self.slots.symbols(),
-                extra_counters=extra,
-                gauges=gauges,
+                findings=dict(self.reporter.counts),
+                ingest_accepted=self.receiver.accepted,
+                ingest_duplicates=self.receiver.duplicates,
+                ingest_malformed=self.receiver.malformed,
+                late_ticks=self.sampler.late_ticks,
+                archive_resent=self.sender.resent,
+                archive_abandoned=self.sender.abandoned,
+                missed_trade_volume=self.gaps.missed_volume,
+                mitigation_level=self.sampler.level,
+                slots_used=len(self.slots.slots),
+                archive_unacked=self.sender.unacked,
+                ingest_pending=self.ledger.pending,
+                ingest_held_by_windows=self.ledger.held,
+                universe_size=len(self.universe),
             ),
         )
 
@@ -517,38 +408,6 @@ class CoreWorker(Worker):
         clean: dict[str, DetailValue] = dict(details)
         self.log.info(message, extra={"event": type_})
         self._archive(self.factory.line(self.factory.event(type_, severity, message, clean)))
-
-    def _refresh_universe(self, reason: str) -> None:
-        """Take the day's own universe once it exists (it may be built after the core started)."""
-        if self.universe.refresh(self.cfg):
-            self._emit(
-                "universe_loaded",
-                "INFO",
-                f"universe for {self._day} loaded ({reason}): {len(self.universe)} symbols",
-                symbols=len(self.universe),
-            )
-            now = self.clock.now()  # free slots are seeded as at the start of a day
-            seeded = self.slots.seed(self.activity.seed_order(self.universe.order), now)
-            self._blind_seeds = self._blind_seeds or (bool(seeded) and not self.activity.informed)
-            self._apply(seeded, now)
-
-    def _sweep_done(self, sweep_id: str) -> None:
-        """A Track A sweep is complete: its ranking is saved; seeds placed blind follow it."""
-        if self._day is None or not self.activity.sweep_done(sweep_id, self._day) or not self._blind_seeds:
-            return
-        self._blind_seeds = False
-        now = self.clock.now()
-        order = self.activity.seed_order(self.universe.order)
-        self._apply(self.slots.replace_seeds(order[: self.slots.max_slots], now), now)
-
-    def _seed_from_rest(self, symbol: str) -> None:
-        state = self._rest_state.get(symbol)
-        if state is not None:
-            self.sampler.seed(state)
-
-    def _market_of(self, symbol: str) -> str:
-        default = self.cfg.provider.markets[0] if self.cfg.provider.markets else ""
-        return self.universe.market_of(symbol, default)
 
 
 __all__ = ["CoreWorker"]

@@ -69,6 +69,7 @@ from observer.schema import (
     RawFrameRecord,
     SystemEvent,
     TradeFrame,
+    typed_from_event,
 )
 
 COLLECTORS = ("ws-collector", "rest-collector")
@@ -312,8 +313,8 @@ def _pipe(track: str, raw: bytes, parse: Any, fresh: _Fresh, counts: dict[str, i
     else:
         ev = _event.decode(raw)
         source = ev.detected_by if isinstance(ev, GapMarker) else ev.source
-        if source in COLLECTORS:
-            fresh.senders[source].send(ev)
+        if source in COLLECTORS:  # as the collector sent it: typed where it was typed
+            fresh.senders[source].send(typed_from_event(ev) if isinstance(ev, SystemEvent) else ev)
             counts["events"] += 1
         elif isinstance(ev, SystemEvent) and ev.source == "observer":
             if ev.type == "sampling_level" and isinstance(ev.details.get("level"), int):

@@ -3,13 +3,14 @@ system events that reach the archive even when the pipeline is down (`record`)."
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 
+from observer import record_ids
 from observer.clock import KST, Clock
 from observer.config import Config
+from observer.reliable import new_run_id
 from observer.schema import DetailValue, Severity, SystemEvent
 
 SOURCE = "housekeeping-cli"
@@ -42,7 +43,11 @@ def event(
     """A system event stamped on the config's clock; `record_id` (deterministic) lets the writer
     archive a repeat once (the housekeeper uses the same ids for the same conditions)."""
     return SystemEvent(
-        record_id=f"hk-{cfg.archive_provider}-{record_id}" if record_id else f"evt-{SOURCE}-{time.time_ns()}",
+        record_id=(
+            record_ids.housekeeping(cfg.archive_provider, record_id)
+            if record_id
+            else record_ids.event(SOURCE, new_run_id())
+        ),
         type=type_,
         severity=severity,
         at=clk.now().astimezone(KST),

@@ -98,8 +98,8 @@ _event_decoder = msgspec.json.Decoder(_EventLine)
 
 
 def anomalous_days(cfg: Config, days: set[date]) -> set[date]:
-    """Days among `days` marked by a ``day_anomalous`` system event (in that day's events file,
-    or naming the day in ``details.day`` / ``details.date``)."""
+    """Days among `days` marked by a ``day_anomalous`` system event (`DayAnomalous.event()`): the
+    day it names in ``details.day``, else the day of the events file it is in."""
     out: set[date] = set()
     for day in days:
         for path in event_files(cfg, day):
@@ -114,7 +114,7 @@ def anomalous_days(cfg: Config, days: set[date]) -> set[date]:
                             continue
                         if event.type != "day_anomalous":
                             continue
-                        named = event.details.get("day") or event.details.get("date")
+                        named = event.details.get("day")
                         try:
                             out.add(parse_day(str(named)) if named else day)
                         except ValueError:

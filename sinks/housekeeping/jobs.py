@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from observer import alarms
+from observer import alarms, record_ids
 from observer.child_command import run_observer
 from observer.clock import KST, Clock
 from observer.config import Config, data_dir
@@ -82,7 +82,7 @@ class Jobs:
         event = self.make_event(type_, severity, message, **details)
         if record_id is not None:
             event = SystemEvent(
-                record_id=f"hk-{self.cfg.archive_provider}-{record_id}",
+                record_id=record_ids.housekeeping(self.cfg.archive_provider, record_id),
                 type=event.type,
                 severity=event.severity,
                 at=event.at,

@@ -38,6 +38,7 @@ from pathlib import Path
 from observer.bus import alert_topic
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets
+from observer.gap_markers import seq_gap
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
 from observer.retry import Backoff
 from observer.schema import SystemEvent
@@ -85,6 +86,7 @@ class HousekeeperWorker(Worker):
         self.next_retention_at: datetime | None = None
         self.next_disk_check_at: datetime | None = None
         self.bus_gaps = 0
+        self._gaps_waiting: list[SeqGap] = []
         retry_s = self.hk.backup_retry_s
         self._backup_backoff = Backoff(base_s=retry_s, factor=2.0, cap_s=max(retry_s, _RETRY_CAP_S))
         self.tasks = Jobs(cfg, self.clock, self.sessions, self.make_event, self._post, self._halt, self.log)
@@ -129,6 +131,11 @@ class HousekeeperWorker(Worker):
         if real - self._receipts_polled >= self.hk.receipt_poll_real_s:
             self._receipts_polled = real
             self._enqueue("receipts", now)
+        while self._gaps_waiting:
+            gap = self._gaps_waiting.pop(0)
+            self.sender.send(
+                seq_gap(gap, provider=self.cfg.archive_provider, detected_by=self.name, at=self.clock.now())
+            )
         self.sender.pump()
         if self._spool_unacked and self.sender.unacked == 0:
             spool.settle(self._spool_unacked)
@@ -205,7 +212,9 @@ class HousekeeperWorker(Worker):
             self.events.publish(alert_topic(self.name), event)
 
     def _on_gap(self, gap: SeqGap) -> None:
+        """Called from inside sender.send: its marker is sent from on_tick, never re-entrantly."""
         self.bus_gaps += 1
+        self._gaps_waiting.append(gap)
         self.log.error(
             "housekeeper events abandoned (replay buffer full)",
             extra={"first": gap.first, "last": gap.last, "count": gap.count},

@@ -11,7 +11,7 @@ import msgspec
 
 from observer.bus import stats_topic
 from observer.reliable import ReliableReceiver, SeqGap, hop_endpoints
-from observer.schema import EnvelopeBatch, StreamLine, WorkerStats
+from observer.schema import EnvelopeBatch, JetStreamStats, StreamLine
 from observer.worker_base import Worker
 from sinks.jetstream.publisher import Published, Publisher
 
@@ -95,17 +95,19 @@ class JetStreamSinkWorker(Worker):
             assert self.events is not None
             self.events.publish(stats_topic(self.name), self.worker_stats())
 
-    def worker_stats(self) -> WorkerStats:
+    def worker_stats(self) -> JetStreamStats:
         p = self.publisher
-        counters = {
-            "published": float(p.published),
-            "duplicates": float(p.duplicates),
-            "retries": float(p.retries),
-            "gaps": float(self.gaps),
-            "hop_duplicates": float(self.receiver.duplicates),
-        }
-        gauges = {"queue_batches": float(self.batches.qsize()), "connected": 1.0 if p.connected else 0.0}
-        return WorkerStats(worker=self.name, at=self.clock.now(), counters=counters, gauges=gauges)
+        return JetStreamStats(
+            worker=self.name,
+            at=self.clock.now(),
+            published=p.published,
+            duplicates=p.duplicates,
+            retries=p.retries,
+            gaps=self.gaps,
+            hop_duplicates=self.receiver.duplicates,
+            queue_batches=self.batches.qsize(),
+            connected=bool(p.connected),
+        )
 
     def stats(self) -> dict[str, float]:
         if not hasattr(self, "publisher"):

@@ -12,8 +12,8 @@ Modules: ``worker`` (the process), ``stats`` (the latest stats of every worker),
 Data flow::
 
     psutil (CPU %, memory %, disk usage of the data dir)  --+
-    event bus SUB: stats.*, heartbeat.*, slots, alert.*,     |--> StatsBook (latest gauges with their
-                   supervisor.*, system.*                    |    age; counters turned into deltas)
+    event bus SUB: stats.*, heartbeat.*, slots, alert.*,     |--> StatsBook (latest stats Struct per
+                   supervisor.*, system.*                    |    worker; counters turned into totals)
                                                              v
       MitigationState (mitigation.py)   -> MitigationLevel on topic ``mitigation`` (each change and
                                            every few seconds) + SystemEvent ``mitigation_change``
@@ -29,46 +29,30 @@ Data flow::
     ``observer status`` (cli.py, view.py) = supervisor control ``status`` + ``stats.monitor`` +
     today's gap markers from ``system/events/*/YYYYMMDD.jsonl``.
 
-The stat names the monitor reads (``WorkerStats`` on topic ``stats.<worker>``). Counters are
-cumulative per producer run (a decrease is read as a restart); gauges are current values. A name
-that is missing, or a gauge older than ``monitor.stats_stale_s``, is *unknown*, never zero.
+What the monitor reads: one Struct per worker on topic ``stats.<worker>`` (``observer.schema``:
+``CoreStats``, ``WriterStats``, ``WsCollectorStats``), fixed fields, no names to alias. Counters
+are cumulative per producer run (a decrease is read as a restart; `stats.COUNTED` lists the ones
+it follows); stats older than ``monitor.stats_stale_s`` are *unknown*, never zero, and so is a
+field left ``None``.
 
-``stats.observer`` (the core)
-    counters ``track_b.samples_expected``, ``track_b.samples_written`` — scalp samples due / recorded
-             (Track B rate = delta written / delta expected over 5 min);
-             ``gaps.swing``, ``gaps.scalp``, ``gaps.raw`` — gap markers emitted; ``rejections``
-    gauges   ``track_a.sweep_recorded``, ``track_a.sweep_universe`` — symbols recorded / universe
-             size of the latest completed sweep (Track A rate);
-             ``track_a.sweep_at_s`` — epoch seconds of that sweep's scheduled 10-minute mark;
-             ``track_b.oldest_sample_age_s`` — age of the oldest "latest sample" over occupied slots;
-             ``track_b.silent_symbols`` — slot symbols acked by the server with no trade for
-             ``track_b.silent_symbol_s``; ``track_b.slots_used``;
-             ``event_lag_s`` — worst receive -> durable (writer ack) lag since the previous stats;
-             optional ``session.track_a_open`` / ``session.track_b_open`` (1/0) — the core's
-             calendar decision; without them the monitor uses weekdays + ``calendar.holidays``.
-``stats.writer``
-    counters ``records.swing``, ``records.scalp``, ``records.raw``, ``records.system``, ...
-    gauges   ``fsync_latency_ms`` — worst write+fsync latency since the previous stats (disk write
-             latency); ``disk_error`` (1 while the disk refuses writes)
-``stats.ws-collector``
-    counters ``ws.reconnects``
-    gauges   ``ws.connected`` (1/0), ``ws.subscribed``, ``ws.last_frame_age_s``
-
-Names the producers publish today are read as aliases when the canonical name is absent
-(``stats.GAUGE_ALIASES`` / ``COUNTER_ALIASES``): core ``samples_expected`` / ``samples_written``
-(cumulative gauges), ``track_a_collection_rate``, ``slots_used``, ``event_lag_max_s`` and the per-slot
-``slot.NN.expected`` / ``slot.NN.written`` (stale-slot fallback, `freshness.SlotProgress`); writer
-``fsync_p99_ms`` (then ``fsync_last_ms``), ``written_<track>``; ws-collector ``connected``,
-``subscribed``, ``last_frame_age_s`` (< 0 = no frame yet), ``in_session``, ``reconnects``, and its
-``symbol_silent`` events on ``system.ws-collector`` (silent-symbols fallback).
+* core: ``samples_expected`` / ``samples_written`` (Track B rate = delta written / delta expected
+  over 5 min), ``gap_markers`` by track/cause, ``track_a_collection_rate`` (or
+  ``track_a_sweep_recorded`` / ``track_a_sweep_universe``), ``track_a_sweep_at`` (the newest sweep
+  mark: swing freshness), ``slots`` (per-slot totals: the stale-slot fallback,
+  `freshness.SlotProgress`), ``slots_used``, ``event_lag_max_s``; optional
+  ``track_b_oldest_sample_age_s``, ``track_b_silent_symbols`` (else the ws-collector's
+  ``symbol_silent`` events on ``system.ws-collector``), ``track_a_open`` / ``track_b_open``;
+* writer: ``written`` by track, ``fsync_p99_ms`` (then ``fsync_last_ms``: the disk write latency),
+  ``disk_error``;
+* ws-collector: ``reconnects``, ``connected``, ``last_frame_age_s`` (None: no frame yet),
+  ``in_session`` (the session window, over the calendar).
 
 Alerts from other workers: a ``SystemEvent`` published on topic ``alert.<worker>`` (e.g. the
 housekeeper's ``backup_failed``, CRITICAL) is sent to Telegram once per event; CRITICAL events on
 ``supervisor.*`` (a FATAL worker) and ``system.*`` (the ws-collector's escalation) likewise.
 
-What the monitor publishes on ``stats.monitor`` (gauges; unknown values are left out):
-``health`` (0 green, 1 amber, 2 red), ``mitigation_level``, ``cpu_pct``, ``memory_pct``,
-``disk_usage_pct``, ``disk_latency_ms``, ``lag_s``, ``track_a_rate``, ``track_b_rate``,
-``ws_reconnects_today``, ``ws_connected``, ``slots_used``, and one ``reason.<key>`` (1 amber,
-2 red) per active health reason (keys in ``health.REASON_TEXT``).
+What the monitor publishes on ``stats.monitor``: ``MonitorStats`` — ``health`` (0 green, 1 amber,
+2 red), ``reasons`` (active health reason -> 1 amber / 2 red, keys in ``health.REASON_TEXT``),
+``values`` (``HealthValues``: CPU, memory, disk, latency, lag, rates, reconnects, slots; None =
+unknown), its level and alert counters.
 """

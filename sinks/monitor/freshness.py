@@ -1,8 +1,8 @@
-"""Fallback freshness evidence, for when the producers do not publish the direct gauges
-(``track_b.oldest_sample_age_s``, ``track_b.silent_symbols``):
+"""Fallback freshness evidence, for when the core does not publish the direct figures
+(``CoreStats.track_b_oldest_sample_age_s``, ``track_b_silent_symbols``):
 
-* `SlotProgress` — from the core's per-slot ``slot.NN.expected`` / ``slot.NN.written`` totals: a
-  slot whose expected windows advanced by more than N while nothing was written is stale;
+* `SlotProgress` — from the core's per-slot totals (``CoreStats.slots``): a slot whose expected
+  windows advanced by more than N while nothing was written is stale;
 * `SilentSymbols` — from the ws-collector's ``symbol_silent`` events (one per silent episode of a
   symbol): a symbol counts as silent for ``hold_s`` after its report while it holds a slot.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from observer import schema
 
 
 @dataclass(slots=True)
@@ -21,18 +23,13 @@ class _Slot:
 
 @dataclass(slots=True)
 class SlotProgress:
-    _slots: dict[str, _Slot] = field(default_factory=dict)
+    _slots: dict[int, _Slot] = field(default_factory=dict)
 
-    def update(self, gauges: dict[str, float]) -> int:
-        """Feed the ``slot.NN.*`` gauges; returns the most windows any slot has gone unwritten."""
+    def update(self, slots: list[schema.SlotProgress]) -> int:
+        """Feed the core's per-slot totals; returns the most windows any slot has gone unwritten."""
         worst = 0.0
-        for name, expected in gauges.items():
-            if not name.endswith(".expected"):
-                continue
-            slot = name[: -len(".expected")]
-            written = gauges.get(slot + ".written")
-            if written is None:
-                continue
+        for progress in slots:
+            slot, expected, written = progress.slot_number, float(progress.expected), float(progress.written)
             known = self._slots.get(slot)
             if known is None or written != known.written or expected < known.expected_at_write:
                 # progress, or a new symbol in the slot (its totals start again)

@@ -23,9 +23,8 @@ from datetime import date, datetime, timedelta
 
 from observer.clock import KST
 from observer.config import Config
-from observer.schema import Severity, SlotCommand
+from observer.schema import CoreStats, HealthValues, Severity, SlotCommand, WriterStats, WsCollectorStats
 from observer.sessions import MarketSessions
-from sinks.monitor import stats as S
 from sinks.monitor.freshness import SilentSymbols, SlotProgress
 from sinks.monitor.mitigation import ConditionRun
 from sinks.monitor.policy import ALERT_RULES, REASON_TEXT, Policy
@@ -48,6 +47,13 @@ class Inputs:
     slots: SlotCommand | None
 
 
+def writer_latency_ms(writer: WriterStats | None) -> float | None:
+    """The disk write latency the rules watch: the writer's recent p99 (else its last commit)."""
+    if writer is None:
+        return None
+    return writer.fsync_p99_ms if writer.fsync_p99_ms is not None else writer.fsync_last_ms
+
+
 @dataclass(frozen=True, slots=True)
 class AlertState:
     key: str
@@ -62,7 +68,7 @@ class HealthReport:
     status: int
     reasons: dict[str, int]
     details: dict[str, str]
-    values: dict[str, float]
+    values: HealthValues
     alerts: list[AlertState]
     anomalous: list[str] | None = None
 
@@ -119,14 +125,16 @@ class HealthRules:
 
     # -- sessions
     def track_a_open(self, at: datetime) -> bool:
-        told = self.book.gauge(S.CORE, S.A_OPEN)
-        return self.sessions.track_a_open(at) if told is None else told >= 1
+        core = self.book.latest(CoreStats)
+        told = core.track_a_open if core is not None else None
+        return self.sessions.track_a_open(at) if told is None else told
 
     def track_b_open(self, at: datetime) -> bool:
-        told = self.book.gauge(S.CORE, S.B_OPEN)
-        if told is None:
-            told = self.book.gauge(S.WS, S.WS_IN_SESSION)
-        return self.sessions.track_b_open(at) if told is None else told >= 1
+        core, ws = self.book.latest(CoreStats), self.book.latest(WsCollectorStats)
+        told = core.track_b_open if core is not None else None
+        if told is None and ws is not None:
+            told = ws.in_session
+        return self.sessions.track_b_open(at) if told is None else told
 
     def _roll_day(self, at: datetime) -> DayCounters:
         day = at.astimezone(KST).date()
@@ -136,11 +144,12 @@ class HealthRules:
 
     # -- rates
     def track_a_rate(self) -> float | None:
-        recorded = self.book.gauge(S.CORE, S.A_RECORDED)
-        universe = self.book.gauge(S.CORE, S.A_UNIVERSE)
-        if recorded is None or not universe:
-            return self.book.gauge(S.CORE, S.A_RATE)
-        return recorded / universe
+        core = self.book.latest(CoreStats)
+        if core is None:
+            return None
+        if core.track_a_sweep_recorded is None or not core.track_a_sweep_universe:
+            return core.track_a_collection_rate
+        return core.track_a_sweep_recorded / core.track_a_sweep_universe
 
     def track_b_rate(self, at: datetime) -> float | None:
         slack_s = self.cfg.monitor.sample_interval_s  # sample granularity, not more
@@ -160,7 +169,7 @@ class HealthRules:
         day = self._day
         if day is None or day.reconnect_base is None:
             return None
-        total = self.book.total(S.WS, S.WS_RECONNECTS)
+        total = self.book.total(WsCollectorStats, "reconnects")
         return None if total is None else day.reconnects_before + int(total - day.reconnect_base)
 
     def day_counters(self, at: datetime) -> DayCounters:
@@ -183,23 +192,24 @@ class HealthRules:
             reasons[key] = max(severity, reasons.get(key, 0))
             details[key] = text
 
-        for history, name in ((self._b_expected, S.B_EXPECTED), (self._b_written, S.B_WRITTEN)):
-            total = book.total(S.CORE, name)
+        core, ws, writer = book.latest(CoreStats), book.latest(WsCollectorStats), book.latest(WriterStats)
+        for history, name in ((self._b_expected, "samples_expected"), (self._b_written, "samples_written")):
+            total = book.total(CoreStats, name)
             if total is not None:
                 history.add(at, total)
-        reconnect_total = book.total(S.WS, S.WS_RECONNECTS)
+        reconnect_total = book.total(WsCollectorStats, "reconnects")
         if day.reconnect_base is None and reconnect_total is not None:
             day.reconnect_base = reconnect_total
         a_open, b_open = self.track_a_open(at), self.track_b_open(at)
         a_rate, b_rate = self.track_a_rate(), self.track_b_rate(at)
         reconnects = self.reconnects_today()
-        connected = book.gauge(S.WS, S.WS_CONNECTED)
+        connected = ws.connected if ws is not None else None
 
         # data freshness
-        unwritten_windows = self._slot_progress.update(book.gauges_with_prefix(S.CORE, S.SLOT_PREFIX))
+        unwritten_windows = self._slot_progress.update(core.slots) if core is not None else 0
         if b_open:
             window_s = SAMPLE_WINDOW_S.get(inp.level, 2.0) * mon.scalp_stale_windows
-            oldest = book.gauge(S.CORE, S.B_OLDEST_AGE)
+            oldest = core.track_b_oldest_sample_age_s if core is not None else None
             if oldest is not None and oldest > window_s:
                 flag("scalp_stale", RED, f"oldest slot sample {oldest:.1f} s old (> {window_s:g} s)")
             elif oldest is None and unwritten_windows > mon.scalp_stale_windows:
@@ -211,25 +221,22 @@ class HealthRules:
             self._check_silent(inp, flag)
             if inp.slots is not None and inp.slots.paused:
                 flag("scalp_paused", RED, "the slot table is paused (WS down too long)")
-            if connected is not None and connected < 1:
+            if connected is False:
                 day.disconnected_s += elapsed_s
                 flag("ws_disconnected", RED, "WebSocket disconnected")
-            frame_age = book.gauge(S.WS, S.WS_FRAME_AGE)
-            if (
-                connected and frame_age is not None and frame_age > self.cfg.track_b.receive_watchdog_s
-            ):  # < 0: none
+            frame_age = ws.last_frame_age_s if ws is not None else None
+            if connected and frame_age is not None and frame_age > self.cfg.track_b.receive_watchdog_s:
                 flag("ws_silent", RED, f"no WebSocket frame for {frame_age:.0f} s")
         if a_open:
             self._check_swing(at, flag)
         if a_open or b_open:
-            missing = [
-                w for w in (S.CORE, S.WRITER) + ((S.WS,) if b_open else ()) if not book.heard_within(w)
-            ]
+            heard = {"observer": core, "writer": writer} | ({"ws-collector": ws} if b_open else {})
+            missing = [name for name, stats in heard.items() if stats is None]
             if missing:
                 flag("stats_missing", AMBER, "no stats from " + ", ".join(missing))
 
         # machine and alert rules
-        if book.gauge(S.WRITER, S.DISK_ERROR):
+        if writer is not None and writer.disk_error:
             flag("disk_error", RED, "the writer cannot write to disk")
         if inp.disk_usage_pct is not None and inp.disk_usage_pct > pol.disk_max_pct:
             flag("disk_high", RED, f"disk {inp.disk_usage_pct:.1f} % used (> {pol.disk_max_pct:g} %)")
@@ -247,7 +254,7 @@ class HealthRules:
         if inp.level > 0:
             flag("mitigation", AMBER, f"mitigation level {inp.level}")
 
-        values = self._values(inp, a_rate, b_rate, reconnects, connected)
+        values = self._values(inp, a_rate, b_rate, reconnects, connected, core, writer)
         alerts = [
             AlertState(key, key in reasons, rule.severity, rule.telegram, details.get(key, REASON_TEXT[key]))
             for key, rule in ALERT_RULES.items()
@@ -257,17 +264,16 @@ class HealthRules:
         return report
 
     def _check_silent(self, inp: Inputs, flag: _Flag) -> None:
-        silent = self.book.gauge(S.CORE, S.B_SILENT)
-        if silent is None:
-            silent = self.book.gauge(S.WS, S.B_SILENT)
+        core = self.book.latest(CoreStats)
+        silent = core.track_b_silent_symbols if core is not None else None
         if silent is None:
             symbols = {a.symbol for a in inp.slots.slots} if inp.slots is not None else None
-            silent = float(self._silent.count(inp.at, symbols))
+            silent = self._silent.count(inp.at, symbols)
         if not silent:
             return
-        used = self.book.gauge(S.CORE, S.B_SLOTS_USED)
+        used = core.slots_used if core is not None else None
         if used is None and inp.slots is not None:
-            used = float(len(inp.slots.slots))
+            used = len(inp.slots.slots)
         if used:
             threshold = max(1.0, self.cfg.monitor.silent_red_fraction * used)
             severity = RED if silent >= threshold else AMBER
@@ -278,7 +284,9 @@ class HealthRules:
     def _check_swing(self, at: datetime, flag: _Flag) -> None:
         """Red also when the rest-collector is stopped or hung (the core keeps reporting the last
         mark it saw), and when no sweep was seen while this monitor has been up for the grace."""
-        reported = self.book.gauge(S.CORE, S.A_SWEEP_AT)
+        core = self.book.latest(CoreStats)
+        sweep_at = core.track_a_sweep_at if core is not None else None
+        reported = sweep_at.timestamp() if sweep_at is not None else None
         if reported is not None and (self.sweep_mark_s is None or reported > self.sweep_mark_s):
             self.sweep_mark_s = reported
         grace = timedelta(seconds=self.cfg.monitor.swing_sweep_grace_s)
@@ -299,26 +307,27 @@ class HealthRules:
         a_rate: float | None,
         b_rate: float | None,
         reconnects: int | None,
-        connected: float | None,
-    ) -> dict[str, float]:
-        slots_used = self.book.gauge(S.CORE, S.B_SLOTS_USED)
+        connected: bool | None,
+        core: CoreStats | None,
+        writer: WriterStats | None,
+    ) -> HealthValues:
+        slots_used = core.slots_used if core is not None else None
         if slots_used is None and inp.slots is not None:
-            slots_used = float(len(inp.slots.slots))
-        candidates: dict[str, float | None] = {
-            "mitigation_level": float(inp.level),
-            "cpu_pct": inp.cpu_pct,
-            "memory_pct": inp.memory_pct,
-            "disk_usage_pct": inp.disk_usage_pct,
-            "disk_latency_ms": self.book.gauge(S.WRITER, S.FSYNC_MS),
-            "lag_s": self.book.gauge(S.CORE, S.EVENT_LAG),
-            "track_a_rate": a_rate,
-            "track_b_rate": b_rate,
-            "track_b_rate_so_far": self._b_rate_so_far() if b_rate is None else None,
-            "ws_reconnects_today": None if reconnects is None else float(reconnects),
-            "ws_connected": connected,
-            "slots_used": slots_used,
-        }
-        return {k: v for k, v in candidates.items() if v is not None}
+            slots_used = len(inp.slots.slots)
+        return HealthValues(
+            mitigation_level=inp.level,
+            cpu_pct=inp.cpu_pct,
+            memory_pct=inp.memory_pct,
+            disk_usage_pct=inp.disk_usage_pct,
+            disk_latency_ms=writer_latency_ms(writer),
+            lag_s=core.event_lag_max_s if core is not None else None,
+            track_a_rate=a_rate,
+            track_b_rate=b_rate,
+            track_b_rate_so_far=self._b_rate_so_far() if b_rate is None else None,
+            ws_reconnects_today=reconnects,
+            ws_connected=connected,
+            slots_used=slots_used,
+        )
 
     def _anomalous(
         self, inp: Inputs, day: DayCounters, b_open: bool, b_rate: float | None, reconnects: int | None

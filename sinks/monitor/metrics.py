@@ -20,11 +20,13 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import msgspec
+
+from observer import record_ids
 from observer.clock import KST
 from observer.config import Config
-from observer.schema import MetricsSnapshot
-from sinks.monitor import stats as S
-from sinks.monitor.stats import StatsBook
+from observer.schema import CoreStats, MetricsSnapshot, WriterStats
+from sinks.monitor.stats import TRACKS, StatsBook
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -50,16 +52,19 @@ class MetricsWindow:
     memory: list[float] = field(default_factory=list)
     disk_usage_pct: float | None = None
     lag_ms: list[float] = field(default_factory=list)
-    _base: dict[tuple[str, str], float] = field(default_factory=dict)
+    _base: dict[tuple[type[msgspec.Struct], str], float] = field(default_factory=dict)
 
     @property
     def interval_s(self) -> float:
         return self.cfg.monitor.metrics_interval_s
 
-    def _counted(self) -> list[tuple[str, str]]:
-        keys = [(S.CORE, S.B_EXPECTED), (S.CORE, S.B_WRITTEN)]
-        keys += [(S.WRITER, f"records.{t}") for t in S.TRACKS]
-        keys += [(S.CORE, f"gaps.{t}") for t in S.TRACKS]
+    def _counted(self) -> list[tuple[type[msgspec.Struct], str]]:
+        keys: list[tuple[type[msgspec.Struct], str]] = [
+            (CoreStats, "samples_expected"),
+            (CoreStats, "samples_written"),
+        ]
+        keys += [(WriterStats, f"written.{t}") for t in TRACKS]
+        keys += [(CoreStats, f"gap_markers.{t}/") for t in TRACKS]  # prefixes: by track, any cause
         return keys
 
     def begin(self, at: datetime) -> None:
@@ -69,7 +74,7 @@ class MetricsWindow:
         self.lag_ms.clear()
         self._base = {}
         for key in self._counted():
-            total = self.book.total(*key)
+            total = self._total(key)
             if total is not None:
                 self._base[key] = total
 
@@ -90,8 +95,12 @@ class MetricsWindow:
     def due(self, at: datetime) -> bool:
         return self.started is not None and at >= self.started + timedelta(seconds=self.interval_s)
 
-    def _delta(self, key: tuple[str, str]) -> float | None:
-        total = self.book.total(*key)
+    def _total(self, key: tuple[type[msgspec.Struct], str]) -> float | None:
+        kind, name = key
+        return self.book.total_with_prefix(kind, name) if name.endswith("/") else self.book.total(kind, name)
+
+    def _delta(self, key: tuple[type[msgspec.Struct], str]) -> float | None:
+        total = self._total(key)
         if total is None:
             return None
         return total - self._base.get(key, 0.0)
@@ -108,14 +117,14 @@ class MetricsWindow:
         """The snapshot of the interval that just ended (stamped with its end); a new one begins."""
         assert self.started is not None
         end = self.started + timedelta(seconds=self.interval_s)
-        expected = self._delta((S.CORE, S.B_EXPECTED))
-        written = self._delta((S.CORE, S.B_WRITTEN))
+        expected = self._delta((CoreStats, "samples_expected"))
+        written = self._delta((CoreStats, "samples_written"))
         b_rate = None if not expected or written is None else min(written / expected, 1.0)
-        records = {t: int(d) for t in S.TRACKS if (d := self._delta((S.WRITER, f"records.{t}"))) is not None}
-        gaps = {t: int(d) for t in S.TRACKS if (d := self._delta((S.CORE, f"gaps.{t}"))) is not None}
+        records = {t: int(d) for t in TRACKS if (d := self._delta((WriterStats, f"written.{t}"))) is not None}
+        gaps = {t: int(d) for t in TRACKS if (d := self._delta((CoreStats, f"gap_markers.{t}/"))) is not None}
         provider = self.cfg.archive_provider
         snapshot = MetricsSnapshot(
-            record_id=f"metrics-{provider}-{self.started.strftime('%Y%m%dT%H%M%S')}",
+            record_id=record_ids.metrics(provider, self.started),
             at=end,
             track_a_collection_rate=track_a_rate,
             track_b_collection_rate=b_rate,

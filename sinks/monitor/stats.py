@@ -1,8 +1,8 @@
-"""What the monitor knows of the other workers: their latest gauges (with age) and their counters
-turned into monotonic totals.
+"""What the monitor knows of the other workers: the latest stats Struct of each (with its age) and
+the counters it follows (`COUNTED`) turned into monotonic totals.
 
-Tolerance rules: a name never seen is unknown (``None``), a gauge older than ``stale_s`` (real
-seconds) is unknown, and a counter that goes down means its producer restarted (the new value
+Tolerance rules: stats never seen are unknown (``None``), stats older than ``stale_s`` (real
+seconds) are unknown, and a counter that goes down means its producer restarted (the new value
 is all new). The first value of a counter seen by this monitor is its baseline (delta 0): the
 monitor cannot know how much of it happened before it started.
 """
@@ -14,82 +14,29 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from observer.schema import WorkerStats
+import msgspec
 
-# -- the stat names (see the package docstring for their meaning)
-CORE = "observer"
-WRITER = "writer"
-WS = "ws-collector"
+from observer.schema import CoreStats, WorkerStats, WriterStats, WsCollectorStats
 
-B_EXPECTED = "track_b.samples_expected"
-B_WRITTEN = "track_b.samples_written"
-A_RECORDED = "track_a.sweep_recorded"
-A_UNIVERSE = "track_a.sweep_universe"
-A_SWEEP_AT = "track_a.sweep_at_s"
-B_OLDEST_AGE = "track_b.oldest_sample_age_s"
-B_SILENT = "track_b.silent_symbols"
-B_SLOTS_USED = "track_b.slots_used"
-EVENT_LAG = "event_lag_s"
-A_OPEN = "session.track_a_open"
-B_OPEN = "session.track_b_open"
-FSYNC_MS = "fsync_latency_ms"
-DISK_ERROR = "disk_error"
-WS_RECONNECTS = "ws.reconnects"
-WS_CONNECTED = "ws.connected"
-WS_SUBSCRIBED = "ws.subscribed"
-WS_FRAME_AGE = "ws.last_frame_age_s"
-A_RATE = "track_a.rate"
-WS_IN_SESSION = "in_session"
-SLOT_PREFIX = "slot."
+StatsT = TypeVar("StatsT", bound=msgspec.Struct)
+
+# The counter fields whose totals the monitor follows (a dict field counts per key: "written.scalp").
+COUNTED: dict[type[msgspec.Struct], tuple[str, ...]] = {
+    CoreStats: ("samples_expected", "samples_written", "gap_markers"),
+    WriterStats: ("written",),
+    WsCollectorStats: ("reconnects",),
+}
+for _kind, _names in COUNTED.items():
+    for _name in _names:
+        assert _name in _kind.__struct_fields__, f"{_kind.__name__} has no field {_name!r}"
 TRACKS = ("swing", "scalp", "raw", "system")
-
-# The names the producers publish today, read when the canonical name is absent (first match wins).
-GAUGE_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
-    CORE: {
-        B_SLOTS_USED: ("slots_used",),
-        EVENT_LAG: ("event_lag_max_s",),
-        A_RATE: ("track_a_collection_rate",),
-    },
-    WRITER: {FSYNC_MS: ("fsync_p99_ms", "fsync_last_ms")},
-    WS: {
-        WS_CONNECTED: ("connected",),
-        WS_SUBSCRIBED: ("subscribed",),
-        WS_FRAME_AGE: ("last_frame_age_s",),
-        B_SILENT: ("silent_symbols", "silent"),
-    },
-}
-# counters published under another name, or as cumulative gauges
-COUNTER_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
-    CORE: {B_EXPECTED: ("samples_expected",), B_WRITTEN: ("samples_written",)},
-    WRITER: {f"records.{t}": (f"written_{t}",) for t in TRACKS},
-    WS: {WS_RECONNECTS: ("reconnects",)},
-}
-
-
-def normalise(stats: WorkerStats) -> tuple[dict[str, float], dict[str, float]]:
-    """(gauges, counters) under the canonical names, aliases filled in where the canonical is absent."""
-    gauges = dict(stats.gauges)
-    counters = dict(stats.counters)
-    for canonical, aliases in GAUGE_ALIASES.get(stats.worker, {}).items():
-        if canonical not in gauges:
-            for alias in aliases:
-                if alias in gauges:
-                    gauges[canonical] = gauges[alias]
-                    break
-    for canonical, aliases in COUNTER_ALIASES.get(stats.worker, {}).items():
-        if canonical not in counters:
-            for alias in aliases:
-                value = counters.get(alias, gauges.get(alias))
-                if value is not None:
-                    counters[canonical] = value
-                    break
-    return gauges, counters
 
 
 @dataclass(slots=True)
-class _Gauge:
-    value: float
+class _Latest:
+    stats: WorkerStats
     at_mono: float
 
 
@@ -100,64 +47,63 @@ class _Counter:
 
 
 class StatsBook:
-    """Latest `WorkerStats` per worker. Feed it from the event loop; query it anywhere in that thread."""
+    """Latest stats per worker kind. Feed it from the event loop; query it anywhere in that thread."""
 
     def __init__(self, stale_s: float, monotonic: Callable[[], float] = time.monotonic):
         self.stale_s = stale_s
         self._mono = monotonic
-        self._gauges: dict[tuple[str, str], _Gauge] = {}
-        self._counters: dict[tuple[str, str], _Counter] = {}
-        self._heard: dict[str, float] = {}
+        self._latest: dict[type[msgspec.Struct], _Latest] = {}
+        self._counters: dict[tuple[type[msgspec.Struct], str], _Counter] = {}
         self.resets = 0
 
-    def feed(self, stats: WorkerStats) -> dict[str, float]:
-        """Take in one stats message; returns its gauges under the canonical names."""
+    def feed(self, stats: WorkerStats) -> None:
+        """Take in one stats message."""
         now = self._mono()
-        worker = stats.worker
-        self._heard[worker] = now
-        gauges, counters = normalise(stats)
-        for name, value in gauges.items():
-            self._gauges[(worker, name)] = _Gauge(float(value), now)
-        for name, value in counters.items():
-            key = (worker, name)
-            counter = self._counters.get(key)
-            if counter is None:
-                self._counters[key] = _Counter(last=value, total=0.0)
-                continue
-            if value >= counter.last:
-                counter.total += value - counter.last
+        kind = type(stats)
+        self._latest[kind] = _Latest(stats, now)
+        for name in COUNTED.get(kind, ()):
+            value = getattr(stats, name)
+            if isinstance(value, dict):
+                for key, n in value.items():
+                    self._count((kind, f"{name}.{key}"), float(n))
             else:
-                counter.total += value
-                self.resets += 1
-            counter.last = value
-        return gauges
+                self._count((kind, name), float(value))
 
-    def gauge(self, worker: str, name: str) -> float | None:
-        g = self._gauges.get((worker, name))
-        if g is None or self._mono() - g.at_mono > self.stale_s:
+    def _count(self, key: tuple[type[msgspec.Struct], str], value: float) -> None:
+        counter = self._counters.get(key)
+        if counter is None:
+            self._counters[key] = _Counter(last=value, total=0.0)
+            return
+        if value >= counter.last:
+            counter.total += value - counter.last
+        else:
+            counter.total += value
+            self.resets += 1
+        counter.last = value
+
+    def latest(self, kind: type[StatsT]) -> StatsT | None:
+        """The newest stats of that kind, or None when none came within ``stale_s``."""
+        got = self._latest.get(kind)
+        if got is None or self._mono() - got.at_mono > self.stale_s:
             return None
-        return g.value
+        assert isinstance(got.stats, kind)
+        return got.stats
 
-    def gauges_with_prefix(self, worker: str, prefix: str) -> dict[str, float]:
-        """Every fresh gauge of `worker` whose name starts with `prefix`."""
-        now = self._mono()
-        return {
-            name: g.value
-            for (w, name), g in self._gauges.items()
-            if w == worker and name.startswith(prefix) and now - g.at_mono <= self.stale_s
-        }
-
-    def total(self, worker: str, name: str) -> float | None:
+    def total(self, kind: type[msgspec.Struct], name: str) -> float | None:
         """Everything counted since this monitor first saw the counter; None if never seen."""
-        c = self._counters.get((worker, name))
+        c = self._counters.get((kind, name))
         return None if c is None else c.total
 
-    def heard_within(self, worker: str) -> bool:
-        at = self._heard.get(worker)
-        return at is not None and self._mono() - at <= self.stale_s
+    def total_with_prefix(self, kind: type[msgspec.Struct], prefix: str) -> float | None:
+        """The sum of the totals of `kind`'s counters named ``prefix...``; None if none seen."""
+        found = [c.total for (k, name), c in self._counters.items() if k is kind and name.startswith(prefix)]
+        return sum(found) if found else None
+
+    def heard_within(self, kind: type[msgspec.Struct]) -> bool:
+        return self.latest(kind) is not None
 
     def workers(self) -> list[str]:
-        return sorted(self._heard)
+        return sorted(got.stats.worker for got in self._latest.values())
 
 
 class History:

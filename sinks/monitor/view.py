@@ -3,7 +3,7 @@
 Sources, each optional (what cannot be read is said, never guessed):
 
 * the supervisor's control socket (``Command(action="status")``): workers, the latest slot table,
-  mitigation level and every worker's `WorkerStats` — including the monitor's own ``stats.monitor``
+  mitigation level and every worker's stats Struct — including the monitor's own ``stats.monitor``
   (health, rates, lag, reasons);
 * files under the data dir: today's gap markers (tail of ``system/events/*/YYYYMMDD.jsonl``) and the
   latest metrics line (``metrics/YYYYMMDD.jsonl``), the fallback for rates when the bus is away;
@@ -23,7 +23,7 @@ from observer import alarms
 from observer.clock import KST, Clock
 from observer.config import Config, data_dir
 from observer.control import ControlClient, NoSupervisor, reply_data
-from observer.schema import Command
+from observer.schema import Command, HealthValues, MonitorStats
 from sinks.monitor.health import REASON_TEXT, STATUS_NAMES
 from sinks.monitor.worker import disk_usage_pct
 
@@ -122,7 +122,8 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
     sup, error = _supervisor(cfg, timeout_s)
     data = sup or {}
     stats = data.get("stats") or {}
-    monitor = (stats.get("monitor") or {}).get("gauges") or {}
+    monitor = monitor_stats(stats.get("monitor"))
+    values = monitor.values if monitor is not None else HealthValues()
     metrics = latest_metrics(root, now.date())
     slots_doc = data.get("slots") or {}
     table = [
@@ -131,7 +132,7 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
         if isinstance(s, dict)
     ]
     mitigation = data.get("mitigation") or {}
-    level = mitigation.get("level", monitor.get("mitigation_level"))
+    level = mitigation.get("level", monitor.mitigation_level if monitor is not None else None)
     if level is None and metrics is not None:
         level = metrics.get("mitigation_level")
     usage = disk_usage_pct(root)
@@ -161,10 +162,10 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
             "paused": bool(slots_doc.get("paused", False)),
             "table": table,
         },
-        "rates": _rates(monitor, metrics),
+        "rates": _rates(values, metrics),
         "lag": {
-            "event_lag_s": monitor.get("lag_s"),
-            "disk_write_latency_ms": monitor.get("disk_latency_ms"),
+            "event_lag_s": values.lag_s,
+            "disk_write_latency_ms": values.disk_latency_ms,
             "p50_ms": metrics.get("latency_p50_ms") if metrics else None,
             "p95_ms": metrics.get("latency_p95_ms") if metrics else None,
             "p99_ms": metrics.get("latency_p99_ms") if metrics else None,
@@ -177,11 +178,22 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
     }
 
 
-def _rates(monitor: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
-    a, b = monitor.get("track_a_rate"), monitor.get("track_b_rate")
+def monitor_stats(doc: Any) -> MonitorStats | None:
+    """The monitor's `MonitorStats` from the supervisor's status (None if absent or not one)."""
+    if not isinstance(doc, dict):
+        return None
+    try:
+        return msgspec.convert(doc, MonitorStats)
+    except msgspec.ValidationError:
+        return None
+
+
+def _rates(values: HealthValues, metrics: dict[str, Any] | None) -> dict[str, Any]:
+    a: float | None = values.track_a_rate
+    b: float | None = values.track_b_rate
     b_window = "5 min"
-    if b is None and monitor.get("track_b_rate_so_far") is not None:
-        b, b_window = monitor["track_b_rate_so_far"], "so far"
+    if b is None and values.track_b_rate_so_far is not None:
+        b, b_window = values.track_b_rate_so_far, "so far"
     source = "monitor"
     if a is None and b is None and metrics is not None:
         a, b = metrics.get("track_a_collection_rate"), metrics.get("track_b_collection_rate")
@@ -190,20 +202,20 @@ def _rates(monitor: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str,
         "track_a": a,
         "track_b": b,
         "track_b_window": b_window,
-        "ws_reconnects_today": monitor.get("ws_reconnects_today"),
+        "ws_reconnects_today": values.ws_reconnects_today,
         "source": source,
     }
 
 
-def _health(monitor: dict[str, Any], standing: list[alarms.Alarm]) -> dict[str, Any]:
+def _health(monitor: MonitorStats | None, standing: list[alarms.Alarm]) -> dict[str, Any]:
     """The monitor's health, turned red by any standing CRITICAL alarm (backup, retention), which
     holds whether or not the monitor runs."""
     raised = [
         {"key": f"{a.kind}.{a.key}", "severity": "red", "text": f"{a.message} (since {a.since.isoformat()})"}
         for a in standing
     ]
-    code = monitor.get("health")
-    if code is None:
+    code = monitor.health if monitor is not None else None
+    if monitor is None or code is None:
         return {
             "status": "red" if raised else "unknown",
             "reasons": [
@@ -212,15 +224,10 @@ def _health(monitor: dict[str, Any], standing: list[alarms.Alarm]) -> dict[str, 
             ],
         }
     reasons = raised + [
-        {
-            "key": key[len("reason.") :],
-            "severity": STATUS_NAMES.get(int(value), "?"),
-            "text": REASON_TEXT.get(key[len("reason.") :], key),
-        }
-        for key, value in sorted(monitor.items())
-        if key.startswith("reason.")
+        {"key": key, "severity": STATUS_NAMES.get(value, "?"), "text": REASON_TEXT.get(key, key)}
+        for key, value in sorted(monitor.reasons.items())
     ]
-    return {"status": "red" if raised else STATUS_NAMES.get(int(code), "unknown"), "reasons": reasons}
+    return {"status": "red" if raised else STATUS_NAMES.get(code, "unknown"), "reasons": reasons}
 
 
 # --------------------------------------------------------------------------- rendering

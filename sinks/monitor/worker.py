@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from observer import record_ids
 from observer.bus import (
     ALERT,
     HEARTBEAT,
@@ -31,23 +32,31 @@ from observer.bus import (
 )
 from observer.clock import KST, Clock
 from observer.config import Config, Secrets, data_dir, state_dir
+from observer.gap_markers import seq_gap
 from observer.reliable import ReliableSender, SeqGap, hop_endpoints
 from observer.schema import (
+    CoreStats,
+    DayAnomalous,
+    GapMarker,
+    HealthValues,
     Heartbeat,
+    JetStreamStats,
     MetricsSnapshot,
     MitigationLevel,
+    MonitorStats,
     Severity,
     SlotCommand,
     SystemEvent,
     WorkerStats,
+    WriterStats,
+    WsCollectorStats,
 )
 from observer.sessions import MarketSessions
 from observer.worker_base import Worker
 from sinks.monitor import memory
-from sinks.monitor import stats as S
 from sinks.monitor.alerts import AlertSender
 from sinks.monitor.day_summary import DaySummary
-from sinks.monitor.health import HealthReport, HealthRules, Inputs
+from sinks.monitor.health import HealthReport, HealthRules, Inputs, writer_latency_ms
 from sinks.monitor.metrics import MetricsWindow
 from sinks.monitor.mitigation import LevelChange, MitigationState, SignalSample
 from sinks.monitor.stats import StatsBook
@@ -100,6 +109,8 @@ class MonitorWorker(Worker):
         self.events_sent = 0
         self.metrics_sent = 0
         self.gaps = 0
+        self._event_ids = record_ids.EventIds(self.name, self.run_id)
+        self._gaps_waiting: list[SeqGap] = []
 
     # -- lifecycle
     def on_start(self) -> None:
@@ -132,6 +143,11 @@ class MonitorWorker(Worker):
 
     def on_tick(self) -> None:
         assert self.sender is not None
+        while self._gaps_waiting:
+            gap = self._gaps_waiting.pop(0)
+            self._send(
+                seq_gap(gap, provider=self.cfg.archive_provider, detected_by=self.name, at=self.clock.now())
+            )
         self.sender.pump()
         now = self.clock.now()
         if self._next_sample_at is not None and now >= self._next_sample_at:
@@ -172,7 +188,7 @@ class MonitorWorker(Worker):
                 return
             topic, body = item
             match body:
-                case WorkerStats():
+                case CoreStats() | WriterStats() | WsCollectorStats() | MonitorStats() | JetStreamStats():
                     self.handle_stats(body)
                 case Heartbeat():
                     self.handle_heartbeat(body)
@@ -184,11 +200,11 @@ class MonitorWorker(Worker):
                     pass
 
     def handle_stats(self, stats: WorkerStats) -> None:
-        if stats.worker == self.name:
+        if isinstance(stats, MonitorStats):
             return
-        gauges = self.book.feed(stats)
-        if stats.worker == S.CORE and S.EVENT_LAG in gauges:
-            self.metrics.add_lag(gauges[S.EVENT_LAG])
+        self.book.feed(stats)
+        if isinstance(stats, CoreStats) and stats.event_lag_max_s is not None:
+            self.metrics.add_lag(stats.event_lag_max_s)
 
     def handle_heartbeat(self, hb: Heartbeat) -> None:
         if hb.worker != self.name:
@@ -222,8 +238,8 @@ class MonitorWorker(Worker):
             at=now,
             cpu_pct=cpu,
             memory_pct=memory_pct,
-            disk_latency_ms=self.book.gauge(S.WRITER, S.FSYNC_MS),
-            lag_s=self.book.gauge(S.CORE, S.EVENT_LAG),
+            disk_latency_ms=writer_latency_ms(self.book.latest(WriterStats)),
+            lag_s=core.event_lag_max_s if (core := self.book.latest(CoreStats)) is not None else None,
         )
         change = self.mitigation.observe(signal)
         if change is not None:
@@ -258,7 +274,8 @@ class MonitorWorker(Worker):
 
     def _metrics(self, now: datetime) -> MetricsSnapshot:
         used = len(self.slots.slots) if self.slots is not None else 0
-        used_gauge = self.book.gauge(S.CORE, S.B_SLOTS_USED)
+        core = self.book.latest(CoreStats)
+        used_gauge = core.slots_used if core is not None else None
         self.metrics_sent += 1
         return self.metrics.build(
             now,
@@ -275,10 +292,8 @@ class MonitorWorker(Worker):
         message = f"mitigation level {change.old} -> {change.new}"
         self.log.warning(message, extra={"reasons": change.reasons})
         self._publish_level(change.at, change.reasons)
-        stamp = change.at.astimezone(KST).strftime("%Y%m%dT%H%M%S%f")
         self._send(
             self._event(
-                f"mitigation-{self.cfg.archive_provider}-{stamp}-{change.old}to{change.new}",
                 "mitigation_change",
                 severity,
                 change.at,
@@ -296,10 +311,8 @@ class MonitorWorker(Worker):
         message = f"health {old} -> {report.status_name}"
         self.log.log(30 if report.status else 20, message, extra={"reasons": reasons})
         now = self.clock.now()
-        stamp = now.astimezone(KST).strftime("%Y%m%dT%H%M%S%f")
         self._send(
             self._event(
-                f"health-{self.cfg.archive_provider}-{stamp}-{self.run_id}",
                 "health_change",
                 severity,
                 now,
@@ -313,23 +326,24 @@ class MonitorWorker(Worker):
     def _day_anomalous(self, now: datetime, reasons: list[str]) -> None:
         day = now.astimezone(KST).date()
         self.log.warning("day marked anomalous", extra={"day": day.isoformat(), "reasons": reasons})
+        provider = self.cfg.archive_provider
         self._send(
-            self._event(
-                f"day_anomalous-{self.cfg.archive_provider}-{day.strftime('%Y%m%d')}",
-                "day_anomalous",
-                "WARNING",
-                now,
-                f"{day.isoformat()} is an anomalous day: " + "; ".join(reasons),
-                date=day.isoformat(),
+            DayAnomalous(
+                record_id=record_ids.event(self.name, "day_anomalous", provider, f"{day:%Y%m%d}"),
+                at=now,
+                source=self.name,
+                provider=provider,
+                day=day,
+                severity="WARNING",
                 reasons=reasons,
             )
         )
 
     def _event(
-        self, record_id: str, type_: str, severity: Severity, at: datetime, message: str, **details: Any
+        self, type_: str, severity: Severity, at: datetime, message: str, **details: Any
     ) -> SystemEvent:
         return SystemEvent(
-            record_id=record_id,
+            record_id=self._event_ids.next(),
             type=type_,
             severity=severity,
             at=at,
@@ -339,10 +353,10 @@ class MonitorWorker(Worker):
             details=details,
         )
 
-    def _send(self, body: SystemEvent | MetricsSnapshot) -> None:
+    def _send(self, body: SystemEvent | DayAnomalous | GapMarker | MetricsSnapshot) -> None:
         assert self.sender is not None
         self.sender.send(body)
-        if isinstance(body, SystemEvent):
+        if isinstance(body, SystemEvent | DayAnomalous):
             self.events_sent += 1
 
     def _publish_level(self, now: datetime, reasons: list[str] | None = None) -> None:
@@ -358,35 +372,34 @@ class MonitorWorker(Worker):
     def _publish_health(self, now: datetime) -> None:
         assert self.events is not None
         self._health_published_at = time.monotonic()
-        gauges: dict[str, float] = {}
-        if self.report is not None:
-            gauges.update(self.report.values)
-            gauges["health"] = float(self.report.status)
-            gauges.update({f"reason.{k}": float(v) for k, v in self.report.reasons.items()})
-        gauges["mitigation_level"] = float(self.mitigation.level)
-        counters: dict[str, float] = {
-            "samples": self.samples,
-            "level_changes": self.level_changes,
-            "events_sent": self.events_sent,
-            "metrics_sent": self.metrics_sent,
-            "malformed_events": self.sub.malformed if self.sub is not None else 0,
-            "gaps": self.gaps,
-        }
-        if self.alerts is not None:
-            counters.update(
-                alert_episodes=self.alerts.episodes,
-                alerts_sent=self.alerts.sent,
-                alerts_failed_attempts=self.alerts.attempts_failed,
-                alerts_refused=self.alerts.refused,
-                alerts_dropped=self.alerts.dropped,
-            )
+        report, alerts = self.report, self.alerts
         self.events.publish(
             stats_topic(self.name),
-            WorkerStats(worker=self.name, at=now, counters=counters, gauges=gauges),
+            MonitorStats(
+                worker=self.name,
+                at=now,
+                health=report.status if report is not None else None,
+                reasons=dict(report.reasons) if report is not None else {},
+                values=report.values if report is not None else HealthValues(),
+                mitigation_level=self.mitigation.level,
+                samples=self.samples,
+                level_changes=self.level_changes,
+                events_sent=self.events_sent,
+                metrics_sent=self.metrics_sent,
+                malformed_events=self.sub.malformed if self.sub is not None else 0,
+                gaps=self.gaps,
+                alert_episodes=alerts.episodes if alerts is not None else 0,
+                alerts_sent=alerts.sent if alerts is not None else 0,
+                alerts_failed_attempts=alerts.attempts_failed if alerts is not None else 0,
+                alerts_refused=alerts.refused if alerts is not None else 0,
+                alerts_dropped=alerts.dropped if alerts is not None else 0,
+            ),
         )
 
     def _on_gap(self, gap: SeqGap) -> None:
+        """Called from inside sender.send: its marker is sent from on_tick, never re-entrantly."""
         self.gaps += 1
+        self._gaps_waiting.append(gap)
         self.log.error(
             "monitor events abandoned (replay buffer overflow)",
             extra={"first": gap.first, "last": gap.last, "pid": os.getpid()},

@@ -13,8 +13,9 @@ import msgspec
 
 from observer.bus import MITIGATION, EventSubscriber, archive_decoder, stats_topic, system_topic
 from observer.config import data_dir, ensure_private_dir, state_dir
+from observer.gap_markers import seq_gap
 from observer.reliable import ReliableReceiver, SeqGap, hop_endpoints
-from observer.schema import ArchiveRecord, GapMarker, MitigationLevel, WorkerStats
+from observer.schema import ArchiveRecord, MitigationLevel, WriterStats
 from observer.worker_base import Worker
 from sinks.writer.committer import Committer, event_item
 from sinks.writer.feed import FeedThread
@@ -200,24 +201,7 @@ class WriterWorker(Worker):
         # the span before the detection is the wall-clock time since the last message sent
         end = self.clock.now()
         start = end - timedelta(microseconds=max(0, gap.at_ns - start_ns) / 1_000)
-        marker = GapMarker(
-            record_id=f"gap-writer-{gap.producer}-{gap.run_id}-{gap.first}-{gap.last}",
-            track="bus",
-            provider=self.cfg.archive_provider,
-            market="",
-            symbols=[],
-            start=start,
-            end=end,
-            reason=gap.reason,
-            detected_by=self.name,
-            details={
-                "producer": gap.producer,
-                "run_id": gap.run_id,
-                "first": gap.first,
-                "last": gap.last,
-                "count": gap.count,
-            },
-        )
+        marker = seq_gap(gap, provider=self.cfg.archive_provider, detected_by=self.name, since=start, at=end)
         self.gaps += 1
         self.log.warning(
             "archive hop gap",
@@ -277,36 +261,35 @@ class WriterWorker(Worker):
             self._last_stats = now
             self.events.publish(stats_topic(self.name), self.worker_stats())
 
-    def worker_stats(self) -> WorkerStats:
+    def worker_stats(self) -> WriterStats:
         c = self.committer
-        counters: dict[str, float] = {f"written_{t}": float(n) for t, n in c.written.items()}
-        counters |= {
-            "duplicates_skipped": float(c.duplicates),
-            "rejected": float(self.rejected),
-            "gaps": float(self.gaps),
-            "commits": float(c.commits),
-            "disk_errors": float(c.disk_errors),
-            "torn_lines_repaired": float(c.repairs),
-            "intake_pauses": float(self.pauses),
-            "malformed_envelopes": float(self.receiver.malformed),
-        }
-        if self.stream_out is not None:
-            out = self.stream_out.sender
-            counters |= {"stream_sent": float(out.sent), "stream_abandoned": float(out.abandoned)}
+        out = self.stream_out.sender if self.stream_out is not None else None
         commit_ms, lag_ms = list(c.commit_ms), list(c.lag_ms)
-        gauges = {
-            "fsync_last_ms": commit_ms[-1] if commit_ms else 0.0,
-            "fsync_p99_ms": _p99(commit_ms),
-            "lag_p99_ms": _p99(lag_ms),
-            "queue_bytes": float(self.queue.nbytes),
-            "queue_records": float(len(self.queue)),
-            "disk_error": 1.0 if c.disk_error else 0.0,
-            "intake_paused": 1.0 if self.paused else 0.0,
-            "mitigation_level": float(self.level),
-            "index_ready": 1.0 if c.ready.is_set() else 0.0,
-            "index_ids": float(len(c.window)),
-        }
-        return WorkerStats(worker=self.name, at=self.clock.now(), counters=counters, gauges=gauges)
+        return WriterStats(
+            worker=self.name,
+            at=self.clock.now(),
+            written=dict(c.written),
+            duplicates_skipped=c.duplicates,
+            rejected=self.rejected,
+            gaps=self.gaps,
+            commits=c.commits,
+            disk_errors=c.disk_errors,
+            torn_lines_repaired=c.repairs,
+            intake_pauses=self.pauses,
+            malformed_envelopes=self.receiver.malformed,
+            stream_sent=out.sent if out is not None else 0,
+            stream_abandoned=out.abandoned if out is not None else 0,
+            fsync_last_ms=commit_ms[-1] if commit_ms else None,
+            fsync_p99_ms=_p99(commit_ms) if commit_ms else None,
+            lag_p99_ms=_p99(lag_ms) if lag_ms else None,
+            queue_bytes=self.queue.nbytes,
+            queue_records=len(self.queue),
+            disk_error=c.disk_error,
+            intake_paused=self.paused,
+            mitigation_level=self.level,
+            index_ready=c.ready.is_set(),
+            index_ids=len(c.window),
+        )
 
     def stats(self) -> dict[str, float]:
         if not hasattr(self, "committer"):

@@ -17,7 +17,7 @@ from collectors.universe_build import UniverseBuilder
 from observer.cli import cli
 from observer.clock import KST, ManualClock
 from observer.config import MissingCredentials, Secrets
-from observer.schema import DetailValue
+from observer.schema import DetailValue, UniverseBuilt
 from observer.universe import snapshot_path
 from testkit.config import make_config, write_config
 from tests.collectors.conftest import sim_toml
@@ -84,7 +84,10 @@ def test_universe_build_filters_then_falls_back_with_an_event(
     cfg = make_config(short_tmp, sim_toml(sim))
     seen: list[tuple[str, dict[str, DetailValue]]] = []
     provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
-    builder = UniverseBuilder(cfg, provider, clock, emit=lambda t, s, m, d: seen.append((t, d)))
+    built: list[UniverseBuilt] = []
+    builder = UniverseBuilder(
+        cfg, provider, clock, emit=lambda t, s, m, d: seen.append((t, d)), built=built.append
+    )
     loaded = builder.ensure(date(2026, 3, 13))
     listings = {x.code: x for x in sim.market.listings}
     kept = {e.symbol for lu in loaded.values() for e in lu.snapshot.symbols}
@@ -102,7 +105,10 @@ def test_universe_build_filters_then_falls_back_with_an_event(
         and sim.market.base_price(x, date(2026, 3, 13)) >= 4_000
     }
     assert kept == expected
-    assert [t for t, _ in seen] == ["universe_built", "universe_built"]
+    assert sorted(b.market for b in built) == ["KOSDAQ", "KOSPI"] and all(
+        b.day == date(2026, 3, 13) for b in built
+    )
+    assert all(b.record_id == f"evt:universe:universe_built:kis:{b.market}:20260313" for b in built)
     path = snapshot_path(Path(cfg.paths.universe_dir), date(2026, 3, 13), "KOSPI")
     assert path.stat().st_mode & 0o777 == 0o600
     # the next day, the master files are unreachable: the latest earlier snapshot is used, and said so

@@ -19,7 +19,7 @@ from collectors.rest_worker import RestCollectorWorker
 from observer.bus import EventPublisher
 from observer.clock import KST, ManualClock, SessionClock
 from observer.config import Secrets, SimConfig
-from observer.schema import GapMarker, QuoteSnapshot, SystemEvent
+from observer.schema import GapMarker, QuoteSnapshot, SweepSummary, SystemEvent
 from testkit.config import make_config, write_config
 from tests.collectors.conftest import IngestTap, sim_toml
 from tests.collectors.kis.test_rest_sim import count_token_issues
@@ -33,7 +33,8 @@ def at(day: int, hh: int, mm: int, ss: int = 0) -> datetime:
 
 
 def events(tap: IngestTap, type_: str) -> list[SystemEvent]:
-    return [e for e in tap.of(SystemEvent) if e.type == type_]
+    typed = [s.event() for s in tap.of(SweepSummary)]  # as the core archives them
+    return [e for e in [*tap.of(SystemEvent), *typed] if e.type == type_]
 
 
 def count_is(tap: IngestTap, type_: str, n: int) -> Callable[[], bool]:

@@ -20,12 +20,18 @@ def test_clean_run_with_41_symbols_delivers_every_published_trade(short_tmp: Pat
     with running(short_tmp) as (sim, bus, worker, admin):
         codes = busy_codes(sim)
         bus.set_slots(codes)
-        wait_for(lambda: bus.got.gauge("subscribed") == 41, 15, what="41 subscriptions")
+        wait_for(
+            lambda: (st := bus.got.latest_stats()) is not None and st.subscribed == 41,
+            15,
+            what="41 subscriptions",
+        )
         wait_for(lambda: set(bus.got.records_by_symbol()) == set(codes), 15, what="every slot streaming")
         wait_for(lambda: sum(bus.got.records_by_symbol().values()) >= 400, 15, what="some trades")
         bus.set_slots([])
         wait_for(
-            lambda: bus.got.gauge("held") == 0 and bus.got.gauge("connected") == 1, 15, what="unsubscribed"
+            lambda: (st := bus.got.latest_stats()) is not None and st.held == 0 and st.connected,
+            15,
+            what="unsubscribed",
         )
         published = published_by_symbol(admin.truth())
         assert set(published) == set(codes)

@@ -41,7 +41,9 @@ def test_worker_process_streams_and_stops_on_sigterm(short_tmp: Path) -> None:
             codes = busy_codes(sim, 5)
             bus.set_slots(codes)
             wait_for(lambda: len(bus.got.records_by_symbol()) == 5, 20, what="streaming from the process")
-            wait_for(lambda: bus.got.gauge("subscribed") == 5, 5, what="stats")
+            wait_for(
+                lambda: (st := bus.got.latest_stats()) is not None and st.subscribed == 5, 5, what="stats"
+            )
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0
         finally:

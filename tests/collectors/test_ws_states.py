@@ -28,7 +28,7 @@ from collectors.ws_states import (
     check_transition,
 )
 from observer.clock import KST, ManualClock
-from observer.schema import DetailValue, SystemEvent
+from observer.schema import DayAnomalous, FeedStatus, SystemEvent
 from observer.sessions import MarketSessions
 from testkit.config import make_config
 
@@ -161,16 +161,7 @@ class Rig:
         self.events: list[SystemEvent] = []
         self.counters = dict.fromkeys(COUNTERS, 0)
 
-        def make_event(type_: str, severity: str, message: str, **details: DetailValue) -> SystemEvent:
-            return SystemEvent(
-                record_id=f"e{len(self.events)}",
-                type=type_,
-                severity=severity,  # type: ignore[arg-type]
-                at=self.clock.now(),
-                source="ws-collector",
-                message=message,
-                details=details,
-            )
+        ids = iter(range(1_000_000))
 
         log = logging.getLogger("test.ws_link")
         report = WsReporter(
@@ -178,8 +169,9 @@ class Rig:
             "run",
             "kis",
             "KRX",
-            make_event=make_event,
-            send=lambda msg: self.events.append(msg) if isinstance(msg, SystemEvent) else None,
+            clock=self.clock,
+            next_event_id=lambda: f"e{next(ids)}",
+            send=self._sent,
             publish=lambda topic, event: None,
             log=log,
             rejection_interval_s=60.0,
@@ -204,6 +196,13 @@ class Rig:
             connect_timeout_s=1.0,
         )
         self.seen: list[LinkState] = [self.link.state]
+
+    def _sent(self, msg: object) -> None:
+        match msg:
+            case SystemEvent():
+                self.events.append(msg)
+            case FeedStatus() | DayAnomalous():  # as the core archives them
+                self.events.append(msg.event())
 
     def tick(self, advance_s: float = 0.0) -> LinkState:
         self.clock.advance(advance_s)

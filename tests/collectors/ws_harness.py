@@ -33,7 +33,16 @@ from observer.bus import (
 from observer.clock import KST, Clock, SessionClock
 from observer.config import Config
 from observer.reliable import ReliableReceiver, hop_endpoints
-from observer.schema import GapMarker, SlotAssignment, SlotCommand, SystemEvent, TradeFrame, WorkerStats
+from observer.schema import (
+    DayAnomalous,
+    FeedStatus,
+    GapMarker,
+    SlotAssignment,
+    SlotCommand,
+    SystemEvent,
+    TradeFrame,
+    WsCollectorStats,
+)
 from testkit.config import make_config
 
 # A Thursday just after the simulator's open. The tests open Track B's window at 09:00 (it is
@@ -88,20 +97,16 @@ class Collected:
     frames: list[TradeFrame] = field(default_factory=list)
     gaps: list[GapMarker] = field(default_factory=list)
     events: list[SystemEvent] = field(default_factory=list)
-    stats: list[WorkerStats] = field(default_factory=list)
+    stats: list[WsCollectorStats] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def records_by_symbol(self) -> Counter[str]:
         with self.lock:
             return Counter(t.symbol for f in self.frames for t in f.ticks)
 
-    def latest_stats(self) -> WorkerStats | None:
+    def latest_stats(self) -> WsCollectorStats | None:
         with self.lock:
             return self.stats[-1] if self.stats else None
-
-    def gauge(self, name: str) -> float:
-        st = self.latest_stats()
-        return st.gauges.get(name, -1.0) if st else -1.0
 
     def events_of(self, type_: str) -> list[SystemEvent]:
         with self.lock:
@@ -162,10 +167,12 @@ class Bus:
                                 self.got.gaps.append(body)
                             case SystemEvent():
                                 self.got.events.append(body)
+                            case FeedStatus() | DayAnomalous():  # as the core archives them
+                                self.got.events.append(body.event())
                     receiver.ack(env.producer, env.run_id, env.seq)
                 receiver.republish_acks()
                 while (ev := sub.recv_nowait()) is not None:
-                    if isinstance(ev[1], WorkerStats):
+                    if isinstance(ev[1], WsCollectorStats):
                         with self.got.lock:
                             self.got.stats.append(ev[1])
                 now = time.monotonic()

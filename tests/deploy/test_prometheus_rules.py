@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 from sinks.monitor.prometheus import METRIC_NAMES
-
 from tests.conftest import REPO
 
 PROM_DIR = REPO / "deploy" / "prometheus"

@@ -131,7 +131,7 @@ EVENTS = [
     ),
     s.Command(action="pin", target="005930"),
     s.CommandReply(ok=True, message="sent", data={"x": msgspec.Raw(encode([1, 2]))}),
-    s.WorkerStats(worker="observer", at=AT, counters={"records.swing": 4000.0}, gauges={"lag_s": 0.1}),
+    s.CoreStats(worker="observer", at=AT, records={"swing": 4000}, event_lag_max_s=0.1),
 ]
 
 

@@ -21,7 +21,7 @@ from observer.bus import (
 )
 from observer.cli import cli
 from observer.clock import KST
-from observer.schema import Command, MitigationLevel, SlotAssignment, SlotCommand, WorkerStats
+from observer.schema import Command, CoreStats, MitigationLevel, SlotAssignment, SlotCommand
 from supervisor.cli import format_status
 from tests.conftest import wait_for
 
@@ -52,7 +52,7 @@ def test_status_remembers_slots_mitigation_and_stats_and_pins_reach_the_core(sta
             pub.send_multipart(
                 [
                     stats_topic("observer").encode(),
-                    encode(WorkerStats(worker="observer", at=AT, counters={"n": 3})),
+                    encode(CoreStats(worker="observer", at=AT, samples_written=3)),
                 ]
             )
             status = run.status()
@@ -62,7 +62,7 @@ def test_status_remembers_slots_mitigation_and_stats_and_pins_reach_the_core(sta
         status = run.status()
         assert status["slots"]["version"] == 7 and status["slots"]["slots"][0]["symbol"] == "005930"
         assert status["mitigation"]["level"] == 1 and status["mitigation"]["reasons"] == ["cpu"]
-        assert status["stats"]["observer"]["counters"] == {"n": 3}
+        assert status["stats"]["observer"]["samples_written"] == 3
         assert "mitigation level 1" in format_status(status)
 
         runner = CliRunner()

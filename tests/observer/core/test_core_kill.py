@@ -10,8 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from observer.core.records import window_key
 from observer.core.sampler import from_ms, to_ms
+from observer.record_ids import kst_stamp as window_key
 from observer.schema import PatternRecord
 from tests.observer.core.harness import CoreHarness, write_universe
 

@@ -13,12 +13,15 @@ from observer.bus import MITIGATION, SLOTS, ctl_topic, stats_topic
 from observer.reliable import ReliableSender, hop_endpoints
 from observer.schema import (
     Command,
+    CoreStats,
+    FeedState,
+    FeedStatus,
     GapMarker,
     MitigationLevel,
     OverflowEntry,
     SlotCommand,
     SystemEvent,
-    WorkerStats,
+    UniverseBuilt,
 )
 from tests.conftest import wait_for
 from tests.observer.core.harness import CoreHarness, write_universe
@@ -175,18 +178,17 @@ def test_stats_are_published_with_rates_and_rejections(core: CoreHarness) -> Non
     h.send(h.snapshot("000003", "S1"))
     h.send(h.snapshot("000003", "S2", volume=2_000))
 
-    def stats() -> WorkerStats | None:
-        found = [
-            b for _, b in h.events_seen if isinstance(b, WorkerStats) and b.gauges.get("samples_written")
-        ]
+    def stats() -> CoreStats | None:
+        found = [b for _, b in h.events_seen if isinstance(b, CoreStats) and b.samples_written]
         return found[-1] if found else None
 
     s = h.until(stats, what="stats with durable samples")
     assert s is not None
-    assert s.counters["records.raw"] == 1 and s.counters["records.swing"] == 2
-    assert s.counters["rejection.price_positive"] == 1
-    assert s.gauges["track_a_collection_rate"] == pytest.approx(1 / len(SYMBOLS))  # sweep S1: 1 of 10
-    assert 0 < s.gauges["track_b_collection_rate"] <= 1 and s.gauges["slot.01.expected"] >= 1
+    assert s.records["raw"] == 1 and s.records["swing"] == 2
+    assert s.findings["rejection.price_positive"] == 1
+    assert s.track_a_collection_rate == pytest.approx(1 / len(SYMBOLS))  # sweep S1: 1 of 10
+    assert s.track_b_collection_rate is not None and 0 < s.track_b_collection_rate <= 1
+    assert s.slots[0].slot_number == 1 and s.slots[0].expected >= 1
 
 
 @pytest.mark.timeout(60)
@@ -282,14 +284,15 @@ def test_a_42nd_surge_candidate_goes_to_the_overflow_ledger(short_tmp: Path) -> 
         h.stop()
 
 
-def _ws_event(h: CoreHarness, type_: str) -> SystemEvent:
-    return SystemEvent(
-        record_id=f"evt-ws-{type_}-{h.now().timestamp()}",
-        type=type_,
+def _feed_status(h: CoreHarness, state: FeedState) -> FeedStatus:
+    return FeedStatus(
+        record_id=f"evt:ws-collector:test:{state}",
+        state=state,
         severity="WARNING",
         at=h.now(),
         source="ws-collector",
         provider="kis",
+        message=state,
     )
 
 
@@ -302,7 +305,7 @@ def test_feed_outage_flags_samples_gap_and_a_ws_failure_pauses_scalp(core: CoreH
     _until(h, lambda: h.writer.patterns("scalp"), what="normal samples")
     assert h.writer.patterns("scalp")[0].quality.quality_flag == "normal"
 
-    h.send(_ws_event(h, "ws_disconnected"))
+    h.send(_feed_status(h, "disconnected"))
     down_at = last_frame.received_at  # the outage starts at the last frame received, not at the notice
 
     def flagged() -> list[str]:
@@ -319,7 +322,7 @@ def test_feed_outage_flags_samples_gap_and_a_ws_failure_pauses_scalp(core: CoreH
         if p.quality.quality_flag == "gap":
             assert inst.window_start >= down_at and inst.trade_count == 0
 
-    h.send(_ws_event(h, "ws_failure"))
+    h.send(_feed_status(h, "failure"))
     _until(h, lambda: h.writer.events("ws_failure"), what="the failure archived")
     paused_from = h.later(1.0)  # windows closing after the event (grace included) are not written
     resume = h.later(3.0)
@@ -353,13 +356,15 @@ def test_a_universe_built_after_the_core_started_is_taken_without_a_restart(shor
         assert h.writer.patterns("swing")[0].quality.quality_flag == "degraded"
         write_universe(h.cfg, h.day, SYMBOLS)
         h.send(
-            SystemEvent(
-                record_id="evt-universe-built",
-                type="universe_built",
-                severity="INFO",
+            UniverseBuilt(
+                record_id="evt:rest-collector:universe_built:kis:KOSPI:test",
                 at=h.now(),
                 source="rest-collector",
                 provider="kis",
+                market="KOSPI",
+                day=h.day,
+                symbols=len(SYMBOLS),
+                path="universe.json",
             )
         )
         _until(h, lambda: h.writer.events("universe_loaded"), what="the universe taken")

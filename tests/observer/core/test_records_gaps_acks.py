@@ -9,15 +9,18 @@ import msgspec
 
 from observer.clock import KST, ManualClock
 from observer.core.acks import AckLedger
-from observer.core.feed import FeedState
-from observer.core.gaps import MissedTradeDetector, bus_gap_marker, restart_gap_marker
-from observer.core.records import RecordFactory, window_key
+from observer.core.checkpoint import SamplerCheckpoint, SymbolCheckpoint, load_checkpoint, save_checkpoint
+from observer.core.feed_outage import FeedOutage
+from observer.core.gaps import MissedTradeDetector, restart_gap_marker
+from observer.core.records import RecordFactory
 from observer.core.rules import Verdict
 from observer.core.sampler import Sampler
-from observer.core.state import SamplerCheckpoint, SymbolCheckpoint, load_checkpoint, save_checkpoint
+from observer.gap_markers import seq_gap
+from observer.record_ids import kst_stamp as window_key
 from observer.reliable import SeqGap
 from observer.schema import (
     DetailValue,
+    FeedStatus,
     GapMarker,
     PatternRecord,
     QuoteSnapshot,
@@ -116,7 +119,9 @@ def test_missed_trades_become_a_scalp_gap_marker_with_estimates() -> None:
 
 def test_bus_gap_marker_names_producer_and_range() -> None:
     gap = SeqGap("ws-collector", "r1", 10, 19, "observer", "producer_abandoned", 1_700_000_000_000_000_000)
-    marker = bus_gap_marker(gap, "kis", "observer", AT)  # wall time in the gap, the pipeline's clock wins
+    marker = seq_gap(
+        gap, provider="kis", detected_by="observer", at=AT
+    )  # wall time in the gap, the pipeline's clock wins
     assert marker.track == "bus" and marker.details["first_seq"] == 10 and marker.details["count"] == 10
     assert marker.record_id == "gap:bus:ws-collector:r1:10-19"
     assert marker.start == marker.end == AT
@@ -136,11 +141,11 @@ def _event(source: str, type_: str, at: datetime, **details: DetailValue) -> Sys
 
 
 def test_an_outage_starts_at_the_last_frame_received_and_its_windows_stay_gaps_after_it() -> None:
-    feed = FeedState()
+    feed = FeedOutage()
     s = timedelta(seconds=1)
     assert feed.frame_arrived("ws-collector", "r1", AT, AT - s) is None
     # the crash is noticed 3 s after the last frame (the supervisor's worker_state)
-    feed.observe(
+    feed.observe_supervisor(
         _event("supervisor", "worker_state", AT + 3 * s, worker="ws-collector", **{"from": "RUNNING"})
     )
     assert feed.down_since == AT  # from the last frame received, not from the notice
@@ -157,16 +162,26 @@ def test_an_outage_starts_at_the_last_frame_received_and_its_windows_stay_gaps_a
     assert feed.is_gap(AT + 9 * s) and not feed.is_gap(AT + 10 * s)
     # the same run again: no restart; a disconnect (the collector says so) also starts at the last frame
     assert feed.frame_arrived("ws-collector", "r2", AT + 11 * s, AT + 11 * s) is None
-    feed.observe(_event("ws-collector", "ws_disconnected", AT + 15 * s))
+    feed.observe(
+        FeedStatus(
+            record_id="evt:ws-collector:r2:1",
+            state="disconnected",
+            at=AT + 15 * s,
+            source="ws-collector",
+            provider="kis",
+            severity="WARNING",
+            message="lost",
+        )
+    )
     assert feed.down_since == AT + 11 * s and feed.is_gap(AT + 12 * s)
 
 
 def test_the_last_frame_survives_a_core_restart(tmp_path: Path) -> None:
-    feed = FeedState()
+    feed = FeedOutage()
     feed.frame_arrived("ws-collector", "r1", AT, AT)
     path = tmp_path / "sampler.json"
     save_checkpoint(path, SamplerCheckpoint(day=AT.date(), levels=[], symbols={}, feeds=feed.marks))
-    restored = FeedState()
+    restored = FeedOutage()
     checkpoint = load_checkpoint(path, AT.date())
     assert checkpoint is not None
     restored.restore(checkpoint.feeds)

@@ -2,7 +2,7 @@
 
 The test plays the supervisor's forwarder (a `Forwarder` thread), the core's ingest receiver (a
 `ReliableReceiver` that acks what it gets) and any worker whose stats the monitor reads (an
-`EventPublisher` of fake `WorkerStats`). A local HTTP server stands in for the Telegram Bot API.
+`EventPublisher` of fake per-worker stats). A local HTTP server stands in for the Telegram Bot API.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from observer.bus import (
 from observer.clock import SystemClock
 from observer.config import Config, load_config
 from observer.reliable import ReliableReceiver, hop_endpoints
-from observer.schema import EventBody, IngestBody, WorkerStats
+from observer.schema import CoreStats, EventBody, IngestBody, WriterStats, WsCollectorStats
 from testkit.config import write_config
 
 # CPU and memory of a shared CI machine must not move the level: thresholds out of reach
@@ -139,11 +139,10 @@ class TestBus:
         self.events: list[tuple[str, EventBody]] = []
 
     def stats(
-        self, worker: str, gauges: dict[str, float] | None = None, counters: dict[str, float] | None = None
+        self, kind: type[CoreStats] | type[WriterStats] | type[WsCollectorStats], worker: str, **fields: Any
     ) -> None:
-        body = WorkerStats(
-            worker=worker, at=SystemClock().now(), gauges=gauges or {}, counters=counters or {}
-        )
+        """Publish a stats message of `kind` as `worker` would."""
+        body = kind(worker=worker, at=SystemClock().now(), **fields)
         self.pub.publish(stats_topic(worker), body)
 
     def drain(self) -> None:

@@ -11,7 +11,16 @@ import msgspec
 
 from observer.bus import SLOTS, alert_topic, stats_topic
 from observer.clock import KST
-from observer.schema import MetricsSnapshot, MitigationLevel, SlotCommand, SystemEvent, WorkerStats
+from observer.schema import (
+    CoreStats,
+    MetricsSnapshot,
+    MitigationLevel,
+    MonitorStats,
+    SlotCommand,
+    SystemEvent,
+    WriterStats,
+    WsCollectorStats,
+)
 from tests.conftest import free_port, wait_for
 from tests.sinks.monitor.conftest import CHAT_ID, TOKEN, FakeTelegram, MonitorProcess
 
@@ -42,7 +51,7 @@ def test_sustained_disk_latency_raises_level_1_then_2_and_back_down(monitor_env:
 
     def feeding(latency_ms: float, level: int) -> Any:
         def check() -> bool:
-            bus.stats("writer", gauges={"fsync_latency_ms": latency_ms})
+            bus.stats(WriterStats, "writer", fsync_p99_ms=latency_ms)
             bus.drain()
             levels = _levels(bus)
             return bool(levels) and levels[-1] == level
@@ -66,9 +75,9 @@ def test_sustained_disk_latency_raises_level_1_then_2_and_back_down(monitor_env:
     assert proc.stop() == 0
 
 
-def _health(bus: Any) -> dict[str, float]:
-    stats = [b for t, b in bus.events if t == stats_topic("monitor") and isinstance(b, WorkerStats)]
-    return dict(stats[-1].gauges) if stats else {}
+def _health(bus: Any) -> MonitorStats | None:
+    stats = [b for t, b in bus.events if t == stats_topic("monitor") and isinstance(b, MonitorStats)]
+    return stats[-1] if stats else None
 
 
 def test_silent_symbols_turn_status_red_with_one_alert_per_episode(monitor_env: Any, short_tmp: Path) -> None:
@@ -80,28 +89,26 @@ def test_silent_symbols_turn_status_red_with_one_alert_per_episode(monitor_env: 
     )
     _, bus, proc = monitor_env(FAST_LEVELS, extra, {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": CHAT_ID})
     try:
-        silent = {"value": 41.0}
+        silent = {"value": 41}
 
-        def feed() -> dict[str, float]:
+        def feed() -> MonitorStats | None:
             bus.stats(
+                CoreStats,
                 "observer",
-                gauges={
-                    "session.track_a_open": 0,
-                    "session.track_b_open": 1,
-                    "track_b.slots_used": 41,
-                    "track_b.silent_symbols": silent["value"],
-                    "track_b.oldest_sample_age_s": 0.3,
-                },
+                track_a_open=False,
+                track_b_open=True,
+                slots_used=41,
+                track_b_silent_symbols=silent["value"],
+                track_b_oldest_sample_age_s=0.3,
             )
-            bus.stats("writer", gauges={"fsync_latency_ms": 3.0, "disk_error": 0})
-            bus.stats(
-                "ws-collector", gauges={"ws.connected": 1, "ws.last_frame_age_s": 0.1, "ws.subscribed": 41}
-            )
+            bus.stats(WriterStats, "writer", fsync_p99_ms=3.0, disk_error=False)
+            bus.stats(WsCollectorStats, "ws-collector", connected=True, last_frame_age_s=0.1, subscribed=41)
             bus.drain()
             return _health(bus)
 
-        wait_for(lambda: feed().get("health") == 2, 15, 0.05, "status red")
-        assert _health(bus)["reason.symbols_silent"] == 2
+        wait_for(lambda: (h := feed()) is not None and h.health == 2, 15, 0.05, "status red")
+        health = _health(bus)
+        assert health is not None and health.reasons["symbols_silent"] == 2
         wait_for(lambda: (feed(), len(telegram.texts()) == 1)[1], 10, 0.05, "one Telegram alert")
         assert "41 of 41 slot symbols silent" in telegram.texts()[0]
         # the condition stays true for many more samples: still one message
@@ -109,9 +116,9 @@ def test_silent_symbols_turn_status_red_with_one_alert_per_episode(monitor_env: 
         wait_for(lambda: (feed(), _health_samples(bus) >= samples_then + 10)[1], 10, 0.05, "ten more samples")
         assert len(telegram.texts()) == 1
         # the symbols trade again: green; silent again: a new episode, a second message
-        silent["value"] = 0.0
-        wait_for(lambda: feed().get("health") == 0, 10, 0.05, "status green again")
-        silent["value"] = 30.0
+        silent["value"] = 0
+        wait_for(lambda: (h := feed()) is not None and h.health == 0, 10, 0.05, "status green again")
+        silent["value"] = 30
         wait_for(lambda: (feed(), len(telegram.texts()) == 2)[1], 10, 0.05, "the second episode's alert")
         assert "30 of 41 slot symbols silent" in telegram.texts()[1]
         # another worker's alert event (e.g. the housekeeper's backup failure): one message per event
@@ -145,8 +152,8 @@ def test_silent_symbols_turn_status_red_with_one_alert_per_episode(monitor_env: 
 
 
 def _health_samples(bus: Any) -> float:
-    stats = [b for t, b in bus.events if t == stats_topic("monitor") and isinstance(b, WorkerStats)]
-    return stats[-1].counters.get("samples", 0.0) if stats else 0.0
+    health = _health(bus)
+    return health.samples if health is not None else 0.0
 
 
 FAST_CLOCK = """
@@ -160,7 +167,7 @@ speed = 300.0
 def test_metrics_line_every_five_simulated_minutes(monitor_env: Any) -> None:
     """speed 300: five virtual minutes pass in one real second."""
     _, bus, proc = monitor_env("sample_interval_s = 30.0\nlevel_republish_s = 0.3\n", FAST_CLOCK)
-    expected = written = records = 0.0
+    expected = written = records = 0
 
     def feed() -> list[MetricsSnapshot]:
         nonlocal expected, written, records
@@ -168,15 +175,16 @@ def test_metrics_line_every_five_simulated_minutes(monitor_env: Any) -> None:
         written += 80  # 97.6 %
         records += 100
         bus.stats(
+            CoreStats,
             "observer",
-            gauges={"event_lag_s": 0.004, "track_a.sweep_recorded": 3990, "track_a.sweep_universe": 4000},
-            counters={
-                "track_b.samples_expected": expected,
-                "track_b.samples_written": written,
-                "gaps.scalp": 1,
-            },
+            event_lag_max_s=0.004,
+            track_a_sweep_recorded=3990,
+            track_a_sweep_universe=4000,
+            samples_expected=expected,
+            samples_written=written,
+            gap_markers={"scalp/ws_outage": 1},
         )
-        bus.stats("writer", counters={"records.scalp": records, "records.swing": 0.0})
+        bus.stats(WriterStats, "writer", written={"scalp": records, "swing": 0})
         bus.drain()
         return [b for b in bus.ingested if isinstance(b, MetricsSnapshot)]
 
@@ -188,7 +196,7 @@ def test_metrics_line_every_five_simulated_minutes(monitor_env: Any) -> None:
     for snap in snaps[1:]:  # the first interval is partial (the monitor started within it)
         assert (
             snap.record_id
-            == f"metrics-kis-{(snap.at - timedelta(minutes=5)).astimezone(KST).strftime('%Y%m%dT%H%M%S')}"
+            == f"metrics:kis:{(snap.at - timedelta(minutes=5)).astimezone(KST).strftime('%Y%m%dT%H%M%S')}"
         )
         assert snap.track_a_collection_rate == 3990 / 4000
         assert snap.track_b_collection_rate is not None and 0.96 < snap.track_b_collection_rate < 0.99
@@ -212,21 +220,18 @@ def test_a_restarted_monitor_keeps_its_level_day_counters_and_alert_episodes(
     env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": CHAT_ID}
     _, bus, proc = monitor_env(FAST_LEVELS, extra, env)
     memory_file = short_tmp / "data" / "state" / "monitor.json"
-    reconnects = {"value": 0.0}
+    reconnects = {"value": 0}
 
     def feed() -> dict[str, Any]:
-        bus.stats(
-            "observer",
-            gauges={"session.track_b_open": 1, "track_b.slots_used": 41, "track_b.silent_symbols": 41.0},
-        )
-        bus.stats("writer", gauges={"fsync_latency_ms": 1500.0})
-        bus.stats("ws-collector", gauges={"ws.connected": 1}, counters={"ws.reconnects": reconnects["value"]})
+        bus.stats(CoreStats, "observer", track_b_open=True, slots_used=41, track_b_silent_symbols=41)
+        bus.stats(WriterStats, "writer", fsync_p99_ms=1500.0)
+        bus.stats(WsCollectorStats, "ws-collector", connected=True, reconnects=reconnects["value"])
         bus.drain()
         return msgspec.json.decode(memory_file.read_bytes()) if memory_file.exists() else {}
 
     wait_for(lambda: feed().get("level") == 2, 15, 0.05, "level 2 remembered")
     wait_for(lambda: (feed(), len(telegram.texts()) == 1)[1], 10, 0.05, "one silent-symbols alert")
-    reconnects["value"] = 7.0
+    reconnects["value"] = 7
     wait_for(lambda: feed().get("reconnects") == 7, 10, 0.05, "7 reconnects today remembered")
     assert feed()["active_alerts"] == ["symbols_silent"]
     assert memory_file.stat().st_mode & 0o777 == 0o600
@@ -239,7 +244,7 @@ def test_a_restarted_monitor_keeps_its_level_day_counters_and_alert_episodes(
             lambda: (feed(), len(_levels(bus)) > published_before + 5)[1], 15, 0.05, "levels after restart"
         )
         assert set(_levels(bus)[published_before:]) == {2}  # never back to 0 on the way
-        reconnects["value"] = 10.0  # the ws-collector kept counting; the new monitor adds the delta
+        reconnects["value"] = 10  # the ws-collector kept counting; the new monitor adds the delta
         wait_for(lambda: feed().get("reconnects") == 7 + 3, 10, 0.05, "reconnects carried over")
         samples_then = _health_samples(bus)
         wait_for(lambda: (feed(), _health_samples(bus) >= samples_then + 10)[1], 10, 0.05, "ten samples")

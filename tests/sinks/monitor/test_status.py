@@ -28,10 +28,11 @@ from observer.schema import (
     Command,
     CommandReply,
     GapMarker,
+    HealthValues,
     MitigationLevel,
+    MonitorStats,
     SlotAssignment,
     SlotCommand,
-    WorkerStats,
 )
 from supervisor.control import ControlServer
 from testkit.config import write_config
@@ -51,20 +52,20 @@ def _status(cmd: Command) -> CommandReply:
             for i in range(3)
         ],
     )
-    monitor = WorkerStats(
+    monitor = MonitorStats(
         worker="monitor",
         at=NOW,
-        gauges={
-            "health": 2.0,
-            "reason.symbols_silent": 2.0,
-            "reason.mitigation": 1.0,
-            "track_a_rate": 0.998,
-            "track_b_rate": 0.981,
-            "lag_s": 0.012,
-            "disk_latency_ms": 3.5,
-            "mitigation_level": 1.0,
-            "ws_reconnects_today": 2.0,
-        },
+        health=2,
+        reasons={"symbols_silent": 2, "mitigation": 1},
+        values=HealthValues(
+            track_a_rate=0.998,
+            track_b_rate=0.981,
+            lag_s=0.012,
+            disk_latency_ms=3.5,
+            mitigation_level=1,
+            ws_reconnects_today=2,
+        ),
+        mitigation_level=1,
     )
     return make_reply(
         True,

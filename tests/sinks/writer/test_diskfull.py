@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from observer.bus import EventSubscriber, Forwarder, stats_topic, system_topic
 from observer.cli import cli
-from observer.schema import ArchiveRecord, SystemEvent, WorkerStats
+from observer.schema import ArchiveRecord, SystemEvent, WriterStats
 from testkit.records import DAY, record
 from tests.conftest import wait_for
 from tests.sinks.writer.conftest import WRITER_TOML, Rig
@@ -90,16 +90,14 @@ def test_disk_full_critical_no_partial_line_resume_and_exact_gap(
             what="CRITICAL disk_error event on the event bus",
         )[0]
         assert critical.severity == "CRITICAL"
-        wait_for(
-            lambda: any(isinstance(s, WorkerStats) and s.gauges["disk_error"] == 1.0 for s in events()), 10
-        )
+        wait_for(lambda: any(isinstance(s, WriterStats) and s.disk_error for s in events()), 10)
         acked_when_full = prod.sender.acked
         # beyond what the pipes hold (writer queue, zmq queues, ~2 MB of socket buffers): never transmitted
         wait_for(lambda: prod.sender.abandoned > 1000, 30, what="the producer's replay bound overflows")
         assert no_partial_line(rig.root)
         assert prod.sender.acked == acked_when_full  # nothing acknowledged while the disk is full
-        paused = [s for s in events() if isinstance(s, WorkerStats) and s.gauges["intake_paused"] == 1.0]
-        assert all(s.gauges["queue_bytes"] < 65536 + 4096 for s in paused)
+        paused = [s for s in events() if isinstance(s, WriterStats) and s.intake_paused]
+        assert all(s.queue_bytes < 65536 + 4096 for s in paused)
         filler.unlink()
         total = prod.stop_schedule()
         wait_for(prod.all_acked, 30, what="everything acknowledged after space returned")
@@ -120,7 +118,7 @@ def test_disk_full_critical_no_partial_line_resume_and_exact_gap(
     lost: set[int] = set()
     for m in (e for e in archive["events"] if e.get("type") == "gap_marker"):
         assert m["details"]["run_id"] == prod.sender.run_id
-        lost |= set(range(m["details"]["first"], m["details"]["last"] + 1))
+        lost |= set(range(m["details"]["first_seq"], m["details"]["last_seq"] + 1))
     assert lost, "the overflow beyond the producer's replay bound must be a gap marker"
     abandoned: set[int] = set()
     for g in prod.gaps:

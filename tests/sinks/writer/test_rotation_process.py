@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from observer.bus import MITIGATION, EventPublisher, EventSubscriber, Forwarder, stats_topic
 from observer.cli import cli
 from observer.clock import KST
-from observer.schema import MitigationLevel, WorkerStats
+from observer.schema import MitigationLevel, WriterStats
 from sinks.writer.partitions import Partitioner
 from testkit.records import record
 from tests.conftest import wait_for
@@ -41,14 +41,14 @@ def test_rotation_follows_levels_without_loss_or_duplicate(
     model = Partitioner(tmp_path)  # the documented rule, applied to the same sequence
     expected_files: Counter[str] = Counter()
     sent: list[str] = []
-    last: list[WorkerStats] = []
+    last: list[WriterStats] = []
 
     def writer_level_is(level: int) -> bool:
         pub.publish(MITIGATION, MitigationLevel(level=level, at=T0))
         while (got := stats.recv_nowait()) is not None:
-            if isinstance(got[1], WorkerStats):
+            if isinstance(got[1], WriterStats):
                 last.append(got[1])
-        return bool(last) and last[-1].gauges["mitigation_level"] == float(level)
+        return bool(last) and last[-1].mitigation_level == level
 
     try:
         times = [(lvl, T0 + timedelta(seconds=s)) for lvl, a, b in PHASES for s in range(a * 60, b * 60, 20)]
@@ -65,7 +65,7 @@ def test_rotation_follows_levels_without_loss_or_duplicate(
             expected_files[str(model.relpath("scalp", "kis", "KOSPI", at, lvl))] += 1
             sent.append(rid)
         wait_for(prod.all_acked, 15, what="all acknowledged")
-        wait_for(lambda: writer_level_is(0) and last[-1].counters["written_scalp"] == len(sent), 10)
+        wait_for(lambda: writer_level_is(0) and last[-1].written.get("scalp") == len(sent), 10)
     finally:
         prod.close()
         pub.close()

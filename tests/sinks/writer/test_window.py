@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from observer.bus import EventSubscriber, Forwarder, stats_topic
 from observer.cli import cli
-from observer.schema import ArchiveRecord, WorkerStats
+from observer.schema import ArchiveRecord, WriterStats
 from testkit.records import DAY, record
 from tests.conftest import wait_for
 from tests.sinks.writer.conftest import WRITER_TOML, Rig
@@ -68,8 +68,8 @@ def test_sigkill_under_load_with_a_rotating_window(rig_factory: Any, ctx: zmq.Co
 
         def window_size_reported() -> bool:
             while (got := stats.recv_nowait()) is not None:
-                if isinstance(got[1], WorkerStats) and got[1].gauges.get("index_ready") == 1.0:
-                    ids_seen.append(got[1].gauges["index_ids"])
+                if isinstance(got[1], WriterStats) and got[1].index_ready:
+                    ids_seen.append(got[1].index_ids)
             return len(ids_seen) >= 2
 
         wait_for(window_size_reported, 15, what="stats.writer with the window size")

@@ -170,7 +170,7 @@ def test_seq_hole_becomes_gap_marker_with_exact_range(rig: Rig, ctx: zmq.Context
     lost: set[int] = set()
     for m in markers:
         assert m["details"]["producer"] == "core" and m["details"]["run_id"] == prod.sender.run_id
-        lost |= set(range(m["details"]["first"], m["details"]["last"] + 1))
+        lost |= set(range(m["details"]["first_seq"], m["details"]["last_seq"] + 1))
     assert lost
     for seq, (_track, rid) in prod.seq_ids.items():
         assert (rid in written) != (seq in lost), (seq, rid)  # written exactly when not reported lost

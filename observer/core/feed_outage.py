@@ -1,14 +1,15 @@
-"""Track B feed state as the ws-collector reports it on the ingest hop, for the sampler's output.
+"""Whether the Track B feed is down, from what the ws-collector says (`FeedStatus`) and what it
+sends (frames), and from the supervisor's word on it, for the sampler's output.
 
 * every data frame: the feed is up; the frame is the producer run's *last frame* (its receive time,
   and the exchange time of its last trade), which `FeedMark` carries into the core's checkpoint so
   that a crash of the core does not lose it either.
-* ``ws_disconnected`` (every failed session or attempt), ``ws_failure``, or the supervisor's
+* ``FeedStatus`` ``disconnected`` (every failed session or attempt), ``failure``, or the supervisor's
   ``worker_state`` saying the ws-collector left RUNNING (a crash: the collector says nothing): the
   feed is down **from the last frame received** (not from when the outage was noticed). Samples of
   windows starting inside an outage carry ``quality_flag: "gap"`` — also windows that close after
   the feed came back (each outage is kept as a span until its windows are closed).
-* ``ws_failure`` (CRITICAL, after ``track_b.pause_after_failure_s`` of consecutive failure): scalp
+* ``failure`` (CRITICAL, after ``track_b.pause_after_failure_s`` of consecutive failure): scalp
   recording pauses — samples are not written (they still count as expected, so the collection rate
   shows the failure) until a data frame arrives again.
 * a frame from a new run of a producer (a restarted ws-collector): `frame_arrived` returns the
@@ -23,7 +24,7 @@ from datetime import datetime
 
 import msgspec
 
-from observer.schema import GapMarker, SystemEvent
+from observer.schema import FeedStatus, SystemEvent
 
 WS_PRODUCER_SOURCE = "ws-collector"
 _SPANS_KEPT = 64  # recent outages whose windows may still close (grace, catch-up after a restart)
@@ -52,7 +53,7 @@ class Restart(msgspec.Struct, frozen=True, kw_only=True):
     until: datetime
 
 
-class FeedState:
+class FeedOutage:
     def __init__(self) -> None:
         self.down_since: datetime | None = None
         self.paused = False
@@ -67,16 +68,17 @@ class FeedState:
     def last_frame_at(self) -> datetime | None:
         return max((m.received_at for m in self.marks.values()), default=None)
 
-    def observe(self, event: SystemEvent | GapMarker) -> None:
-        if not isinstance(event, SystemEvent):
-            return
-        if event.source == WS_PRODUCER_SOURCE:
-            if event.type == "ws_disconnected":
-                self._down(event.at)
-            elif event.type == "ws_failure":
+    def observe(self, status: FeedStatus) -> None:
+        match status.state:
+            case "disconnected":
+                self._down(status.at)
+            case "failure":
                 self.paused = True
-                self._down(event.at)
-        elif (
+                self._down(status.at)
+
+    def observe_supervisor(self, event: SystemEvent) -> None:
+        """The supervisor's ``worker_state`` events (archived lines, not a message to this core)."""
+        if (
             event.type == "worker_state"
             and event.details.get("worker") == WS_PRODUCER_SOURCE
             and event.details.get("from") == _RUNNING

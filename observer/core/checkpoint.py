@@ -1,4 +1,4 @@
-"""Durable core state between restarts (under ``state_dir(cfg)``).
+"""The sampler checkpoint: durable core state between restarts (under ``state_dir(cfg)``).
 
 ``sampler.json`` — per watched symbol, the last *durable* sample's end and carried trade state, and
 the mitigation level schedule, and per WS producer the last frame received from its run
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from observer.core.feed import FeedMark
+from observer.core.feed_outage import FeedMark
 from observer.schema import Tick
 
 
