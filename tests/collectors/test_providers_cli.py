@@ -108,7 +108,10 @@ def test_universe_build_filters_then_falls_back_with_an_event(
     assert sorted(b.market for b in built) == ["KOSDAQ", "KOSPI"] and all(
         b.day == date(2026, 3, 13) for b in built
     )
-    assert all(b.record_id == f"evt:universe:universe_built:kis:{b.market}:20260313" for b in built)
+    assert all(
+        b.record_id == f"evt:universe:universe_built:{cfg.archive_provider}:{b.market}:20260313"
+        for b in built
+    )
     path = snapshot_path(Path(cfg.paths.universe_dir), date(2026, 3, 13), "KOSPI")
     assert path.stat().st_mode & 0o777 == 0o600
     # the next day, the master files are unreachable: the latest earlier snapshot is used, and said so
