@@ -16,7 +16,7 @@ from typing import TypeVar
 import pytest
 
 from observer.config import Config
-from testkit.config import make_config, write_config  # noqa: F401  (write_config: re-exported while branches written before testkit land)
+from testkit.config import make_config
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
