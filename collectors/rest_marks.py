@@ -15,13 +15,12 @@ before (no ledger) reports nothing: it cannot know what it would have swept.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 import msgspec
 
+from observer.atomic import write_atomic
 from observer.config import ensure_private_dir
 from observer.sessions import MarketSessions
 
@@ -64,11 +63,6 @@ class MarkLedger:
         self.last = mark
         try:
             ensure_private_dir(self.path.parent)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".track_a_marks.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_encoder.encode(_Ledger(mark)))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            write_atomic(self.path, _encoder.encode(_Ledger(mark)))
         except OSError as e:  # the schedule goes on; only the after-restart report is at risk
             log.warning("Track A mark ledger not written", extra={"path": str(self.path), "error": str(e)})

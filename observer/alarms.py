@@ -26,6 +26,7 @@ from typing import Literal
 
 import msgspec
 
+from observer.atomic import write_atomic
 from observer.config import Config, state_dir
 
 AlarmKind = Literal["backup_failed", "backup_unverified", "retention_blocked"]
@@ -61,24 +62,8 @@ def raise_alarm(cfg: Config, kind: AlarmKind, key: str, message: str, at: dateti
     if path.exists():
         return False
     alarm = Alarm(kind=kind, key=key, message=message, since=at, by=by)
-    _write_private(path, _encoder.encode(alarm) + b"\n")
+    write_atomic(path, _encoder.encode(alarm) + b"\n")
     return True
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """0600 file in a 0700 dir, written under a temporary name, fsynced, then renamed."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def clear(cfg: Config, kind: AlarmKind, key: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from observer.atomic import write_atomic
 from observer.config import Config, ensure_private_dir, state_dir
 
 log = logging.getLogger(__name__)
@@ -162,12 +162,7 @@ class TradingCalendar:
                     except msgspec.DecodeError:
                         merged = {}
                 merged[day.isoformat()] = is_open
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calendar.", suffix=".tmp")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(_cache_encoder.encode(dict(sorted(merged.items()))))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
+                write_atomic(path, _cache_encoder.encode(dict(sorted(merged.items()))))
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
                 os.close(lock_fd)

@@ -7,12 +7,12 @@ once and never rewritten. `load_universe` falls back to the latest earlier snaps
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
 import msgspec
+
+from observer.atomic import write_atomic
 
 
 class UniverseError(Exception):
@@ -60,25 +60,9 @@ def write_snapshot_once(directory: Path, snap: UniverseSnapshot) -> tuple[Path, 
     path = snapshot_path(directory, snap.date, snap.market)
     if path.exists():
         return path, False
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(encode_snapshot(snap))
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # fails if another builder won the race: never rewritten
-        except FileExistsError:
-            return path, False
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return path, True
-    finally:
-        os.unlink(tmp)
+    # exclusive: if another builder won the race, its snapshot is never rewritten
+    written = write_atomic(path, encode_snapshot(snap), sync_dir=True, exclusive=True)
+    return path, written
 
 
 def read_snapshot(path: Path) -> UniverseSnapshot:

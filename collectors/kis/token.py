@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +26,7 @@ from pathlib import Path
 import msgspec
 
 from collectors.kis.ratelimit import key_fingerprint
+from observer.atomic import write_atomic
 from observer.clock import KST
 from observer.config import Config, ensure_private_dir, state_dir
 
@@ -192,20 +192,7 @@ class TokenManager:
 
     def _write(self, tok: CachedToken) -> None:
         ensure_private_dir(self.path.parent)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".kis_token.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_encoder.encode(tok))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomic(self.path, _encoder.encode(tok))
 
 
 class _FileLock:

@@ -41,6 +41,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from observer.atomic import fsync_dir
 from observer.clock import KST
 from observer.config import Config
 from observer.days import day_key
@@ -54,7 +55,6 @@ from sinks.housekeeping.layout import (
     backup_root,
     ensure_dir,
     family_files,
-    fsync_dir,
     package_dir,
     write_file_atomic,
 )

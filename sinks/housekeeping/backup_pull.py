@@ -44,9 +44,10 @@ from typing import Literal
 import msgspec
 import paramiko
 
+from observer.atomic import fsync_dir
 from observer.clock import KST
 from observer.days import DAY_KEY
-from sinks.housekeeping.layout import MANIFEST_NAME, fsync_dir, write_file_atomic
+from sinks.housekeeping.layout import MANIFEST_NAME, write_file_atomic
 from sinks.housekeeping.manifest import (
     CHUNK_BYTES,
     MAX_MANIFEST_BYTES,

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from observer.atomic import write_atomic
 from observer.config import Config, data_dir, state_dir
 from observer.days import DAY_KEY, day_key, parse_day
 
@@ -179,14 +179,6 @@ def tree_bytes(path: Path) -> int:
     return total
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def ensure_dir(path: Path, mode: int = DIR_MODE, gid: int | None = None) -> Path:
     """Create `path` (parents 0700) and set its mode (and group) exactly."""
     path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
@@ -197,19 +189,5 @@ def ensure_dir(path: Path, mode: int = DIR_MODE, gid: int | None = None) -> Path
 
 
 def write_file_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """Write `data` to `path` through a temporary file in the same dir, fsynced, then renamed."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
+    """Write `data` to `path` through a temporary file in the same dir, fsynced, renamed, dir fsynced."""
+    write_atomic(path, data, mode=mode, sync_dir=True)

@@ -21,7 +21,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from sinks.housekeeping.layout import DIR_MODE, FILE_MODE, MANIFEST_NAME, fsync_dir
+from observer.atomic import fsync_dir
+from sinks.housekeeping.layout import DIR_MODE, FILE_MODE, MANIFEST_NAME
 from sinks.housekeeping.manifest import CHUNK_BYTES, Manifest, MemberEntry, hash_file, verify_package
 
 

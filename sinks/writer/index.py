@@ -29,7 +29,6 @@ existing archive) the files of each track's latest two days are read, as the per
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import msgspec
 
+from observer.atomic import write_atomic
 from observer.days import DAY_KEY, day_of_key
 
 MARK_SLACK_NS = 2_000_000_000  # mtime granularity and a clock step between a commit and its mark
@@ -144,19 +144,7 @@ class WindowMarks:
         (`keep_oldest`), after the oldest: what was loaded from it is still the old generation."""
         mark = Mark(time.time_ns(), {str(k): v for k, v in sizes.items()})
         self.marks = [*(self.marks[:1] if keep_oldest else self.marks[-1:]), mark]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, msgspec.json.encode(_MarkFile(self.marks)))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomic(self.path, msgspec.json.encode(_MarkFile(self.marks)), sync_dir=True)
 
     def oldest(self) -> Mark | None:
         return self.marks[0] if self.marks else None
