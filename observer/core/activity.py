@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 
-from observer.core.checkpoint import atomic_write
+from observer.atomic import write_atomic
 from observer.schema import QuoteSnapshot
 
 _KEEP = 500  # ranked symbols kept on disk (a few times the slots)
@@ -65,7 +65,7 @@ class ActivityRanking:
             return False
         ranked = sorted(self._values, key=lambda s: (self._values[s], s), reverse=True)
         self._ranking = SavedRanking(day=day, sweep_id=sweep_id, symbols=ranked[:_KEEP])
-        atomic_write(self._path, msgspec.json.encode(self._ranking), fsync=False)
+        write_atomic(self._path, msgspec.json.encode(self._ranking), fsync=False)
         return True
 
     def seed_order(self, universe_order: list[str]) -> list[str]:

@@ -10,13 +10,12 @@ it protects against a process crash (kill -9); a machine crash also loses the pr
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import date
 from pathlib import Path
 
 import msgspec
 
+from observer.atomic import write_atomic
 from observer.core.feed_outage import FeedMark
 from observer.schema import Tick
 
@@ -41,23 +40,8 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(SamplerCheckpoint)
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: Path, checkpoint: SamplerCheckpoint) -> None:
-    atomic_write(path, _encoder.encode(checkpoint), fsync=False)
+    write_atomic(path, _encoder.encode(checkpoint), fsync=False)
 
 
 def load_checkpoint(path: Path, day: date) -> SamplerCheckpoint | None:

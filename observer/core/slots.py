@@ -27,7 +27,7 @@ from pathlib import Path
 import msgspec
 
 from observer import record_ids
-from observer.core.checkpoint import atomic_write
+from observer.atomic import write_atomic
 from observer.core.triggers import Candidate
 from observer.schema import OverflowEntry, SlotAssignment, SlotCommand
 
@@ -207,7 +207,7 @@ class SlotTable:
         state = SlotState(
             day=self.day or date.min, version=self.version, slots=[self.slots[n] for n in sorted(self.slots)]
         )
-        atomic_write(path, msgspec.json.encode(state), fsync=True)
+        write_atomic(path, msgspec.json.encode(state), fsync=True)
 
     def load(self, path: Path, day: date) -> bool:
         """Resume the table saved for `day`. False when there is none (or it is another day's)."""

@@ -16,13 +16,12 @@ ignored: a new day starts from zero.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
 import msgspec
 
+from observer.atomic import write_atomic
 from observer.clock import KST
 from observer.config import ensure_private_dir
 from sinks.monitor.alerts import AlertSender
@@ -62,10 +61,7 @@ def load(path: Path, today: date) -> Memory | None:
 def save(path: Path, memory: Memory) -> None:
     try:
         ensure_private_dir(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".monitor.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_encoder.encode(memory))
-        os.replace(tmp, path)
+        write_atomic(path, _encoder.encode(memory), fsync=False)
     except OSError as e:  # the monitor goes on; only a restart would forget
         log.warning("monitor memory not written", extra={"path": str(path), "error": str(e)})
 
