@@ -58,7 +58,7 @@ DRAIN = """
 import sys, time, zmq
 ctx = zmq.Context(); sub = ctx.socket(zmq.SUB); sub.setsockopt(zmq.RCVHWM, 100000)
 sub.setsockopt(zmq.SUBSCRIBE, b""); sub.connect(sys.argv[1])
-n = 0; idle_s = float(sys.argv[2]); last = time.monotonic()
+n = 0; idle_s = float(sys.argv[2]); last = time.monotonic() + 120  # the first message may take a while
 print("ready", flush=True)
 while time.monotonic() - last < idle_s:
     if sub.poll(100):

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import REPO, terminate, wait_for
 from tests.e2e.support import Pipeline, clean_env
 
-RECORD_S = 40.0  # real seconds of recording after the first scalp file appears
+RECORD_S = 60.0  # real seconds of recording after the first scalp file appears ("over a minute")
 STOP_TAP_S = 12.0  # the tap is stopped (SIGSTOP) this long in the middle of the recording
 NO_CPU_MITIGATION = "[monitor]\ncpu_level1_pct = 101.0\ncpu_level2_pct = 101.0\n"
 ARCHIVE_GLOBS = (
