@@ -12,10 +12,12 @@ queued batches stay within the replay buffer's byte bound. When acks stop advanc
 ``resend_after_ms`` (doubling up to ``resend_max_ms``), what is not acknowledged is sent again
 (go-back-N) from the oldest the receiver has not taken in (``Ack.received``: a receiver that is
 only slow to fsync gets nothing twice), or from the oldest unacknowledged when the receiver says
-nothing more; a receiver whose ``received`` goes down was restarted and lost its queues: the
-producer goes back at once. When the buffer's byte bound overflows, the *oldest* entries are
-abandoned, counted, and reported once as a `SeqGap` with the exact seq range; the envelope's
-``floor`` tells receivers that nothing below it will ever come.
+nothing more. While the receiver keeps acknowledging (it re-publishes every ``ack_republish_ms``)
+it is alive, and a live connection loses nothing: the go-back then waits ``resend_max_ms``. A
+receiver whose ``received`` goes down was restarted and lost its queues: the producer goes back at
+once. When the buffer's byte bound overflows, the *oldest* entries are abandoned, counted, and
+reported once as a `SeqGap` with the exact seq range; the envelope's ``floor`` tells receivers
+that nothing below it will ever come.
 
 Receiver side (`ReliableReceiver`): accepts per (producer, run) only the next expected seq, so
 processing is in order and duplicates are dropped (a batch is trimmed to what is new);
@@ -110,6 +112,7 @@ class ReliableSender:
         self.floor = 1  # lowest seq still deliverable
         self.acked = 0
         self.received = 0  # the receiver's latest "taken in up to" (Ack.received)
+        self._last_ack_at = 0.0  # any ack for this run, progress or not: the receiver is alive
         self._next_tx = 1
         self._last_progress = time.monotonic()
         self._resend_after_s = cfg.bus.resend_after_ms / 1000
@@ -207,6 +210,7 @@ class ReliableSender:
             except msgspec.DecodeError:
                 continue
             if ack.run_id == self.run_id:
+                self._last_ack_at = time.monotonic()
                 self._apply_ack(ack.seq, ack.received)
 
     def _apply_ack(self, seq: int, received: int = 0) -> None:
@@ -236,7 +240,9 @@ class ReliableSender:
         """Transmit what is waiting; go back to the oldest unacked when acks have stalled."""
         self.handle_acks()
         now = time.monotonic()
-        if self._pending and now - self._last_progress >= self._resend_after_s:
+        alive = now - self._last_ack_at < 2 * self._cfg.bus.ack_republish_ms / 1000
+        wait_s = max(self._resend_after_s, self._cfg.bus.resend_max_ms / 1000 if alive else 0.0)
+        if self._pending and now - self._last_progress >= wait_s:
             # go back to what the receiver has not taken in (all of it when it says nothing)
             start = max(self.floor, self.received + 1)
             self._next_tx = min(self._next_tx, start)

@@ -24,7 +24,9 @@ def event(i: int) -> SystemEvent:
 
 @pytest.fixture
 def hop(short_tmp: Path) -> Iterator[tuple[ReliableSender, ReliableReceiver]]:
-    cfg = make_config(short_tmp, "[bus]\nresend_after_ms = 200\nack_republish_ms = 100\n")
+    cfg = make_config(
+        short_tmp, "[bus]\nresend_after_ms = 200\nresend_max_ms = 400\nack_republish_ms = 100\n"
+    )
     ctx: zmq.Context[Any] = context()
     data, ack = hop_endpoints(cfg, "ingest")
     receiver = ReliableReceiver(ctx, cfg, "core", data, ack)
