@@ -50,9 +50,10 @@ import zmq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from observer.bus import Endpoints, EventSubscriber, FeedSubscriber, context  # noqa: E402
+from observer.bus import Endpoints, EventSubscriber, context  # noqa: E402
 from observer.clock import ANCHOR_ENV, SessionClock, parse_start_at  # noqa: E402
 from observer.config import load_config  # noqa: E402
+from observer.feed_sockets import FeedSubscriber  # noqa: E402
 from observer.schema import FeedMessage, Heartbeat  # noqa: E402
 
 SAMPLE_S = 5.0

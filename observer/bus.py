@@ -42,11 +42,12 @@ alert.<worker>            SystemEvent to alert on        housekeeper            
 ========================  =============================  =======================  ==================
 
 On the ack sockets (``ingest_ack``, ``archive_ack``), not the event bus: ``ack.<producer>.`` -> Ack.
-=======
+
 The public feed's topics (`feed_topic`): ``swing.<market>.<symbol>``, ``scalp.<market>.<symbol>``,
 ``raw.<market>``, ``event.<type>`` (system events by type, ``event.gap_marker`` included,
 ``event.overflow``, ``event.metrics``), and ``feed.stats``. Feed sockets never block: a slow
-subscriber loses messages at the HWM and sees the holes in each topic's ``seq``.
+subscriber loses messages at the HWM and sees the holes in each topic's ``seq``. The feed's sockets
+are in ``observer.feed_sockets``.
 
 Defaults are ``ipc://<runtime_dir>/<name>.sock`` (the runtime dir is 0700); any of them may be
 ``tcp://`` through ``[bus.endpoints]``: tcp endpoints are CURVE-authenticated and encrypted
@@ -58,8 +59,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,12 +69,9 @@ from observer.config import Config, ensure_private_dir, runtime_dir
 from observer.curve import secure_client, secure_server
 from observer.schema import (
     ArchiveBody,
-    ArchiveKind,
     CommandReply,
     EventBody,
     FeedBody,
-    FeedMessage,
-    FeedStats,
     IngestBody,
 )
 
@@ -363,10 +359,6 @@ def feed_topic(track: str, market: str, record_id: str, line: bytes) -> str:
             return f"event.{track}"
 
 
-_NOBLOCK = int(zmq.NOBLOCK)
-_MORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
-
-
 def stream_subject(prefix: str, track: str, market: str, record_id: str, line: bytes) -> str:
     """The JetStream subject of one archive line: ``<prefix>.<feed topic>``, with the characters
     NATS gives a meaning (space, ``*``, ``>``, empty tokens) replaced by ``_``."""
@@ -376,97 +368,3 @@ def stream_subject(prefix: str, track: str, market: str, record_id: str, line: b
         topic = f"{track}.{market}._"
     tokens = [_SUBJECT_BAD.sub("_", t) or "_" for t in topic.split(".")]
     return prefix + "." + ".".join(tokens)
-
-
-class FeedPublisher:
-    """A feed PUB/XPUB socket: per-topic seq, `FeedMessage` encoding, never blocks.
-
-    What zmq drops for a slow subscriber shows up as holes in that topic's ``seq``; `dropped` counts
-    what the caller itself had to drop before publishing (reported in `FeedStats`)."""
-
-    def __init__(
-        self,
-        ctx: zmq.Context[Any],
-        cfg: Config,
-        address: str,
-        *,
-        run_id: str,
-        replay: bool = False,
-        sock_type: int = zmq.PUB,
-    ):
-        self.sock = make_socket(ctx, sock_type, cfg, hwm=cfg.bus.send_hwm)
-        bind(self.sock, address, cfg)
-        self.address = address
-        self.run_id = run_id
-        self.replay = replay
-        self.seqs: dict[str, int] = {}
-        self.published: dict[str, int] = {}
-        self.dropped = 0
-
-    def publish(self, track: ArchiveKind, market: str, record_id: str, line: bytes, at: datetime) -> str:
-        topic = feed_topic(track, market, record_id, line)
-        seq = self.seqs.get(topic, 0) + 1
-        self.seqs[topic] = seq
-        body = FeedMessage(
-            topic=topic,
-            track=track,
-            seq=seq,
-            run_id=self.run_id,
-            at=at,
-            sent_at_ns=time.time_ns(),
-            line=msgspec.Raw(line),
-            replay=self.replay,
-        )
-        self.published[track] = self.published.get(track, 0) + 1
-        self._send(topic, _encoder.encode(body))
-        return topic
-
-    def publish_stats(self, at: datetime, *, final: bool = False) -> None:
-        stats = FeedStats(
-            run_id=self.run_id,
-            at=at,
-            published=dict(self.published),
-            dropped=self.dropped,
-            replay=self.replay,
-            final=final,
-        )
-        self._send(FEED_STATS_TOPIC, _encoder.encode(stats))
-
-    def _send(self, topic: str, body: bytes) -> None:
-        # two plain sends with int flags: send_multipart's per-call enum arithmetic costs ~1 us a message
-        try:
-            self.sock.send(topic.encode(), _MORE_NOBLOCK)
-            self.sock.send(body, _NOBLOCK)
-        except zmq.Again:
-            pass  # PUB/XPUB drop at the HWM for all parts at once: the subscriber sees the hole in seq
-
-    def close(self, linger_ms: int = 0) -> None:
-        self.sock.close(linger=linger_ms)
-
-
-class FeedSubscriber:
-    """SUB on a feed endpoint (live or replay), subscribed to topic prefixes ("" = everything)."""
-
-    def __init__(self, ctx: zmq.Context[Any], cfg: Config, address: str, topics: list[str]):
-        self.sock = make_socket(ctx, zmq.SUB, cfg, hwm=cfg.bus.recv_hwm)
-        for topic in topics or [""]:
-            self.sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        connect(self.sock, address, cfg)
-        self.malformed = 0
-
-    def recv(self, timeout_ms: int) -> tuple[str, FeedBody] | None:
-        """One message, or None when nothing came within `timeout_ms`. Malformed ones are counted."""
-        if not self.sock.poll(timeout_ms):
-            return None
-        frames = self.sock.recv_multipart()
-        if len(frames) != 2:
-            self.malformed += 1
-            return None
-        try:
-            return frames[0].decode(), feed_decoder.decode(frames[1])
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            self.malformed += 1
-            return None
-
-    def close(self) -> None:
-        self.sock.close(linger=0)

@@ -17,9 +17,10 @@ from typing import Any
 
 import zmq
 
-from observer.bus import FeedPublisher, context
+from observer.bus import context
 from observer.clock import KST
 from observer.config import Config
+from observer.feed_sockets import FeedPublisher
 from observer.reliable import new_run_id
 from observer.replay.pacing import Pacer
 from observer.replay.reader import ReadReport, ReplayError, Selection, read_range

@@ -17,8 +17,9 @@ from typing import IO, Any
 
 import msgspec
 
-from observer.bus import FeedSubscriber, context
+from observer.bus import context
 from observer.config import Config
+from observer.feed_sockets import FeedSubscriber
 from observer.schema import FeedMessage, FeedStats
 
 _encoder = msgspec.json.Encoder()

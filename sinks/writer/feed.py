@@ -23,8 +23,9 @@ from typing import Any
 
 import zmq
 
-from observer.bus import BusError, Endpoints, FeedPublisher
+from observer.bus import BusError, Endpoints
 from observer.config import Config
+from observer.feed_sockets import FeedPublisher
 from sinks.writer.queue import Item
 
 log = logging.getLogger("observer.writer.feed")

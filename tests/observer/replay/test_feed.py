@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from observer.bus import FeedPublisher, FeedSubscriber, context
+from observer.bus import context
 from observer.clock import KST
+from observer.feed_sockets import FeedPublisher, FeedSubscriber
 from observer.replay.tap import Tally
 from observer.schema import FeedMessage
 from testkit.config import make_config
