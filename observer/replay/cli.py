@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from observer.bus import Endpoints
+from observer.bus import BusError, Endpoints
 from observer.clock import KST
 from observer.config import data_dir
 from observer.days import day_option
@@ -136,7 +136,7 @@ def replay_cmd(
             progress=bar,
             on_waiting=None if quiet else lambda a: click.echo(f"waiting for a subscriber on {a}", err=True),
         )
-    except ReplayError as e:
+    except (ReplayError, BusError) as e:  # BusError: the endpoint is taken (another replay?)
         _fail(str(e))
         return
     except KeyboardInterrupt:
