@@ -17,8 +17,9 @@ path (collectors -> core) and the archive hop never wait on NATS: a dead sink or
 writer replay-buffer memory, then a counted ``archive_stream_gap`` event, never an archive line.
 Exactly once in the stream: the hop's resends (sink restart) and the publisher's retries (server
 restart) carry the same Nats-Msg-Id, dropped by JetStream's duplicate window.
-Known limit: lines fsynced but not yet acknowledged by the sink when the *writer* is killed -9 are
-not resent (the writer's replay buffer is memory); the rebuild reports such a hole exactly.
+A writer killed -9 loses its replay buffer: its stream marks (``state/stream_marks.json``, per file
+the offset the sink acknowledged) make the next writer resend what follows them
+(``sinks.writer.forward``); JetStream drops what it already holds.
 
 Modules: ``publisher`` (the asyncio thread), ``worker`` (the process), ``rebuild`` and ``cli``.
 """

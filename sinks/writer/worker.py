@@ -77,8 +77,15 @@ class WriterWorker(Worker):
         self.stream_out: StreamForwarder | None = None
         if self.cfg.jetstream.enabled:
             self.stream_out = StreamForwarder(
-                self.ctx, self.cfg, producer=self.name, run_id=self.run_id, on_gap=self.handle_stream_gap
+                self.ctx,
+                self.cfg,
+                producer=self.name,
+                run_id=self.run_id,
+                on_gap=self.handle_stream_gap,
+                root=self.root,
+                marks_path=state / "stream_marks.json",
             )
+            self.stream_out.resume()
         self.committer = Committer(
             self.root,
             self.cfg.writer,

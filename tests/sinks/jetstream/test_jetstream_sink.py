@@ -154,3 +154,58 @@ def test_rebuild_refuses_a_non_empty_target(short_tmp: Path, nats_server: NatsSe
         cli, ["--config", str(rig.config_path), "archive", "from-jetstream", "--out", str(out)]
     )
     assert result.exit_code == 2 and "not empty" in result.output
+
+
+@pytest.mark.timeout(180)
+def test_writer_kill9_under_load_stream_still_exactly_once(short_tmp: Path, nats_server: NatsServer) -> None:
+    """The writer's replay buffer dies with it: its stream marks make the next writer resend the
+    lines the sink had not acknowledged (JetStream drops what it already holds)."""
+    ctx: zmq.Context[Any] = context()
+    rig = Rig(short_tmp, _toml(nats_server.url))
+    nats_server.start()
+    sink = start_sink(short_tmp, rig.config_path, "0")
+    sinks = [sink]
+    prod = Producer(ctx, rig.cfg, transmit_on_send=False, hold_above_bytes=16 * 1024 * 1024)
+    prod.start(load, RATE_PER_S, count=1_000_000)
+    try:
+        for n in range(3):
+            writer = rig.start_writer()
+            acked = prod.sender.acked
+            wait_for(lambda a=acked: prod.sender.acked > a + 50, 30, what=f"writer {n} archives")
+            # the sink dies: archived lines wait in the writer's buffer for its ack ...
+            sink.send_signal(signal.SIGKILL)
+            assert sink.wait(10) == -signal.SIGKILL
+            acked = prod.sender.acked
+            wait_for(lambda a=acked: prod.sender.acked > a + 50, 30, what=f"writer {n} archives, no sink")
+            # ... and die with the writer
+            writer.send_signal(signal.SIGKILL)
+            assert writer.wait(10) == -signal.SIGKILL
+            sink = start_sink(short_tmp, rig.config_path, str(n + 1))
+            sinks.append(sink)
+        total = prod.stop_schedule()
+        writer = rig.start_writer()
+        wait_for(prod.all_acked, 30, what="everything archived")
+        lines = line_count(archive_files(rig.root))
+        wait_for(
+            lambda: stream_messages(nats_server.url, STREAM) >= lines,
+            60,
+            interval_s=0.2,
+            what="stream caught up",
+        )
+        assert terminate(writer) == 0, rig.output()[-3000:]
+        assert terminate(sink) == 0
+    finally:
+        prod.close()
+        for proc in [*sinks, *rig.procs]:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    files = archive_files(rig.root)
+    in_stream = stream_messages(nats_server.url, STREAM)
+    assert total > 500 and in_stream == line_count(files), (total, in_stream, line_count(files))
+    out = short_tmp / "rebuilt"
+    result = CliRunner().invoke(
+        cli, ["--config", str(rig.config_path), "archive", "from-jetstream", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert archive_files(out) == files
