@@ -9,12 +9,13 @@ universe size) and the mark of the newest sweep seen (the monitor's swing freshn
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter, OrderedDict
 from datetime import datetime
 from typing import Any
 
 from observer.clock import KST
-from observer.schema import CoreStats, GapMarker, SlotProgress
+from observer.schema import LAG_BUCKETS_S, CoreStats, GapMarker, SlotProgress
 from observer.sessions import sweep_mark_of
 
 
@@ -33,6 +34,9 @@ class CoreCounters:
         self._lag_sum_s = 0.0
         self._lag_max_s = 0.0
         self._lag_n = 0
+        # cumulative over the run: the Prometheus histogram (one count per LAG_BUCKETS_S edge + overflow)
+        self.lag_buckets = [0] * (len(LAG_BUCKETS_S) + 1)
+        self.lag_total_s = 0.0
 
     def record(self, track: str) -> None:
         self.records[track] += 1
@@ -58,6 +62,8 @@ class CoreCounters:
         self._lag_sum_s += seconds
         self._lag_max_s = max(self._lag_max_s, seconds)
         self._lag_n += 1
+        self.lag_buckets[bisect_left(LAG_BUCKETS_S, seconds)] += 1
+        self.lag_total_s += seconds
 
     def snapshot(
         self, at: datetime, *, expected: dict[str, int], slot_of: dict[str, int], **figures: Any
@@ -92,6 +98,8 @@ class CoreCounters:
             ),
             event_lag_mean_s=self._lag_sum_s / lag_n if lag_n else None,
             event_lag_max_s=self._lag_max_s if lag_n else None,
+            lag_buckets=list(self.lag_buckets),
+            lag_sum_s=self.lag_total_s,
             **figures,
         )
         self._lag_sum_s = self._lag_max_s = 0.0

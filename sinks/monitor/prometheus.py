@@ -4,9 +4,10 @@ Data flow::
 
     monitor poll loop (main thread)                      HTTP scrape (prometheus_client's thread)
       typed stats (CoreStats, WriterStats,                  ExporterState.collect()
-      WsCollectorStats, MonitorStats), worker_state   -->     reads one immutable `Snapshot`
-      and backup events, psutil figures                       + asks the supervisor for worker
-      -> `ExporterState.update(...)` swaps the Snapshot         states/restarts (control socket)
+      WsCollectorStats, MonitorStats)                  -->    reads one immutable `Snapshot`,
+      -> `ExporterState.update(...)` swaps the Snapshot       asks the supervisor for worker states
+                                                              and restarts (control socket) and
+                                                              reads the standing alarms (files)
 
 The main thread never waits for a scrape and a scrape never touches the monitor's objects: the
 poll loop replaces one reference (atomic in CPython) and the collector reads whatever it finds.
@@ -24,12 +25,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 
+from observer.alarms import standing
 from observer.config import Config
 from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.schema import (
@@ -37,7 +38,6 @@ from observer.schema import (
     Command,
     CoreStats,
     MonitorStats,
-    SystemEvent,
     WriterStats,
     WsCollectorStats,
 )
@@ -76,45 +76,14 @@ METRICS: dict[str, tuple[str, str]] = {
     "disk_usage_ratio": ("gauge", "usage of the filesystem holding the archive"),
     "disk_write_latency_seconds": ("gauge", "worst write+fsync latency of the writer's recent commits"),
     "writer_queue_records": ("gauge", "records waiting in the writer's queue"),
-    "backup_failed": ("gauge", "1 while the latest backup attempt of a day failed"),
+    "backup_failed": ("gauge", "1 while a backup_failed alarm stands (observer.alarms)"),
     "backup_unverified_days": ("gauge", "days past the verification deadline without a verified pull"),
-    "backup_last_verified_timestamp_seconds": ("gauge", "when the latest backup pull was verified"),
-    "retention_blocked_days": ("gauge", "days retention could not delete (no verified backup)"),
+    "retention_blocked_days": ("gauge", "standing retention_blocked alarms (days, or the disk)"),
     "stats_age_seconds": ("gauge", "age of the latest stats message from each worker"),
 }
 METRIC_NAMES = frozenset(PREFIX + name for name in METRICS)
 WORKER_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
 TRACKS = ("swing", "scalp", "raw")
-
-
-@dataclass(frozen=True)
-class BackupBoard:
-    """Backup and retention state as the housekeeper's events tell it, per KST day."""
-
-    failed: frozenset[str] = frozenset()
-    unverified: frozenset[str] = frozenset()
-    retention_blocked: frozenset[str] = frozenset()
-    last_verified_at: datetime | None = None
-
-    def apply(self, event: SystemEvent) -> BackupBoard:
-        day = str(event.details.get("day") or event.at.date().isoformat())
-        match event.type:
-            case "backup_failed" | "backup_receipt_invalid":
-                return replace(self, failed=self.failed | {day})
-            case "backup_unverified":
-                return replace(self, unverified=self.unverified | {day})
-            case "backup_verified":
-                return replace(
-                    self,
-                    failed=self.failed - {day},
-                    unverified=self.unverified - {day},
-                    retention_blocked=self.retention_blocked - {day},
-                    last_verified_at=event.at,
-                )
-            case "retention_blocked":
-                return replace(self, retention_blocked=self.retention_blocked | {day})
-            case _:
-                return self
 
 
 @dataclass(frozen=True)
@@ -127,7 +96,6 @@ class Snapshot:
     ws: WsCollectorStats | None = None
     monitor: MonitorStats | None = None
     stats_at: dict[str, float] = field(default_factory=dict)  # worker -> wall time received
-    backup: BackupBoard = BackupBoard()
     slots_capacity: int = 41
     data_age_s: dict[str, float] = field(default_factory=dict)
     stale_after_s: dict[str, float] = field(default_factory=dict)
@@ -153,11 +121,6 @@ class ExporterState:
     def update(self, **changes: object) -> None:
         self.snapshot = replace(self.snapshot, at=time.time(), **changes)  # type: ignore[arg-type]
 
-    def apply_event(self, event: SystemEvent) -> None:
-        board = self.snapshot.backup.apply(event)
-        if board is not self.snapshot.backup:
-            self.update(backup=board)
-
     # -- prometheus_client calls this from its HTTP thread
     def collect(self) -> Iterable[Metric]:
         self.scrapes += 1
@@ -168,7 +131,7 @@ class ExporterState:
         yield from self._ws(snap)
         yield from self._monitor(snap)
         yield from self._freshness(snap)
-        yield from self._backup(snap.backup)
+        yield from self._alarms()
         fam = GaugeMetricFamily(
             PREFIX + "stats_age_seconds", METRICS["stats_age_seconds"][1], labels=["worker"]
         )
@@ -242,11 +205,9 @@ class ExporterState:
         yield gaps
         if core.lag_buckets:
             cumulative, buckets = 0, []
-            for edge, n in zip(LAG_BUCKETS_S, core.lag_buckets, strict=False):
+            for edge, n in zip((*LAG_BUCKETS_S, float("inf")), core.lag_buckets, strict=False):
                 cumulative += n
-                buckets.append((f"{edge:g}", cumulative))
-            total = cumulative + (core.lag_buckets[-1] if len(core.lag_buckets) > len(LAG_BUCKETS_S) else 0)
-            buckets.append(("+Inf", total))
+                buckets.append(("+Inf" if edge == float("inf") else f"{edge:g}", cumulative))
             hist = HistogramMetricFamily(
                 PREFIX + "receive_to_fsync_seconds", METRICS["receive_to_fsync_seconds"][1]
             )
@@ -314,12 +275,16 @@ class ExporterState:
                 fam.add_metric([track], value)
             yield fam
 
-    def _backup(self, board: BackupBoard) -> Iterator[Metric]:
-        yield from _gauge("backup_failed", 1 if board.failed else 0)
-        yield from _gauge("backup_unverified_days", len(board.unverified))
-        yield from _gauge("retention_blocked_days", len(board.retention_blocked))
-        if board.last_verified_at is not None:
-            yield from _gauge("backup_last_verified_timestamp_seconds", board.last_verified_at.timestamp())
+    def _alarms(self) -> Iterator[Metric]:
+        """Backup and retention state from the standing alarms (``observer.alarms``, files on disk)."""
+        try:
+            kinds = [a.kind for a in standing(self.cfg)]
+        except OSError as e:
+            log.warning("cannot read the alarms for /metrics: %s", e)
+            return
+        yield from _gauge("backup_failed", 1 if "backup_failed" in kinds else 0)
+        yield from _gauge("backup_unverified_days", kinds.count("backup_unverified"))
+        yield from _gauge("retention_blocked_days", kinds.count("retention_blocked"))
 
 
 class MetricsServer:

@@ -56,9 +56,10 @@ from observer.worker_base import Worker
 from sinks.monitor import memory
 from sinks.monitor.alerts import AlertSender
 from sinks.monitor.day_summary import DaySummary
-from sinks.monitor.health import HealthReport, HealthRules, Inputs, writer_latency_ms
+from sinks.monitor.health import SAMPLE_WINDOW_S, HealthReport, HealthRules, Inputs, writer_latency_ms
 from sinks.monitor.metrics import MetricsWindow
 from sinks.monitor.mitigation import LevelChange, MitigationState, SignalSample
+from sinks.monitor.prometheus import ExporterState, MetricsServer
 from sinks.monitor.stats import StatsBook
 
 TOPICS = [STATS, HEARTBEAT, SLOTS, ALERT, SUPERVISOR, SYSTEM]
@@ -111,6 +112,8 @@ class MonitorWorker(Worker):
         self.gaps = 0
         self._event_ids = record_ids.EventIds(self.name, self.run_id)
         self._gaps_waiting: list[SeqGap] = []
+        self.exporter = ExporterState(cfg)
+        self.metrics_server: MetricsServer | None = None
 
     # -- lifecycle
     def on_start(self) -> None:
@@ -132,6 +135,7 @@ class MonitorWorker(Worker):
         self.alerts = AlertSender(self.cfg, self.secrets, source=self.name)
         self.alerts.start()
         self.day_summary = DaySummary(self.cfg, self.sessions, self.alerts, self.log)
+        self._start_metrics_server()
         psutil.cpu_percent(None)  # primes the system-wide counter: the next call covers one interval
         now = self.clock.now()
         self.metrics.begin(now)
@@ -159,7 +163,22 @@ class MonitorWorker(Worker):
         if real - self._health_published_at >= self.cfg.monitor.health_publish_s:
             self._publish_health(now)
 
+    def _start_metrics_server(self) -> None:
+        """/metrics is for operators: a port in use is logged loudly, and recording goes on."""
+        listen = self.cfg.monitor.metrics_listen
+        if not listen:
+            return
+        try:
+            server = MetricsServer(self.exporter, listen)
+            server.start()
+        except (OSError, ValueError) as e:
+            self.log.error("cannot serve /metrics", extra={"listen": listen, "error": str(e)})
+            return
+        self.metrics_server = server
+
     def on_stop(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         if self.alerts is not None:
             self.alerts.stop(1.0)
         if self.sender is not None:
@@ -203,6 +222,7 @@ class MonitorWorker(Worker):
         if isinstance(stats, MonitorStats):
             return
         self.book.feed(stats)
+        self._export_stats(stats)
         if isinstance(stats, CoreStats) and stats.event_lag_max_s is not None:
             self.metrics.add_lag(stats.event_lag_max_s)
 
@@ -373,28 +393,53 @@ class MonitorWorker(Worker):
         assert self.events is not None
         self._health_published_at = time.monotonic()
         report, alerts = self.report, self.alerts
-        self.events.publish(
-            stats_topic(self.name),
-            MonitorStats(
-                worker=self.name,
-                at=now,
-                health=report.status if report is not None else None,
-                reasons=dict(report.reasons) if report is not None else {},
-                values=report.values if report is not None else HealthValues(),
-                mitigation_level=self.mitigation.level,
-                samples=self.samples,
-                level_changes=self.level_changes,
-                events_sent=self.events_sent,
-                metrics_sent=self.metrics_sent,
-                malformed_events=self.sub.malformed if self.sub is not None else 0,
-                gaps=self.gaps,
-                alert_episodes=alerts.episodes if alerts is not None else 0,
-                alerts_sent=alerts.sent if alerts is not None else 0,
-                alerts_failed_attempts=alerts.attempts_failed if alerts is not None else 0,
-                alerts_refused=alerts.refused if alerts is not None else 0,
-                alerts_dropped=alerts.dropped if alerts is not None else 0,
-            ),
+        stats = MonitorStats(
+            worker=self.name,
+            at=now,
+            health=report.status if report is not None else None,
+            reasons=dict(report.reasons) if report is not None else {},
+            values=report.values if report is not None else HealthValues(),
+            mitigation_level=self.mitigation.level,
+            samples=self.samples,
+            level_changes=self.level_changes,
+            events_sent=self.events_sent,
+            metrics_sent=self.metrics_sent,
+            malformed_events=self.sub.malformed if self.sub is not None else 0,
+            gaps=self.gaps,
+            alert_episodes=alerts.episodes if alerts is not None else 0,
+            alerts_sent=alerts.sent if alerts is not None else 0,
+            alerts_failed_attempts=alerts.attempts_failed if alerts is not None else 0,
+            alerts_refused=alerts.refused if alerts is not None else 0,
+            alerts_dropped=alerts.dropped if alerts is not None else 0,
         )
+        self.events.publish(stats_topic(self.name), stats)
+        self.exporter.update(monitor=stats)
+
+    def _export_stats(self, stats: WorkerStats) -> None:
+        """Hand a worker's stats to /metrics, with each track's data age and staleness threshold."""
+        snap = self.exporter.snapshot
+        stats_at = {**snap.stats_at, stats.worker: time.time()}
+        ages, stale_after = dict(snap.data_age_s), dict(snap.stale_after_s)
+        mon = self.cfg.monitor
+        match stats:
+            case CoreStats():
+                if stats.track_b_oldest_sample_age_s is not None:
+                    ages["scalp"] = stats.track_b_oldest_sample_age_s
+                    window_s = SAMPLE_WINDOW_S.get(self.mitigation.level, 0.5)
+                    stale_after["scalp"] = mon.scalp_stale_windows * window_s
+                if stats.track_a_sweep_at is not None:
+                    ages["swing"] = max(0.0, (stats.at - stats.track_a_sweep_at).total_seconds())
+                    stale_after["swing"] = self.cfg.track_a.sweep_interval_min * 60 + mon.swing_sweep_grace_s
+                self.exporter.update(
+                    core=stats, stats_at=stats_at, data_age_s=ages, stale_after_s=stale_after
+                )
+            case WriterStats():
+                self.exporter.update(writer=stats, stats_at=stats_at)
+            case WsCollectorStats():
+                if stats.last_frame_age_s is not None:
+                    ages["raw"] = stats.last_frame_age_s
+                    stale_after["raw"] = self.cfg.track_b.receive_watchdog_s
+                self.exporter.update(ws=stats, stats_at=stats_at, data_age_s=ages, stale_after_s=stale_after)
 
     def _on_gap(self, gap: SeqGap) -> None:
         """Called from inside sender.send: its marker is sent from on_tick, never re-entrantly."""
