@@ -1,4 +1,4 @@
-"""The monitor's own CPU and memory at steady state.
+"""The monitor's own CPU and memory at steady state, without and with a Prometheus scrape every 5 s.
 
 A real monitor process on a bench-owned bus (forwarder + ingest receiver that acks), fed at nominal
 rates: stats from the core, writer and ws-collector once a second, heartbeats of six workers once a
@@ -8,6 +8,9 @@ second, the slot table every 5 s. Reference in the same run: a bare Python proce
     .venv/bin/python bench/bench_monitor.py            # 20 s
     BENCH_S=120 .venv/bin/python bench/bench_monitor.py
     SOAK_S=3600 .venv/bin/python bench/bench_monitor.py   # memory flat over an hour
+
+Two runs back to back: ``/metrics`` off, then on with a GET every ``SCRAPE_S`` (5) seconds, the way a
+Prometheus server would scrape it; the scrape cost is the difference.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import requests
 import zmq
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,11 +55,32 @@ while True:
 
 def main() -> None:
     duration_s = float(os.environ.get("SOAK_S") or os.environ.get("BENCH_S") or 20)
+    scrape_s = float(os.environ.get("SCRAPE_S") or 5)
+    off = run(duration_s, None)
+    on = run(duration_s, scrape_s)
+    print(
+        f"  scrape cost:           {on - off:+.2f} % of one core (every {scrape_s:g} s), {off:.2f} % -> {on:.2f} %"
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(duration_s: float, scrape_s: float | None) -> float:
+    """One steady-state run; the monitor's CPU % of one core."""
     base = Path(tempfile.mkdtemp(prefix="obs-bm-", dir="/tmp"))
     config = base / "observer.toml"
+    port = _free_port()
+    listen = f"127.0.0.1:{port}" if scrape_s else ""
     config.write_text(
         f'[paths]\ndata_dir = "{base / "data"}"\nruntime_dir = "{base / "run"}"\nlog_dir = "{base / "logs"}"\n'
         "[calendar]\nuse_chk_holiday = false\n[monitor]\nsample_interval_s = 1.0\nmetrics_interval_s = 10.0\n"
+        f'metrics_listen = "{listen}"\n'
     )
     cfg = load_config(config, env={})
     ctx: zmq.Context[Any] = zmq.Context()
@@ -74,7 +99,8 @@ def main() -> None:
     )
     reference = subprocess.Popen([sys.executable, "-c", REFERENCE])
     procs = {"monitor": psutil.Process(monitor.pid), "reference": psutil.Process(reference.pid)}
-    received = 0
+    received = scrapes = scrape_bytes = 0
+    next_scrape = time.monotonic() + 3.0
     try:
         warmup_until = time.monotonic() + 3.0
         started = None
@@ -92,6 +118,13 @@ def main() -> None:
                 if started is not None:
                     for name, proc in procs.items():
                         rss[name].append(proc.memory_info().rss / 2**20)
+            if scrape_s and now >= next_scrape:
+                next_scrape += scrape_s
+                try:
+                    scrape_bytes = len(requests.get(f"http://{listen}/metrics", timeout=2).content)
+                    scrapes += 1
+                except requests.RequestException:
+                    pass
             if started is None and now >= warmup_until:
                 started = now
                 cpu0 = {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
@@ -118,7 +151,12 @@ def main() -> None:
         ctx.destroy(linger=0)
     m, r = rss["monitor"], rss["reference"]
     print(
-        f"monitor steady state over {elapsed:.0f} s (after 3 s warm-up), sample every 1 s, fed at nominal rates"
+        f"monitor steady state over {elapsed:.0f} s (after 3 s warm-up), sample every 1 s, fed at nominal rates; "
+        + (
+            f"/metrics scraped every {scrape_s:g} s ({scrapes} scrapes, {scrape_bytes} bytes)"
+            if scrape_s
+            else "/metrics off"
+        )
     )
     print(f"  alive at end:          {alive}")
     print(f"  CPU monitor:           {cpu['monitor']:.2f} % of one core")
@@ -127,6 +165,7 @@ def main() -> None:
     print(f"  RSS monitor:           first {m[0]:.1f} MiB, last {m[-1]:.1f} MiB, max {max(m):.1f} MiB")
     print(f"  RSS reference:         {r[-1]:.1f} MiB")
     print(f"  messages ingested:     {received} (events + metrics lines from the monitor)")
+    return float(cpu["monitor"])
 
 
 def _publish(pub: EventPublisher, n: int) -> None:
