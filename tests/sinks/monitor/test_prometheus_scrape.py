@@ -59,10 +59,9 @@ scrape_configs:
 
 def query(url: str, promql: str) -> list[dict[str, Any]]:
     try:
-        reply = requests.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5)
-    except requests.ConnectionError:
+        doc = requests.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5).json()
+    except (requests.RequestException, ValueError):  # Prometheus still starting: not an answer yet
         return []
-    doc = reply.json()
     assert doc["status"] == "success", doc
     return list(doc["data"]["result"])
 
@@ -75,7 +74,7 @@ def value(url: str, promql: str) -> float | None:
 def firing(url: str, alertname: str) -> list[dict[str, Any]]:
     try:
         alerts = requests.get(f"{url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-    except requests.ConnectionError:
+    except (requests.RequestException, ValueError):
         return []
     return [a for a in alerts if a["labels"]["alertname"] == alertname and a["state"] == "firing"]
 
