@@ -305,6 +305,8 @@ class JetStreamConfig(_Section, frozen=True):
     replay_buffer_bytes: int = 64 * 1024 * 1024  # the writer's replay buffer on the archive_stream hop
 
     def __post_init__(self) -> None:
+        if "@" in self.url.partition("://")[2].partition("/")[0]:
+            raise ValueError("url must not carry credentials (they would show in logs and config check)")
         for token in self.subject_prefix.split("."):
             if not token or any(c in token for c in " *>\t"):
                 raise ValueError(f"subject_prefix {self.subject_prefix!r} is not a NATS subject prefix")

@@ -16,7 +16,9 @@ from click.testing import CliRunner
 
 from observer.bus import context, stream_subject
 from observer.cli import cli
+from observer.config import ConfigError
 from observer.schema import ArchiveRecord
+from testkit.config import make_config
 from testkit.records import DAY, record
 from tests.conftest import terminate, wait_for
 from tests.sinks.jetstream.support import (
@@ -209,3 +211,8 @@ def test_writer_kill9_under_load_stream_still_exactly_once(short_tmp: Path, nats
     )
     assert result.exit_code == 0, result.output
     assert archive_files(out) == files
+
+
+def test_config_refuses_credentials_in_the_url(short_tmp: Path) -> None:
+    with pytest.raises(ConfigError, match="credentials"):
+        make_config(short_tmp, '[jetstream]\nurl = "nats://u:secret@127.0.0.1:4222"\n')
