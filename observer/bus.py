@@ -66,7 +66,7 @@ import msgspec
 import zmq
 
 from observer.config import Config, ensure_private_dir, runtime_dir
-from observer.curve import secure_client, secure_server
+from observer.curve import CurveError, secure_client, secure_server
 from observer.schema import (
     ArchiveBody,
     CommandReply,
@@ -275,7 +275,8 @@ class EventSubscriber:
 
 
 class Forwarder:
-    """XSUB/XPUB proxy for the event bus, run in a thread (the supervisor owns one)."""
+    """XSUB/XPUB proxy for the event bus, run in a thread (the supervisor owns one). With
+    ``[bus] events_upstream`` its XSUB also connects to another host's ``events_out``."""
 
     def __init__(self, ctx: zmq.Context[Any], cfg: Config):
         self._ctx = ctx
@@ -301,8 +302,10 @@ class Forwarder:
         try:
             bind(xsub, self._in_addr, self._cfg)
             bind(xpub, self._out_addr, self._cfg)
+            if self._cfg.bus.events_upstream:  # split hosts: the other host's events too
+                connect(xsub, self._cfg.bus.events_upstream, self._cfg)
             ctl.bind(self._ctl_addr)
-        except BusError as e:
+        except (BusError, CurveError) as e:
             self._error = e
             self._ready.set()
             for s in (xsub, xpub, ctl):

@@ -52,9 +52,14 @@ class BusConfig(_Section, frozen=True):
     curve_secret_key_file: str = ""
     curve_server_key_file: str = ""
     curve_authorized_dir: str = ""
+    # split hosts: the other host's events_out (tcp://), whose events (slots, mitigation, ctl) this
+    # host's forwarder also hands to its subscribers. Set it on one side only (both would loop).
+    events_upstream: str = ""
 
     def __post_init__(self) -> None:
         tcp = sorted(name for name, address in self.endpoints.items() if address.startswith("tcp://"))
+        if self.events_upstream.startswith("tcp://"):
+            tcp.append("events_upstream")
         if tcp and not self.curve_secret_key_file:
             raise ValueError(f"tcp endpoints {tcp} need curve_secret_key_file (observer keys gen)")
 

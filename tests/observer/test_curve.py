@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import stat
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ import pytest
 import zmq
 from click.testing import CliRunner
 
-from observer.bus import context
+from observer.bus import MITIGATION, EventPublisher, EventSubscriber, Forwarder, context
 from observer.cli import cli
-from observer.config import ConfigError
+from observer.config import Config, ConfigError
+from observer.schema import MitigationLevel
 from testkit.config import make_config
 from tests.conftest import free_port, wait_for
 from tests.sinks.writer.conftest import WRITER_TOML, Rig
@@ -132,3 +134,50 @@ def test_archive_hop_over_tcp_curve_kill9_exactly_once_and_wrong_keys_refused(sh
     assert total > 100 and prod.sender.resend_rounds >= 1
     result = CliRunner().invoke(cli, ["verify", str(rig.root)])
     assert result.exit_code == 0, result.output
+
+
+def test_events_upstream_brings_the_other_hosts_events_over_curve(short_tmp: Path) -> None:
+    """Split hosts: the collectors host's forwarder also hands on the core host's events (e.g. slots,
+    mitigation) from its tcp events_out, over CURVE; an unauthorized host hears nothing."""
+    keys = _keys(short_tmp, "writer", "core", "intruder")
+    _server_toml(keys, 0)  # writes keys/authorized with core.key
+    port = _free_pair()
+    out = f"tcp://127.0.0.1:{port}"
+    core_host = make_config(
+        short_tmp / "b",
+        f'[bus]\ncurve_secret_key_file = "{keys}/writer.key_secret"\n'
+        f'curve_authorized_dir = "{keys}/authorized"\n[bus.endpoints]\nevents_out = "{out}"\n',
+    )
+
+    def collectors_host(name: str, sub: str) -> Config:
+        return make_config(
+            short_tmp / sub,
+            f'[bus]\ncurve_secret_key_file = "{keys}/{name}.key_secret"\n'
+            f'curve_server_key_file = "{keys}/writer.key"\nevents_upstream = "{out}"\n',
+        )
+
+    ctx_b, ctx_a, ctx_x = zmq.Context(), zmq.Context(), zmq.Context()
+    fwd_b = Forwarder(ctx_b, core_host)
+    fwd_a = Forwarder(ctx_a, collectors_host("core", "a"))
+    fwd_x = Forwarder(ctx_x, collectors_host("intruder", "x"))
+    for fwd in (fwd_b, fwd_a, fwd_x):
+        fwd.start()
+    pub = EventPublisher(ctx_b, core_host)
+    sub_a = EventSubscriber(ctx_a, collectors_host("core", "a"), [MITIGATION])
+    sub_x = EventSubscriber(ctx_x, collectors_host("intruder", "x"), [MITIGATION])
+    try:
+        level = MitigationLevel(level=1, at=datetime.now(UTC), reasons=["test"])
+
+        def heard() -> bool:
+            pub.publish(MITIGATION, level)  # PUB/SUB: published until the subscription has arrived
+            return sub_a.recv_nowait() is not None
+
+        wait_for(heard, 30, interval_s=0.1, what="the core host's event on the collectors host")
+        assert sub_x.recv_nowait() is None
+    finally:
+        for s in (pub, sub_a, sub_x):
+            s.close()
+        for fwd in (fwd_b, fwd_a, fwd_x):
+            fwd.stop()
+        for c in (ctx_b, ctx_a, ctx_x):
+            c.destroy(linger=0)
