@@ -106,6 +106,16 @@ class FeedOutage:
         self.paused = False
         return restart
 
+    def silent_since(self, now: datetime, grace_ms: float, hold_ms: float) -> datetime | None:
+        """The last frame's time when the whole feed is silent past the grace (but not past the hold)
+        and no outage is known (yet): the windows after it wait — a collector killed says nothing,
+        the supervisor's word on it decides whether they are flagged ``gap``."""
+        last = self.last_frame_at
+        if last is None or self.down_since is not None:
+            return None
+        silent_ms = (now - last).total_seconds() * 1000
+        return last if grace_ms < silent_ms < hold_ms else None
+
     def is_gap(self, window_start: datetime) -> bool:
         if self.down_since is not None and window_start >= self.down_since:
             return True

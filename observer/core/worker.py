@@ -151,7 +151,8 @@ class CoreWorker(SlotKeeping, Worker):
             try:
                 body = ingest_decoder.decode(env.body)
             except msgspec.DecodeError as e:
-                self._reject(Finding("decode", f"undecodable ingest body from {env.producer}: {e}"[:200], ""))
+                why = f"undecodable ingest body from {env.producer}: {e}"[:200]
+                self._report("rejection", Finding("decode", why, ""))
                 self._current = None
                 continue
             match body:
@@ -197,10 +198,10 @@ class CoreWorker(SlotKeeping, Worker):
     def _handle_tick(self, tick: Tick, frame: TradeFrame) -> None:
         verdict = self.rules.check_tick(tick)
         if verdict.rejected is not None:
-            self._reject(verdict.rejected)
+            self._report("rejection", verdict.rejected)
             return
         for finding in verdict.guards:
-            self._note_guard(finding)
+            self._report("guard", finding)
         market = self.universe.market_of(tick.symbol, frame.market)
         marker = self.gaps.observe(tick, market)
         if marker is not None:
@@ -222,10 +223,10 @@ class CoreWorker(SlotKeeping, Worker):
     def handle_quote_snapshot(self, snap: QuoteSnapshot) -> None:
         verdict = self.rules.check_snapshot(snap)
         if verdict.rejected is not None:
-            self._reject(verdict.rejected)
+            self._report("rejection", verdict.rejected)
             return
         for finding in verdict.guards:
-            self._note_guard(finding)
+            self._report("guard", finding)
         self._archive(self.factory.swing(snap, verdict, self.sampler.level), lag_from=snap.received_at)
         state = tick_from_snapshot(snap)
         self._rest_state[snap.symbol] = state
@@ -336,7 +337,10 @@ class CoreWorker(SlotKeeping, Worker):
 
     def _close_windows(self, now: datetime, mono: float) -> None:
         hold_before = self._hold_before_ms if mono < self._catchup_until else None
-        for sample in self.sampler.due(now, hold_before, self._silent_from_ms(now)):
+        silent = self.feed.silent_since(
+            now, self.cfg.core.sample_grace_ms, self.cfg.core.feed_silence_hold_ms
+        )
+        for sample in self.sampler.due(now, hold_before, None if silent is None else to_ms(silent)):
             slot = self.slots.slot_of(sample.symbol)
             if slot is None:  # replaced: its last windows still carry the slot they were sampled in
                 slot = self._last_slot.get(sample.symbol)
@@ -354,18 +358,6 @@ class CoreWorker(SlotKeeping, Worker):
         for hold in self.sampler.released:
             hold.settle(None)
         self.sampler.released.clear()
-
-    def _silent_from_ms(self, now: datetime) -> int | None:
-        """The whole feed silent past the grace, and no outage known (yet): the windows after its last
-        frame wait (at most ``core.feed_silence_hold_ms``) — a collector killed says nothing, the
-        supervisor's word on it decides whether they are flagged ``gap``."""
-        last = self.feed.last_frame_at
-        if last is None or self.feed.down_since is not None:
-            return None
-        silent_ms = (now - last).total_seconds() * 1000
-        if self.cfg.core.sample_grace_ms < silent_ms < self.cfg.core.feed_silence_hold_ms:
-            return to_ms(last)
-        return None
 
     def _publish_stats(self, now: datetime) -> None:
         if self.events is None:
@@ -394,13 +386,8 @@ class CoreWorker(SlotKeeping, Worker):
         )
 
     # ------------------------------------------------------------------ helpers
-    def _reject(self, finding: Finding) -> None:
-        event = self.reporter.report("rejection", finding)
-        if event is not None:
-            self._archive(self.factory.line(event))
-
-    def _note_guard(self, finding: Finding) -> None:
-        event = self.reporter.report("guard", finding)
+    def _report(self, kind: str, finding: Finding) -> None:
+        event = self.reporter.report(kind, finding)
         if event is not None:
             self._archive(self.factory.line(event))
 
