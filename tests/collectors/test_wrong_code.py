@@ -24,7 +24,7 @@ from collectors.rest_worker import RestCollectorWorker
 from observer.bus import EventPublisher
 from observer.clock import KST, ManualClock
 from observer.config import Secrets
-from observer.schema import GapMarker, QuoteSnapshot, SystemEvent
+from observer.schema import GapMarker, QuoteSnapshot, SweepSummary, SystemEvent
 from testkit.config import make_config
 from tests.collectors.conftest import IngestTap, sim_toml
 from tests.conftest import wait_for
@@ -110,9 +110,7 @@ def test_a_server_answering_every_code_with_one_body_archives_none_of_it(
             liar = sorted(universe)[0]
             proxy.lie_as = liar  # from now on every code is answered with `liar`'s body
             clock.set(datetime(2026, 3, 13, 9, 0, tzinfo=KST))
-            [summary] = tick_until(
-                lambda: [e for e in tap.of(SystemEvent) if e.type == "sweep_summary"], "the 09:00 sweep"
-            )
+            [summary] = tick_until(lambda: tap.of(SweepSummary), "the 09:00 sweep")
         finally:
             worker.on_stop()
             worker.events.close()
@@ -122,12 +120,12 @@ def test_a_server_answering_every_code_with_one_body_archives_none_of_it(
     assert {q.symbol for q in quotes} <= {liar}  # only the one code that was really answered
     assert len(quotes) <= 1
     others = len(universe) - 1
-    assert summary.details["wrong_code"] >= others > 50  # every other code rejected, counted
+    assert summary.wrong_code >= others > 50  # every other code rejected, counted
     [rejected] = [e for e in tap.of(SystemEvent) if e.type == "wrong_code_rejected"]
-    assert rejected.severity == "WARNING" and rejected.details["rejected"] == summary.details["wrong_code"]
+    assert rejected.severity == "WARNING" and rejected.details["rejected"] == summary.wrong_code
     examples = rejected.details["examples"]
     assert isinstance(examples, list) and examples and all(x.endswith(f"->{liar}") for x in examples)
     # the rejected symbols are not silently absent: the sweep's gap marker names them
-    [failed] = [g for g in tap.of(GapMarker) if g.record_id.endswith("-failed")]
+    [failed] = [g for g in tap.of(GapMarker) if g.record_id.endswith(":failed")]
     assert set(failed.symbols) == set(universe) - {q.symbol for q in quotes}
     assert "wrong_code" in failed.details["codes"]  # type: ignore[operator]

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from observer import record_ids
 from tests.conftest import wait_for
 from tests.supervisor.conftest import SupervisorRun
 
@@ -52,7 +53,7 @@ def test_every_state_event_of_a_clean_stop_reaches_system(short_tmp: Path) -> No
     [run_id] = [d["extra"]["run_id"] for d in first.log_lines() if d["message"] == "supervisor started"]
 
     def first_run_archived() -> int:
-        return sum(rid.startswith(f"evt-supervisor-{run_id}-") for rid in _states(data))
+        return sum(rid.startswith(record_ids.event("supervisor", run_id, "")) for rid in _states(data))
 
     assert 0 < first_run_archived() < len(logged)  # the rest waits in the spool
     second = SupervisorRun(short_tmp, WORKERS, toml)  # its housekeeper delivers the spool
