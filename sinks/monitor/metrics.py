@@ -12,6 +12,8 @@ during that interval.
 
 The record id is ``metrics-<provider>-<interval start>``: a monitor restarted within an interval
 cannot write the same interval twice (the writer skips committed ids).
+
+`disk_usage_pct` is the disk probe (the worker's samples and the status view).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import msgspec
+import psutil
 
 from observer import record_ids
 from observer.clock import KST
@@ -146,3 +150,14 @@ class MetricsWindow:
 
 def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 2) if values else 0.0
+
+
+def disk_usage_pct(path: Path) -> float | None:
+    """Usage of the filesystem holding `path` (its nearest existing parent); None if unreadable."""
+    probe = path.resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return float(psutil.disk_usage(str(probe)).percent)
+    except OSError:
+        return None

@@ -38,9 +38,11 @@ from observer.schema import (
     Command,
     CoreStats,
     MonitorStats,
+    WorkerStats,
     WriterStats,
     WsCollectorStats,
 )
+from sinks.monitor.health import SAMPLE_WINDOW_S
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,30 @@ class ExporterState:
 
     def update(self, **changes: object) -> None:
         self.snapshot = replace(self.snapshot, at=time.time(), **changes)  # type: ignore[arg-type]
+
+    def worker_stats(self, stats: WorkerStats, level: int) -> None:
+        """Hand a worker's stats to /metrics, with each track's data age and staleness threshold."""
+        snap = self.snapshot
+        stats_at = {**snap.stats_at, stats.worker: time.time()}
+        ages, stale_after = dict(snap.data_age_s), dict(snap.stale_after_s)
+        mon = self.cfg.monitor
+        match stats:
+            case CoreStats():
+                if stats.track_b_oldest_sample_age_s is not None:
+                    ages["scalp"] = stats.track_b_oldest_sample_age_s
+                    window_s = SAMPLE_WINDOW_S.get(level, 0.5)
+                    stale_after["scalp"] = mon.scalp_stale_windows * window_s
+                if stats.track_a_sweep_at is not None:
+                    ages["swing"] = max(0.0, (stats.at - stats.track_a_sweep_at).total_seconds())
+                    stale_after["swing"] = self.cfg.track_a.sweep_interval_min * 60 + mon.swing_sweep_grace_s
+                self.update(core=stats, stats_at=stats_at, data_age_s=ages, stale_after_s=stale_after)
+            case WriterStats():
+                self.update(writer=stats, stats_at=stats_at)
+            case WsCollectorStats():
+                if stats.last_frame_age_s is not None:
+                    ages["raw"] = stats.last_frame_age_s
+                    stale_after["raw"] = self.cfg.track_b.receive_watchdog_s
+                self.update(ws=stats, stats_at=stats_at, data_age_s=ages, stale_after_s=stale_after)
 
     # -- prometheus_client calls this from its HTTP thread
     def collect(self) -> Iterable[Metric]:
@@ -310,3 +336,16 @@ class MetricsServer:
             self._server.shutdown()  # type: ignore[attr-defined]
             self._server.server_close()  # type: ignore[attr-defined]
             self._server = None
+
+
+def serve_metrics(exporter: ExporterState, listen: str) -> MetricsServer | None:
+    """/metrics is for operators: a port in use is logged loudly, and recording goes on (None)."""
+    if not listen:
+        return None
+    try:
+        server = MetricsServer(exporter, listen)
+        server.start()
+    except (OSError, ValueError) as e:
+        log.error("cannot serve /metrics", extra={"listen": listen, "error": str(e)})
+        return None
+    return server

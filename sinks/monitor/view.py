@@ -25,7 +25,7 @@ from observer.config import Config, data_dir
 from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.schema import Command, HealthValues, MonitorStats
 from sinks.monitor.health import REASON_TEXT, STATUS_NAMES
-from sinks.monitor.worker import disk_usage_pct
+from sinks.monitor.metrics import disk_usage_pct
 
 TAIL_BYTES = 256 * 1024
 MAX_GAPS = 10

@@ -13,7 +13,6 @@ import os
 import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -56,27 +55,16 @@ from observer.worker_base import Worker
 from sinks.monitor import memory
 from sinks.monitor.alerts import AlertSender
 from sinks.monitor.day_summary import DaySummary
-from sinks.monitor.health import SAMPLE_WINDOW_S, HealthReport, HealthRules, Inputs, writer_latency_ms
-from sinks.monitor.metrics import MetricsWindow
+from sinks.monitor.health import HealthReport, HealthRules, Inputs, writer_latency_ms
+from sinks.monitor.metrics import MetricsWindow, disk_usage_pct
 from sinks.monitor.mitigation import LevelChange, MitigationState, SignalSample
-from sinks.monitor.prometheus import ExporterState, MetricsServer
+from sinks.monitor.prometheus import ExporterState, MetricsServer, serve_metrics
 from sinks.monitor.stats import StatsBook
 
 TOPICS = [STATS, HEARTBEAT, SLOTS, ALERT, SUPERVISOR, SYSTEM]
 _REPLAY_BYTES = 8 * 1024 * 1024
 _SEEN_EVENTS = 1_000
 _DRAIN_MAX = 2_000
-
-
-def disk_usage_pct(path: Path) -> float | None:
-    """Usage of the filesystem holding `path` (its nearest existing parent); None if unreadable."""
-    probe = path.resolve()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return float(psutil.disk_usage(str(probe)).percent)
-    except OSError:
-        return None
 
 
 class MonitorWorker(Worker):
@@ -135,7 +123,7 @@ class MonitorWorker(Worker):
         self.alerts = AlertSender(self.cfg, self.secrets, source=self.name)
         self.alerts.start()
         self.day_summary = DaySummary(self.cfg, self.sessions, self.alerts, self.log)
-        self._start_metrics_server()
+        self.metrics_server = serve_metrics(self.exporter, self.cfg.monitor.metrics_listen)
         psutil.cpu_percent(None)  # primes the system-wide counter: the next call covers one interval
         now = self.clock.now()
         self.metrics.begin(now)
@@ -162,19 +150,6 @@ class MonitorWorker(Worker):
             self._publish_level(now)
         if real - self._health_published_at >= self.cfg.monitor.health_publish_s:
             self._publish_health(now)
-
-    def _start_metrics_server(self) -> None:
-        """/metrics is for operators: a port in use is logged loudly, and recording goes on."""
-        listen = self.cfg.monitor.metrics_listen
-        if not listen:
-            return
-        try:
-            server = MetricsServer(self.exporter, listen)
-            server.start()
-        except (OSError, ValueError) as e:
-            self.log.error("cannot serve /metrics", extra={"listen": listen, "error": str(e)})
-            return
-        self.metrics_server = server
 
     def on_stop(self) -> None:
         if self.metrics_server is not None:
@@ -222,7 +197,7 @@ class MonitorWorker(Worker):
         if isinstance(stats, MonitorStats):
             return
         self.book.feed(stats)
-        self._export_stats(stats)
+        self.exporter.worker_stats(stats, self.mitigation.level)
         if isinstance(stats, CoreStats) and stats.event_lag_max_s is not None:
             self.metrics.add_lag(stats.event_lag_max_s)
 
@@ -414,32 +389,6 @@ class MonitorWorker(Worker):
         )
         self.events.publish(stats_topic(self.name), stats)
         self.exporter.update(monitor=stats)
-
-    def _export_stats(self, stats: WorkerStats) -> None:
-        """Hand a worker's stats to /metrics, with each track's data age and staleness threshold."""
-        snap = self.exporter.snapshot
-        stats_at = {**snap.stats_at, stats.worker: time.time()}
-        ages, stale_after = dict(snap.data_age_s), dict(snap.stale_after_s)
-        mon = self.cfg.monitor
-        match stats:
-            case CoreStats():
-                if stats.track_b_oldest_sample_age_s is not None:
-                    ages["scalp"] = stats.track_b_oldest_sample_age_s
-                    window_s = SAMPLE_WINDOW_S.get(self.mitigation.level, 0.5)
-                    stale_after["scalp"] = mon.scalp_stale_windows * window_s
-                if stats.track_a_sweep_at is not None:
-                    ages["swing"] = max(0.0, (stats.at - stats.track_a_sweep_at).total_seconds())
-                    stale_after["swing"] = self.cfg.track_a.sweep_interval_min * 60 + mon.swing_sweep_grace_s
-                self.exporter.update(
-                    core=stats, stats_at=stats_at, data_age_s=ages, stale_after_s=stale_after
-                )
-            case WriterStats():
-                self.exporter.update(writer=stats, stats_at=stats_at)
-            case WsCollectorStats():
-                if stats.last_frame_age_s is not None:
-                    ages["raw"] = stats.last_frame_age_s
-                    stale_after["raw"] = self.cfg.track_b.receive_watchdog_s
-                self.exporter.update(ws=stats, stats_at=stats_at, data_age_s=ages, stale_after_s=stale_after)
 
     def _on_gap(self, gap: SeqGap) -> None:
         """Called from inside sender.send: its marker is sent from on_tick, never re-entrantly."""
