@@ -39,11 +39,19 @@ def test_the_demo_day_is_packaged_pulled_and_verified_on_the_session_clock(
     if session_day > wall_day:  # a weekend: the wall clock would have refused it as "after today"
         assert "after today" not in made.stdout + made.stderr
     # the simulator's data says so inside the backup, too (never taken for KIS data)
+    # (partitions by their path; the per-day files without a provider dir — metrics, universe — by content)
     names: list[str] = []
     for tar in (p.data / "backup" / key).glob("*.tar.gz"):
         with tarfile.open(tar) as t:
-            names += [m.name for m in t.getmembers() if m.isfile()]
-    assert names and all("/kis-sim/" in n for n in names if not n.startswith("metrics")), names
+            for m in t.getmembers():
+                if not m.isfile():
+                    continue
+                names.append(m.name)
+                if "/kis-sim/" not in m.name:
+                    assert m.name.split("/")[0] in ("metrics", "universe"), m.name
+                    body = t.extractfile(m)
+                    assert body is not None and b"kis-sim" in body.read(), m.name
+    assert names, "empty backup"
 
     (p.data / "backup_receipts").mkdir(mode=0o700)
     target = PullTarget(
