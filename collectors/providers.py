@@ -294,17 +294,36 @@ def _declared(cfg: Config, secrets: Secrets | None = None, **_: Any) -> Any:
     )
 
 
-def _build(table: dict[str, str], cfg: Config, secrets: Secrets | None, **kwargs: Any) -> Any:
-    name = cfg.provider.name
+# Each stream's frame parser alone (no session, no credentials): ``observer replay rederive`` parses
+# recorded raw frames with the WS collector's own parser.
+FRAME_PARSERS: dict[str, str] = {
+    "kis": "collectors.kis.ws_parser:parse_data_frame",
+}
+
+
+def _resolve(table: dict[str, str], name: str, what: str = "unknown provider") -> Any:
     try:
         target = table[name]
     except KeyError:
-        raise ProviderError(f"unknown provider {name!r}; known: {', '.join(sorted(table))}") from None
+        raise ProviderError(f"{what} {name!r}; known: {', '.join(sorted(table))}") from None
     module_name, _, attr_path = target.partition(":")
     obj: Any = importlib.import_module(module_name)
     for attr in attr_path.split("."):
         obj = getattr(obj, attr)
-    return obj(cfg, secrets or Secrets(), **kwargs)
+    return obj
+
+
+def _build(table: dict[str, str], cfg: Config, secrets: Secrets | None, **kwargs: Any) -> Any:
+    return _resolve(table, cfg.provider.name)(cfg, secrets or Secrets(), **kwargs)
+
+
+def frame_parser(name: str) -> Callable[[str, datetime], IParsedFrame]:
+    """The WS data-frame parser of provider `name` (`IRealtimeStream.parse_data` without a stream).
+    Raises `ProviderError` for a provider without one."""
+    parser: Callable[[str, datetime], IParsedFrame] = _resolve(
+        FRAME_PARSERS, name, "no frame parser for provider"
+    )
+    return parser
 
 
 def build_provider(cfg: Config, secrets: Secrets | None = None, **kwargs: Any) -> IMarketDataProvider:

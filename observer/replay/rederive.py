@@ -156,12 +156,14 @@ def snapshot_of(rec: PatternRecord) -> QuoteSnapshot:
 
 
 def _frame_parser(provider: str) -> Any:
-    """The WS collector's own frame parser (the collectors' vocabulary stays in collectors/)."""
-    if provider != "kis":
-        raise RederiveError(f"re-derivation has no frame parser for provider {provider!r}")
-    from collectors.kis.ws_parser import parse_data_frame
+    """The WS collector's own frame parser, through the provider registry (the collectors'
+    vocabulary stays in collectors/)."""
+    from collectors.providers import ProviderError, frame_parser
 
-    return parse_data_frame
+    try:
+        return frame_parser(provider)
+    except ProviderError as e:
+        raise RederiveError(f"re-derivation: {e}") from None
 
 
 class _Fresh:
