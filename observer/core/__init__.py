@@ -4,7 +4,7 @@ Data flow, one module per step::
 
     ingest hop (ReliableReceiver)           acks.py      ack upstream only when durable downstream
       -> TradeFrame   -> records.raw                    (raw/ line, every frame)
-                      -> feed.FeedState                   (last frame per producer run; outages ->
+                      -> feed_outage.FeedOutage           (last frame per producer run; outages ->
                                                            gap-flagged samples; a new run ->
                                                            gaps.restart_gap_marker collector_restart)
                       -> rules.check_tick   -> rejections.py (counted, rate-limited events)
@@ -22,5 +22,6 @@ Data flow, one module per step::
 universe kept in step); `durable.DurableProgress` follows what the writer made durable (event lag,
 the sampler checkpoint of `checkpoint.py`, with each WS producer run's last frame);
 `feed_outage.py` says when the feed was down; `slots.py` keeps the slot table across restarts;
-`stats.py` publishes ``CoreStats`` on ``stats.observer``; `universe_day.py` is the day's universe.
+`stats.py` publishes ``CoreStats`` on ``stats.observer``; `universe_day.py` is the day's universe;
+`activity.py` ranks symbols by Track A activity to seed free slots.
 """

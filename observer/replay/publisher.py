@@ -1,7 +1,7 @@
 """The replay side of the feed: the merged, paced stream published exactly as the live feed does.
 
 `replay` drives it: lines from `reader.read_range`, each waited for by the `Pacer`, published by
-an `observer.bus.FeedPublisher` on an XPUB socket (``replay_feed`` unless ``--endpoint``) with
+an `observer.feed_sockets.FeedPublisher` on an XPUB socket (``replay_feed`` unless ``--endpoint``) with
 ``replay=True`` and the line's original time in ``at``; a `FeedStats` on ``feed.stats`` every few
 seconds and a final one at the end. XPUB lets replay wait for its first subscriber before the
 first line (``--wait``), so a consumer started just before it misses nothing.

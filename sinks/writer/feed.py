@@ -2,7 +2,7 @@
 
 The committer hands each commit's fresh lines to `FeedThread.offer` (a list append under a lock:
 nothing on the commit path encodes, sends or waits). The feed thread owns the ``feed`` XPUB socket
-(`observer.bus.FeedPublisher`) and publishes each line with its topic and per-topic seq while
+(`observer.feed_sockets.FeedPublisher`) and publishes each line with its topic and per-topic seq while
 anyone subscribes to line topics (encoding every line costs ~4 µs, 40 % of the writer's CPU per
 record when nobody listens; a late joiner sees seqs as they are, like any PUB/SUB joiner), plus a
 `FeedStats` on ``feed.stats`` every ``STATS_INTERVAL_S``. Bounds: zmq drops what a slow subscriber
