@@ -34,6 +34,7 @@ snapshot must be in ``paths.universe_dir`` (without it the core seeds slots from
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -272,6 +273,7 @@ def rederive_day(
         pacer.wait(datetime_to_ns(end), fresh.pump)
     finally:
         codes = fresh.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)  # the private runtime dir: sockets only
     if any(codes.values()):
         raise RederiveError(f"the fresh processes exited with {codes}; see {out / 'logs'}")
     written = {
