@@ -3,6 +3,7 @@ with a message naming the file, key and expected type."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -28,7 +29,48 @@ def _load(config_path: str | None) -> Config:
         sys.exit(2)
 
 
-@click.group()
+# command name -> the module that declares it (and the attribute holding its command or list of
+# commands). Loaded on first use: `observer worker writer` must not pay for pyarrow and pandas
+# (the research commands) in every worker process.
+COMMAND_MODULES: dict[str, tuple[str, str]] = {
+    "run": ("supervisor.cli", "commands"),
+    "ctl": ("supervisor.cli", "commands"),
+    "verify": ("sinks.writer.cli", "commands"),
+    "archive": ("sinks.jetstream.cli", "commands"),
+    "status": ("sinks.monitor.cli", "commands"),
+    "universe": ("collectors.cli", "commands"),
+    "sim": ("collectors.kis_sim.cli", "sim"),
+    "backup": ("sinks.housekeeping.cli", "commands"),
+    "retention": ("sinks.housekeeping.cli", "commands"),
+    "export": ("sinks.research.cli", "commands"),
+    "etl": ("sinks.research.cli", "commands"),
+    "report": ("sinks.research.cli", "commands"),
+    "replay": ("observer.replay.cli", "commands"),
+    "tap": ("observer.replay.cli", "commands"),
+}
+
+
+def declared_commands(name: str) -> list[click.Command]:
+    """The commands of the module that declares `name` (imports it: an import error propagates)."""
+    module_name, attr = COMMAND_MODULES[name]
+    found = getattr(importlib.import_module(module_name), attr)
+    return list(found) if isinstance(found, list | tuple) else [found]
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands from `COMMAND_MODULES` are imported when first named."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            for command in declared_commands(cmd_name):
+                self.add_command(command)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup)
 @click.option("--config", "config_path", envvar="OBSERVER_CONFIG", default=None, help="config file (TOML)")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
@@ -106,31 +148,5 @@ def worker_cmd(ctx: click.Context, name: str) -> None:
 
 
 #: the command groups that live with their packages: (module, attribute holding a command or a list)
-COMMAND_MODULES = (
-    ("supervisor.cli", "commands"),
-    ("sinks.writer.cli", "commands"),
-    ("sinks.jetstream.cli", "commands"),
-    ("sinks.monitor.cli", "commands"),
-    ("collectors.cli", "commands"),
-    ("collectors.kis_sim.cli", "sim"),
-    ("sinks.housekeeping.cli", "commands"),
-    ("sinks.research.cli", "commands"),
-    ("observer.replay.cli", "commands"),
-)
-
-
-def _register_commands() -> None:
-    """Add every group of `COMMAND_MODULES`; a module that does not import stops the CLI (no silent skip)."""
-    import importlib
-
-    for module_name, attr in COMMAND_MODULES:
-        found = getattr(importlib.import_module(module_name), attr)
-        for command in found if isinstance(found, list | tuple) else [found]:
-            cli.add_command(command)
-
-
-_register_commands()
-
-
 def main() -> None:
     cli(prog_name="observer")
