@@ -21,10 +21,20 @@ from pathlib import Path
 
 import msgspec
 
+from observer.clock import kst_date
 from observer.config import WriterConfig
 from observer.schema import ArchiveRecord, GapMarker, SystemEvent
 from sinks.writer.files import FileTable
-from sinks.writer.index import RecentIds, WindowMarks, load_window, track_of, track_salt
+from sinks.writer.index import (
+    KEPT_TRACKS,
+    DayIds,
+    RecentIds,
+    WindowMarks,
+    load_day_ids,
+    load_window,
+    track_of,
+    track_salt,
+)
 from sinks.writer.partitions import Partitioner
 from sinks.writer.queue import Chunk, IntakeQueue, Item
 from sinks.writer.repair import archive_files, repair_tree
@@ -82,6 +92,7 @@ class Committer(threading.Thread):
         self.on_archived = on_archived
         self.files = FileTable(root)
         self.window = RecentIds(generation_bytes)
+        self.day_ids = DayIds()  # the kept tracks' ids of the whole day: re-created lines, not only resent
         self.marks = WindowMarks(marks_path)
         self.partitioner = Partitioner(root)
         self._routes: dict[tuple[object, ...], Path] = {}
@@ -144,7 +155,9 @@ class Committer(threading.Thread):
             log.warning(ev.message, extra={"file": str(rel), "bytes_removed": r.bytes_removed})
             self._internal.append(event_item(ev, self.provider))
         self.marks.load()
-        loaded = load_window(self.root, sorted(archive_files(self.root)), self.marks, self.window)
+        files = sorted(archive_files(self.root))
+        kept_lines = load_day_ids(self.root, files, self.day_ids)
+        loaded = load_window(self.root, files, self.marks, self.window)
         log.info(
             "de-duplication window loaded",
             extra={
@@ -154,6 +167,7 @@ class Committer(threading.Thread):
                 "bytes": loaded.bytes_read,
                 "seconds": round(loaded.seconds, 3),
                 "from_marks": loaded.from_marks,
+                "day_ids_lines": kept_lines,
             },
         )
         # what was loaded is the old generation; the young one starts here, with a mark
@@ -196,6 +210,8 @@ class Committer(threading.Thread):
         fresh_items: list[Item] | None = [] if self.on_commit is not None else None
         placed: dict[Path, list[Item]] | None = {} if self.on_archived is not None else None
         young, old, salts = self.window.young, self.window.old, self._salts
+        day_ids_of: dict[object, set[int]] = {}  # partition time -> its day's kept ids (per commit)
+        kept_fresh: list[tuple[set[int], int]] = []  # remembered only once the commit is durable
         routes = self._routes
         duplicates = nbytes = 0
         for chunk in batch:
@@ -207,6 +223,14 @@ class Committer(threading.Thread):
                 if key in fresh or key in young or key in old:
                     duplicates += 1
                     continue
+                if rec.track in KEPT_TRACKS:
+                    day_ids = day_ids_of.get(rec.partition_at)
+                    if day_ids is None:
+                        day_ids = day_ids_of[rec.partition_at] = self.day_ids.day(kst_date(rec.partition_at))
+                    if key in day_ids:
+                        duplicates += 1
+                        continue
+                    kept_fresh.append((day_ids, key))
                 fresh.add(key)
                 nbytes += len(line)
                 if fresh_items is not None:
@@ -234,6 +258,8 @@ class Committer(threading.Thread):
                 self._touched[path] = self.files.size(path)
                 self.written[track_of(path) or "system"] += len(lines) - 1
         young.update(fresh)
+        for day_ids, key in kept_fresh:
+            day_ids.add(key)
         if self.on_commit is not None and fresh_items:
             self.on_commit(fresh_items)
         if self.on_archived is not None and placed:

@@ -19,6 +19,14 @@ that filled each; three generations right after a start) of the latest lines, ho
 default (``bus.replay_buffer_bytes``, 64 MiB) and ~600-byte lines, ~220 k ids, ~15 MB. A false
 "already committed" has probability ~n²/2⁶⁵ for n ids in the window (~1e-9 at 220 k).
 
+The window covers *resends*. Some lines come back as *re-creations* instead, long after their first
+copy: a restarted rest-collector re-runs the sweep it was killed in (same swing record_ids minutes
+later; at x10 activity the window spans ~2.5 minutes), a restarted housekeeper or monitor re-emits a
+once-per-day event, a collector marks the same missed mark again. Those tracks are small (a day of
+swing is ~160 k lines), so `DayIds` keeps every id of the ``KEPT_TRACKS`` for the latest two KST
+partition days (~20 MB), rebuilt on start from those days' files. Scalp and raw lines are only ever
+resent (their ids carry a sample window or a collector run + seq), so the window bounds them.
+
 Across writer restarts (`WindowMarks`): at every rotation the committer records, in
 ``<state>/writer_window.json``, the size of every file written in the last two generations (where the
 new ``young`` starts) and the wall time. On start every line appended after the older of the two marks
@@ -30,6 +38,7 @@ existing archive) the files of each track's latest two days are read, as the per
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -105,6 +114,50 @@ class RecentIds:
         self.rotations += 1
 
 
+KEPT_TRACKS = frozenset({"swing", "system", "overflow", "metrics"})
+KEPT_DAYS = 2
+
+
+class DayIds:
+    """Every committed id of the `KEPT_TRACKS`, per KST partition day, for the latest `KEPT_DAYS` days."""
+
+    __slots__ = ("by_day",)
+
+    def __init__(self) -> None:
+        self.by_day: dict[date, set[int]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.by_day.values())
+
+    def __contains__(self, key: int) -> bool:
+        return any(key in ids for ids in self.by_day.values())
+
+    def day(self, day: date) -> set[int]:
+        """The id set of `day` (created, and the oldest beyond `KEPT_DAYS` dropped, when new)."""
+        ids = self.by_day.get(day)
+        if ids is None:
+            ids = self.by_day[day] = set()
+            for old in sorted(self.by_day)[:-KEPT_DAYS]:
+                del self.by_day[old]
+        return ids
+
+
+def load_day_ids(root: Path, files: list[Path], into: DayIds) -> int:
+    """Fill `into` from the kept tracks' files of their two latest days; the number of lines read."""
+    kept = [p for p in files if track_of(p.relative_to(root)) in KEPT_TRACKS]
+    lines = 0
+    for path in latest_days(root, kept, KEPT_DAYS):
+        rel = path.relative_to(root)
+        track, day = track_of(rel), _day_of(rel)
+        if track is None or day is None:
+            continue
+        try:
+            lines += read_ids_from(path, 0, track, into.day(day).add)[0]
+        except FileNotFoundError:
+            continue
+    return lines
+
+
 class Mark(msgspec.Struct, frozen=True):
     at_ns: int
     sizes: dict[str, int]
@@ -150,7 +203,7 @@ class WindowMarks:
         return self.marks[0] if self.marks else None
 
 
-def read_ids_from(path: Path, offset: int, track: str, into: RecentIds) -> tuple[int, int, int]:
+def read_ids_from(path: Path, offset: int, track: str, add: Callable[[int], None]) -> tuple[int, int, int]:
     """Add the ids of the lines of `path` from byte `offset` on; (lines, bad lines, bytes read)."""
     lines = bad = nbytes = 0
     with open(path, "rb") as f:
@@ -159,7 +212,7 @@ def read_ids_from(path: Path, offset: int, track: str, into: RecentIds) -> tuple
             nbytes += len(line)
             lines += 1
             try:
-                into.add(id_key(track, _id_decoder.decode(line).record_id))
+                add(id_key(track, _id_decoder.decode(line).record_id))
             except msgspec.DecodeError:
                 bad += 1
     return lines, bad, nbytes
@@ -194,7 +247,7 @@ def load_window(root: Path, files: list[Path], marks: WindowMarks, into: RecentI
         if track is None:
             continue
         try:
-            got = read_ids_from(path, offset, track, into)
+            got = read_ids_from(path, offset, track, into.add)
         except FileNotFoundError:
             continue
         n_files += 1

@@ -295,7 +295,7 @@ class WriterWorker(Worker):
             intake_paused=self.paused,
             mitigation_level=self.level,
             index_ready=c.ready.is_set(),
-            index_ids=len(c.window),
+            index_ids=len(c.window) + len(c.day_ids),
         )
 
     def stats(self) -> dict[str, float]:

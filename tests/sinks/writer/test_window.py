@@ -122,3 +122,49 @@ def test_a_restarted_producer_resending_archived_records_across_a_writer_kill(
     ids = _archived_ids(rig)
     assert set(ids) == {busy(i).record_id for i in range(3_200)}
     assert max(ids.values()) == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_recreated_swing_sweep_is_skipped_long_after_the_window_moved_on(
+    rig_factory: Any, ctx: zmq.Context[Any]
+) -> None:
+    """A restarted rest-collector re-runs its sweep: the same swing record_ids come back minutes
+    later, after the window has rotated past them (and across a writer kill): written once."""
+    rig: Rig = rig_factory(SMALL_WINDOW)
+
+    def sweep() -> list[ArchiveRecord]:
+        return [record("swing", f"sweep-0930:{i:06d}", DAY + timedelta(seconds=i / 100)) for i in range(300)]
+
+    def scalp(start: int, n: int) -> list[ArchiveRecord]:
+        return [
+            record("scalp", f"sc-{i}", DAY + timedelta(milliseconds=20 * i)) for i in range(start, start + n)
+        ]
+
+    writer = rig.start_writer()
+    first = Producer(ctx, rig.cfg, transmit_on_send=False)
+    first.start()
+    try:
+        first.submit(sweep())
+        first.submit(scalp(0, 4_000))  # ~3.6 MB of lines: the window rotates three times
+        wait_for(first.all_acked, 60, what="first run archived")
+    finally:
+        first.close()
+    for n, kill in enumerate((False, True)):
+        if kill:
+            writer.send_signal(signal.SIGKILL)
+            writer.wait(10)
+            writer = rig.start_writer()
+        again = Producer(ctx, rig.cfg, transmit_on_send=False)  # a new run: re-created, not resent
+        again.start()
+        try:
+            again.submit(sweep())
+            again.submit(scalp(4_000 + 4_000 * n, 4_000))
+            wait_for(again.all_acked, 60, what=f"re-created sweep {n} acknowledged")
+        finally:
+            again.close()
+    writer.terminate()
+    assert writer.wait(15) == 0, rig.output()[-3000:]
+    archive = read_archive(rig.root)
+    swing = Counter(d["record_id"] for d in archive["swing"])
+    assert len(swing) == 300 and max(swing.values()) == 1, [k for k, v in swing.items() if v > 1][:10]
+    assert len(archive["scalp"]) == 12_000
