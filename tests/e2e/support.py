@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -119,6 +120,34 @@ def scalp_rate(data: Path) -> tuple[int, int, int]:
     for starts in windows.values():
         times = sorted(datetime.fromisoformat(s) for s in starts)
         expected += int((times[-1] - times[0]) / timedelta(milliseconds=500)) + 1
+        written += len(times)
+    return written, expected, len(windows)
+
+
+def scalp_rate_in_slots(data: Path) -> tuple[int, int, int]:
+    """(written, expected, symbols) like `scalp_rate`, but a symbol's windows are counted only while
+    it held a slot: its samples split into runs wherever a ``slot_change`` removed it in between
+    (after a sweep the activity ranking moves symbols out and, seconds later, back in)."""
+    removed: dict[str, list[datetime]] = defaultdict(list)
+    for ev in lines(data, "system/events/*/*.jsonl"):
+        if ev.get("type") == "slot_change":
+            at = datetime.fromisoformat(ev["at"])
+            for entry in ev["details"].get("removed") or []:
+                removed[entry.split(":")[1]].append(at)
+    windows: dict[str, set[datetime]] = defaultdict(set)
+    for rec in lines(data, "scalp/*/*/*/*.jsonl"):
+        inst = rec["observation"]["instruments"][0]
+        windows[inst["symbol"]].add(datetime.fromisoformat(inst["window_start"]))
+    expected = written = 0
+    step = timedelta(milliseconds=500)
+    for symbol, starts in windows.items():
+        times = sorted(starts)
+        run_start = times[0]
+        for prev, cur in itertools.pairwise(times):
+            if cur - prev > step and any(prev < at <= cur for at in removed.get(symbol, ())):
+                expected += int((prev - run_start) / step) + 1
+                run_start = cur
+        expected += int((times[-1] - run_start) / step) + 1
         written += len(times)
     return written, expected, len(windows)
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.support import BotApi, Pipeline, lines, scalp_rate, start_bot_api
+from tests.e2e.support import BotApi, Pipeline, lines, scalp_rate_in_slots, start_bot_api
 
 NO_CPU_MITIGATION = "[monitor]\ncpu_level1_pct = 101.0\ncpu_level2_pct = 101.0\n"
 
@@ -73,7 +73,7 @@ def test_pipeline_with_one_ws_outage(short_tmp: Path) -> None:
     assert len(by_sweep[sweep_0930]) / universe >= 0.995, (len(by_sweep[sweep_0930]), universe)
 
     # Track B: at target (>= 97 %) across the outage
-    written, expected, symbols = scalp_rate(p.data)
+    written, expected, symbols = scalp_rate_in_slots(p.data)
     assert symbols >= 41 and written / expected >= 0.97, (written, expected)
 
     # gaps: the injected outage and nothing else
@@ -108,7 +108,7 @@ def test_ten_clean_simulated_minutes_record_every_scalp_sample(short_tmp: Path) 
     assert p.returncode == 0, p.stderr[-3000:]
     verify = p.observer("verify", str(p.data))
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    written, expected, symbols = scalp_rate(p.data)
+    written, expected, symbols = scalp_rate_in_slots(p.data)
     assert symbols >= 41
     assert written / expected >= 0.999, (written, expected)
     gaps = [g for g in lines(p.data, "system/events/kis-sim/*.jsonl") if g.get("type") == "gap_marker"]
