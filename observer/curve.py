@@ -143,6 +143,17 @@ class _Guard:
                 ready = poller.poll(200)  # never empty: the first socket is queued before the start
             except zmq.ContextTerminated:
                 return
+            except zmq.ZMQError as e:
+                if e.errno != zmq.ENOTSOCK:
+                    raise
+                gone = [m for m in addresses if not _alive(m)]  # a watched socket was closed
+                if not gone:
+                    logging.getLogger("observer.bus.zap").warning("refusal monitor stopped: %s", e)
+                    return
+                for mon in gone:
+                    poller.unregister(mon)
+                    del addresses[mon]
+                continue
             for mon, _ in ready:
                 try:
                     event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
@@ -155,6 +166,14 @@ class _Guard:
                     event=int(event["event"]),
                     code=event["value"],
                 )
+
+
+def _alive(sock: Any) -> bool:
+    try:
+        sock.getsockopt(zmq.TYPE)
+    except zmq.ZMQError:
+        return False
+    return True
 
 
 _guard = _Guard()
