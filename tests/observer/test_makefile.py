@@ -4,6 +4,7 @@ and they honour CONFIG=."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -13,9 +14,21 @@ from tests.conftest import REPO
 
 @pytest.mark.parametrize("target", ["stop-writer", "start-ws-collector", "restart-observer", "status"])
 def test_control_targets_only_run_the_control_command(target: str) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    }  # under `make test`
     out = subprocess.run(
-        ["make", "-n", "-W", "pyproject.toml", target, "CONFIG=/etc/krx-observer/observer.toml"],
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "-W",
+            "pyproject.toml",
+            target,
+            "CONFIG=/etc/krx-observer/observer.toml",
+        ],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=30,
