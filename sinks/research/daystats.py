@@ -22,6 +22,7 @@ from typing import Any
 from observer.clock import KST
 from observer.days import day_key
 from sinks.research.day import Group, day_groups, read_lines
+from sinks.research.errors import NoData
 from sinks.research.tables import batches
 
 TRACK_A_TARGET = 0.995
@@ -189,7 +190,7 @@ def _housekeeping(data_dir: Path, day: date, rows: list[dict[str, Any]]) -> list
         later = day + timedelta(days=ahead)
         try:
             later_groups = [g for g in day_groups(data_dir, later) if g.table == "events"]
-        except Exception:
+        except NoData:  # nothing recorded that day (yet): no later event to find there
             continue
         t = _table(later_groups, "events", ["type", "severity", "at", "source", "message", "details"])
         for row in zip(*t.values(), strict=True):
