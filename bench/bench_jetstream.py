@@ -39,6 +39,7 @@ from observer.reliable import ReliableSender, hop_endpoints  # noqa: E402
 from observer.schema import ArchiveRecord  # noqa: E402
 from testkit.config import make_config, write_config  # noqa: E402
 from testkit.records import DAY, record  # noqa: E402
+from testkit.wait import poll_until  # noqa: E402
 
 STREAM = "BENCH_ARCHIVE"
 
@@ -99,6 +100,13 @@ class Rig:
                 )
             )
 
+    def nats_up(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
+
     def sender(self, ctx: zmq.Context[Any]) -> ReliableSender:
         data_ep, ack_ep = hop_endpoints(self.cfg, "archive")
         return ReliableSender(
@@ -158,13 +166,12 @@ def throughput(n: int, with_sink: bool) -> tuple[float, float]:
     poller = zmq.Poller()
     poller.register(sender.ack_sub, zmq.POLLIN)
     try:
-        time.sleep(0.5)  # nats-server start-up is not part of the figure
+        poll_until(rig.nats_up, 10, 0.05, "nats-server")  # its start-up is not part of the figure
         watcher.start()
         watcher.ready.wait(10)
         warm_up(sender, poller)
         if with_sink:
-            while "scalp:005930:-1" not in watcher.seen:
-                time.sleep(0.01)
+            poll_until(lambda: "scalp:005930:-1" in watcher.seen, 60, 0.01, "the warm-up line in the stream")
         t0 = time.perf_counter()
         for i in range(n):
             sender.send(rec(i))
@@ -179,9 +186,7 @@ def throughput(n: int, with_sink: bool) -> tuple[float, float]:
         t_writer = time.perf_counter() - t0
         t_stream = float("nan")
         if with_sink:
-            deadline = time.monotonic() + 120
-            while len(watcher.seen) < n + 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            poll_until(lambda: len(watcher.seen) >= n + 1, 120, 0.01, "every line in the stream")
             t_stream = max(watcher.seen.values()) - t0
     finally:
         watcher.stop()
@@ -201,7 +206,7 @@ def latency(seconds: float, rate: float, with_sink: bool) -> tuple[list[float], 
     sent_at: dict[int, tuple[str, float]] = {}
     acked_at: dict[str, tuple[float, float]] = {}
     try:
-        time.sleep(0.5)
+        poll_until(rig.nats_up, 10, 0.05, "nats-server")
         watcher.start()
         watcher.ready.wait(10)
         warm_up(sender, poller)
@@ -227,9 +232,12 @@ def latency(seconds: float, rate: float, with_sink: bool) -> tuple[list[float], 
                         acked_at[rid] = (t_sent, t)
                 acked = sender.acked
         if with_sink:
-            deadline = time.monotonic() + 30
-            while not all(rid in watcher.seen for rid in acked_at) and time.monotonic() < deadline:
-                time.sleep(0.01)
+            poll_until(
+                lambda: all(rid in watcher.seen for rid in acked_at),
+                30,
+                0.01,
+                "every acked line in the stream",
+            )
     finally:
         watcher.stop()
         sender.close()

@@ -55,6 +55,7 @@ from observer.clock import ANCHOR_ENV, SessionClock, parse_start_at  # noqa: E40
 from observer.config import load_config  # noqa: E402
 from observer.feed_sockets import FeedSubscriber  # noqa: E402
 from observer.schema import FeedMessage, Heartbeat  # noqa: E402
+from testkit.wait import poll_until  # noqa: E402
 
 SAMPLE_S = 5.0
 TAIL_S = 0.02
@@ -235,11 +236,14 @@ class Pipeline:
         self.tail.start()
 
     def wait_open(self, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not list(self.data.glob(TRACK_GLOBS["raw"])):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise SystemExit(f"the pipeline did not start recording (see {self.base}/data/logs)")
-            time.sleep(0.5)  # bench only: waiting for the session to open
+        def recording() -> bool:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the pipeline exited before recording (see {self.base}/data/logs)")
+            return bool(list(self.data.glob(TRACK_GLOBS["raw"])))
+
+        poll_until(
+            recording, timeout_s, 0.5, f"the pipeline to record (see {self.base}/data/logs)", SystemExit
+        )
 
     def sample(self, seconds: float) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
         cpu: dict[str, list[float]] = defaultdict(list)

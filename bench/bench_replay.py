@@ -219,8 +219,9 @@ BARE = """
 import sys, zmq
 from pathlib import Path
 root = Path(sys.argv[2])
-ctx = zmq.Context(); pub = ctx.socket(zmq.PUB); pub.setsockopt(zmq.SNDHWM, 10000); pub.bind(sys.argv[1])
-import time; time.sleep(0.5)  # bench only: let the drain subscriber join
+import time
+ctx = zmq.Context(); pub = ctx.socket(zmq.XPUB); pub.setsockopt(zmq.SNDHWM, 10000); pub.bind(sys.argv[1])
+pub.recv()  # the drain subscriber's subscription: it has joined
 n = 0; t0 = time.perf_counter()
 for path in sorted(root.rglob("*.jsonl")):
     with open(path, "rb") as f:

@@ -11,12 +11,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+
+from testkit.wait import poll_until
 
 
 def free_port() -> int:
@@ -50,11 +51,13 @@ class PgServer:
         )
         opts = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(_bin("pg_ctl"), "-D", str(data), "-l", str(self.base / "pg.log"), "-o", opts, "-w", "start")
-        deadline = time.monotonic() + 30
-        while not self.ready():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"PostgreSQL did not accept connections; see {self.base / 'pg.log'}")
-            time.sleep(0.2)  # polling interval
+        poll_until(
+            self.ready,
+            30,
+            0.2,
+            f"PostgreSQL to accept connections (see {self.base / 'pg.log'})",
+            RuntimeError,
+        )
 
     def ready(self) -> bool:
         try:

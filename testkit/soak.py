@@ -40,6 +40,7 @@ from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.schema import Command
 from testkit.closure import ClosureReport, close_accounts
 from testkit.config import write_config
+from testkit.wait import poll_until
 
 REPO = Path(__file__).resolve().parent.parent
 KILLED = ("writer", "observer", "rest-collector", "ws-collector", "monitor", "housekeeper")
@@ -264,13 +265,12 @@ class SoakRun:
         return bool(workers) and all(w.get("state") == "RUNNING" for w in workers)
 
     def _until(self, check: Callable[[], object], timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not check():
+        def done() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"the supervisor exited ({self.proc.returncode}) while waiting for {what}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-            time.sleep(0.5)  # polling interval of the deadline loop
+            return bool(check())
+
+        poll_until(done, timeout_s, 0.5, what)
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

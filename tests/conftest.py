@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +16,7 @@ import pytest
 
 from observer.config import Config
 from testkit.config import make_config
+from testkit.wait import poll_until
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -26,14 +26,7 @@ def wait_for(
     predicate: Callable[[], T], timeout_s: float = 10.0, interval_s: float = 0.02, what: str = ""
 ) -> T:
     """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
-        time.sleep(interval_s)  # polling interval, not a wait for an event
+    return poll_until(predicate, timeout_s, interval_s, what, error=AssertionError)
 
 
 def free_port() -> int:

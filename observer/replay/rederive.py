@@ -201,9 +201,9 @@ class _Fresh:
                 raise RederiveError(
                     f"the fresh {', '.join(sorted(set(self.procs) - seen))} did not start in time"
                 )
+            self.heartbeats.sock.poll(50)  # a heartbeat, or another look at the processes
             while (got := self.heartbeats.recv_nowait()) is not None:
                 seen.add(got[0][len(HEARTBEAT) :])
-            time.sleep(0.05)  # polling the heartbeats of processes being started
 
     def pump(self) -> None:
         for sender in self.senders.values():
