@@ -174,7 +174,10 @@ def _ssh_cause(e: paramiko.SSHException, target: PullTarget) -> str:
 
 def open_sftp(client: paramiko.SSHClient, target: PullTarget) -> paramiko.SFTPClient:
     try:
-        return client.open_sftp()
+        sftp = client.open_sftp()
+        # every SFTP request waits at most timeout_s for an answer (a stalled server is an error, not a hang)
+        sftp.get_channel().settimeout(target.timeout_s)  # type: ignore[union-attr]
+        return sftp
     except (paramiko.SSHException, OSError) as e:
         raise PullError(
             f"SFTP subsystem on {target.where} not available: {e} (is ForceCommand internal-sftp set?)"
