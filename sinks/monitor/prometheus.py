@@ -103,12 +103,19 @@ class Snapshot:
     stale_after_s: dict[str, float] = field(default_factory=dict)
 
 
+def _family(name: str, labels: list[str], rows: Iterable[tuple[list[str], float]]) -> Metric:
+    """One metric family of the `METRICS` table (its type and help), with a sample per row."""
+    kind, help_text = METRICS[name]
+    make = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+    fam = make(PREFIX + name.removesuffix("_total"), help_text, labels=labels)
+    for values, value in rows:
+        fam.add_metric(values, float(value))
+    return fam
+
+
 def _gauge(name: str, value: float | None, labels: dict[str, str] | None = None) -> Iterator[Metric]:
-    if value is None:
-        return
-    fam = GaugeMetricFamily(PREFIX + name, METRICS[name][1], labels=list(labels or {}))
-    fam.add_metric(list((labels or {}).values()), float(value))
-    yield fam
+    if value is not None:
+        yield _family(name, list(labels or {}), [(list((labels or {}).values()), value)])
 
 
 class ExporterState:
@@ -158,13 +165,9 @@ class ExporterState:
         yield from self._monitor(snap)
         yield from self._freshness(snap)
         yield from self._alarms()
-        fam = GaugeMetricFamily(
-            PREFIX + "stats_age_seconds", METRICS["stats_age_seconds"][1], labels=["worker"]
-        )
         now = time.time()
-        for worker, at in sorted(snap.stats_at.items()):
-            fam.add_metric([worker], max(0.0, now - at))
-        yield fam
+        ages = [([worker], max(0.0, now - at)) for worker, at in sorted(snap.stats_at.items())]
+        yield _family("stats_age_seconds", ["worker"], ages)
 
     def _workers(self) -> Iterator[Metric]:
         if not self._ask_supervisor:
@@ -178,57 +181,44 @@ class ExporterState:
         yield from _gauge("supervisor_up", 0 if data is None else 1)
         if data is None:
             return
-        up = GaugeMetricFamily(PREFIX + "worker_up", METRICS["worker_up"][1], labels=["worker"])
-        state = GaugeMetricFamily(
-            PREFIX + "worker_state", METRICS["worker_state"][1], labels=["worker", "state"]
+        workers = [
+            (str(w.get("name")), str(w.get("state")), w.get("restarts") or 0)
+            for w in data.get("workers") or []
+        ]
+        yield _family("worker_up", ["worker"], [([n], s == "RUNNING") for n, s, _ in workers])
+        yield _family(
+            "worker_state",
+            ["worker", "state"],
+            [([n, s], s == cur) for n, cur, _ in workers for s in WORKER_STATES],
         )
-        restarts = CounterMetricFamily(
-            PREFIX + "worker_restarts", METRICS["worker_restarts_total"][1], labels=["worker"]
-        )
-        for w in data.get("workers") or []:
-            name, current = str(w.get("name")), str(w.get("state"))
-            up.add_metric([name], 1.0 if current == "RUNNING" else 0.0)
-            for s in WORKER_STATES:
-                state.add_metric([name, s], 1.0 if s == current else 0.0)
-            restarts.add_metric([name], float(w.get("restarts") or 0))
-        yield from (up, state, restarts)
+        yield _family("worker_restarts_total", ["worker"], [([n], r) for n, _, r in workers])
 
     def _core(self, snap: Snapshot) -> Iterator[Metric]:
         core = snap.core
         if core is None:
             return
-        routed = CounterMetricFamily(
-            PREFIX + "records_routed", METRICS["records_routed_total"][1], labels=["kind"]
-        )
-        for kind, n in sorted(core.records.items()):
-            routed.add_metric([kind], n)
-        yield routed
-        rejected = CounterMetricFamily(
-            PREFIX + "records_rejected", METRICS["records_rejected_total"][1], labels=["worker", "reason"]
-        )
-        for key, n in sorted(core.findings.items()):
-            if key.startswith("rejection."):
-                rejected.add_metric(["observer", key.removeprefix("rejection.")], n)
-        rejected.add_metric(["observer", "parse_error"], core.frames_parse_error)
+        yield _family("records_routed_total", ["kind"], [([k], n) for k, n in sorted(core.records.items())])
+        rejected: list[tuple[list[str], float]] = [
+            (["observer", key.removeprefix("rejection.")], n)
+            for key, n in sorted(core.findings.items())
+            if key.startswith("rejection.")
+        ]
+        rejected.append((["observer", "parse_error"], core.frames_parse_error))
         if snap.writer is not None:
-            rejected.add_metric(["writer", "invalid"], snap.writer.rejected)
+            rejected.append((["writer", "invalid"], snap.writer.rejected))
         if snap.ws is not None:
-            rejected.add_metric(["ws-collector", "invalid"], snap.ws.rejected)
-        yield rejected
-        ingest = CounterMetricFamily(
-            PREFIX + "ingest_messages", METRICS["ingest_messages_total"][1], labels=["outcome"]
-        )
-        ingest.add_metric(["accepted"], core.ingest_accepted)
-        ingest.add_metric(["duplicate"], core.ingest_duplicates)
-        ingest.add_metric(["malformed"], core.ingest_malformed)
-        yield ingest
-        gaps = CounterMetricFamily(
-            PREFIX + "gap_markers", METRICS["gap_markers_total"][1], labels=["track", "cause"]
-        )
-        for key, n in sorted(core.gap_markers.items()):
-            track, _, cause = key.partition("/")
-            gaps.add_metric([track, cause], n)
-        yield gaps
+            rejected.append((["ws-collector", "invalid"], snap.ws.rejected))
+        yield _family("records_rejected_total", ["worker", "reason"], rejected)
+        outcomes = [
+            (["accepted"], core.ingest_accepted),
+            (["duplicate"], core.ingest_duplicates),
+            (["malformed"], core.ingest_malformed),
+        ]
+        yield _family("ingest_messages_total", ["outcome"], outcomes)
+        gaps = [
+            (key.split("/", 1) if "/" in key else [key, ""], n) for key, n in sorted(core.gap_markers.items())
+        ]
+        yield _family("gap_markers_total", ["track", "cause"], gaps)
         if core.lag_buckets:
             cumulative, buckets = 0, []
             for edge, n in zip((*LAG_BUCKETS_S, float("inf")), core.lag_buckets, strict=False):
@@ -250,12 +240,9 @@ class ExporterState:
         writer = snap.writer
         if writer is None:
             return
-        archived = CounterMetricFamily(
-            PREFIX + "records_archived", METRICS["records_archived_total"][1], labels=["kind"]
+        yield _family(
+            "records_archived_total", ["kind"], [([k], n) for k, n in sorted(writer.written.items())]
         )
-        for kind, n in sorted(writer.written.items()):
-            archived.add_metric([kind], n)
-        yield archived
         yield from _gauge("writer_queue_records", writer.queue_records)
         if writer.fsync_p99_ms is not None:
             yield from _gauge("disk_write_latency_seconds", writer.fsync_p99_ms / 1000)
@@ -265,13 +252,8 @@ class ExporterState:
         if ws is None:
             return
         yield from _gauge("ws_connected", 1 if ws.connected else 0)
-        for name, value in (
-            ("ws_sessions_opened_total", ws.sessions_opened),
-            ("ws_reconnects_total", ws.reconnects),
-        ):
-            fam = CounterMetricFamily(PREFIX + name.removesuffix("_total"), METRICS[name][1])
-            fam.add_metric([], value)
-            yield fam
+        yield _family("ws_sessions_opened_total", [], [([], ws.sessions_opened)])
+        yield _family("ws_reconnects_total", [], [([], ws.reconnects)])
 
     def _monitor(self, snap: Snapshot) -> Iterator[Metric]:
         mon = snap.monitor
@@ -279,10 +261,7 @@ class ExporterState:
             return
         v = mon.values
         yield from _gauge("health_status", mon.health)
-        reasons = GaugeMetricFamily(PREFIX + "health_reason", METRICS["health_reason"][1], labels=["reason"])
-        for reason, level in sorted(mon.reasons.items()):
-            reasons.add_metric([reason], level)
-        yield reasons
+        yield _family("health_reason", ["reason"], [([r], level) for r, level in sorted(mon.reasons.items())])
         yield from _gauge("mitigation_level", mon.mitigation_level)
         yield from _gauge("track_b_collection_ratio", v.track_b_rate)
         yield from _gauge("ws_reconnects_today", v.ws_reconnects_today)
@@ -294,12 +273,8 @@ class ExporterState:
             ("data_age_seconds", snap.data_age_s),
             ("data_stale_after_seconds", snap.stale_after_s),
         ):
-            if not values:
-                continue
-            fam = GaugeMetricFamily(PREFIX + name, METRICS[name][1], labels=["track"])
-            for track, value in sorted(values.items()):
-                fam.add_metric([track], value)
-            yield fam
+            if values:
+                yield _family(name, ["track"], [([track], v) for track, v in sorted(values.items())])
 
     def _alarms(self) -> Iterator[Metric]:
         """Backup and retention state from the standing alarms (``observer.alarms``, files on disk)."""
