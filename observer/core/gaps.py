@@ -69,6 +69,11 @@ class MissedTradeDetector:
         """Start from a known tick (the restored checkpoint after a restart)."""
         self._last[tick.symbol] = _Last(tick.cumulative_volume, tick, 1, max(tick.trade_volume, 1))
 
+    def forget(self, symbol: str) -> None:
+        """The symbol (re)enters a slot: its trades while no slot watched it were never ours to miss,
+        so continuity starts again from its first tick, as on its first subscription of the day."""
+        self._last.pop(symbol, None)
+
     def observe(self, tick: Tick, market: str) -> GapMarker | None:
         last = self._last.get(tick.symbol)
         if last is None:

@@ -134,6 +134,7 @@ class SlotKeeping:
             self.sampler.unwatch(a.symbol, now)
             self._last_slot[a.symbol] = a.slot_number
         for a in changes.added:
+            self.gaps.forget(a.symbol)
             self.sampler.watch(a.symbol, now, self.provider, self._market_of(a.symbol))
             self._seed_from_rest(a.symbol)
         if changes:

@@ -117,6 +117,15 @@ def test_missed_trades_become_a_scalp_gap_marker_with_estimates() -> None:
     assert det.observe(tick(2, 170, 10), "KOSPI") is None  # a replay: no second marker
 
 
+def test_a_symbol_back_in_a_slot_starts_its_continuity_again() -> None:
+    """Trades while no slot watched a symbol are not missed: forgetting it on re-entry means no marker."""
+    det = MissedTradeDetector("kis")
+    det.observe(tick(0, 100, 10), "KOSPI")
+    det.forget("005930")  # it left its slot and came back: the core forgets it on the way in
+    assert det.observe(tick(9, 900, 10), "KOSPI") is None  # 800 traded unwatched: not a gap
+    assert isinstance(det.observe(tick(10, 950, 10), "KOSPI"), GapMarker)  # watched again: a gap is one
+
+
 def test_bus_gap_marker_names_producer_and_range() -> None:
     gap = SeqGap("ws-collector", "r1", 10, 19, "observer", "producer_abandoned", 1_700_000_000_000_000_000)
     marker = seq_gap(
