@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats
+import nats.errors
 from nats.js import api
 from nats.js.errors import NotFoundError
 
@@ -27,6 +28,8 @@ from observer.bus import stream_subject
 from observer.config import JetStreamConfig
 from observer.schema import EnvelopeBatch, StreamLine
 
+# what a server that is down, restarting or slow makes nats-py raise; anything else is a bug and crashes
+NATS_FAILURES = (nats.errors.Error, OSError, TimeoutError)
 log = logging.getLogger("observer.jetstream")
 PATH_HEADER = "Observer-Path"
 OFFSET_HEADER = "Observer-Offset"
@@ -64,7 +67,7 @@ async def connect(jcfg: JetStreamConfig, stopped: Callable[[], bool]) -> Any:
                 reconnect_time_wait=0.5,
                 allow_reconnect=True,
             )
-        except Exception as e:  # no server yet: the hop keeps its backlog meanwhile
+        except NATS_FAILURES as e:  # no server yet: the hop keeps its backlog meanwhile
             if stopped():
                 raise
             log.warning("nats connect failed; retrying", extra={"url": jcfg.url, "error": repr(e)})
@@ -119,7 +122,7 @@ class Publisher:
                 await js.add_stream(stream_config(self.jcfg))
                 log.info("stream created", extra={"stream": self.jcfg.stream})
                 return
-            except Exception as e:  # the server is (re)starting
+            except NATS_FAILURES as e:  # the server is (re)starting
                 if self._stop.is_set():
                     raise
                 log.warning("stream not reachable; retrying", extra={"error": repr(e)})
@@ -170,7 +173,7 @@ class Publisher:
             subject = stream_subject(prefix, body.track, body.market, body.record_id, line)
             try:
                 futures.append(await js.publish_async(subject, line, wait_stall=timeout, headers=headers))
-            except Exception as e:  # disconnected, outbound buffer full: this one and the rest again
+            except NATS_FAILURES as e:  # disconnected, outbound buffer full: this one and the rest again
                 log.debug("publish failed", extra={"error": repr(e)})
                 futures.extend([None] * (len(bodies) - len(futures)))
                 break
@@ -181,7 +184,9 @@ class Publisher:
                 continue
             try:
                 ack = await asyncio.wait_for(fut, timeout)
-            except Exception:  # timeout, no responders, a server error: publish it again
+            except (
+                NATS_FAILURES
+            ):  # timeout, no responders, a server error: publish it again (counted in retries)
                 failed.append(body)
                 continue
             self.published += 1
