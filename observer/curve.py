@@ -35,6 +35,7 @@ _REFUSALS = (
     zmq.EVENT_HANDSHAKE_FAILED_AUTH
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_MONITOR_STOPPED  # the watched socket was closed
 )
 
 
@@ -112,6 +113,7 @@ class _Guard:
         self._auth: dict[int, _Authenticator] = {}
         self._monitors: queue.Queue[tuple[Any, str]] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._addresses: dict[Any, str] = {}  # monitor socket -> endpoint, the thread's own
 
     def authenticator(self, ctx: zmq.Context[Any], authorized_dir: str) -> None:
         with self._lock:
@@ -131,16 +133,23 @@ class _Guard:
                 self._thread = threading.Thread(target=self._run, name="curve-refusals", daemon=True)
                 self._thread.start()
 
+    def watching(self) -> int:
+        """How many sockets the thread watches now."""
+        return len(self._addresses)
+
     def _run(self) -> None:
         poller = zmq.Poller()
-        addresses: dict[Any, str] = {}
+        addresses = self._addresses
         while True:
+            # every watched socket closed: wait for the next one (an empty poll returns at once)
+            pending = [self._monitors.get()] if not addresses else []
             while not self._monitors.empty():
-                mon, address = self._monitors.get_nowait()
+                pending.append(self._monitors.get_nowait())
+            for mon, address in pending:
                 poller.register(mon, zmq.POLLIN)
                 addresses[mon] = address
             try:
-                ready = poller.poll(200)  # never empty: the first socket is queued before the start
+                ready = poller.poll(200)
             except zmq.ContextTerminated:
                 return
             except zmq.ZMQError as e:
@@ -158,6 +167,11 @@ class _Guard:
                 try:
                     event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
                 except (zmq.Again, zmq.ContextTerminated):
+                    continue
+                if event["event"] == zmq.EVENT_MONITOR_STOPPED:
+                    poller.unregister(mon)
+                    del addresses[mon]
+                    mon.close(linger=0)
                     continue
                 _refused(
                     f"handshake {addresses[mon]} {int(event['event'])}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import stat
+import threading
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,11 @@ import pytest
 import zmq
 from click.testing import CliRunner
 
+from observer import curve
 from observer.bus import MITIGATION, EventPublisher, EventSubscriber, Forwarder, context
 from observer.cli import cli
 from observer.config import Config, ConfigError
+from observer.curve import secure_server
 from observer.schema import MitigationLevel
 from testkit.config import make_config
 from tests.conftest import free_port, wait_for
@@ -181,3 +184,30 @@ def test_events_upstream_brings_the_other_hosts_events_over_curve(short_tmp: Pat
             fwd.stop()
         for c in (ctx_b, ctx_a, ctx_x):
             c.destroy(linger=0)
+
+
+def _thread_cpu_ticks(thread: threading.Thread) -> int:
+    """utime + stime (clock ticks) of `thread`, from /proc."""
+    stat_line = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+    fields = stat_line.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_the_refusal_monitor_rests_once_every_watched_socket_is_closed(short_tmp: Path) -> None:
+    """The monitor thread outlives the sockets it watches (one per process): with none left it must
+    wait, not spin (a spinning thread starved every other thread of the process of the GIL)."""
+    keys = _keys(short_tmp, "writer", "core")
+    port = _free_pair()
+    cfg = make_config(short_tmp, _server_toml(keys, port))
+    ctx: zmq.Context[Any] = context()
+    sock = ctx.socket(zmq.PULL)
+    secure_server(sock, cfg, f"tcp://127.0.0.1:{port}")
+    sock.bind(f"tcp://127.0.0.1:{port}")
+    sock.close(linger=0)
+    wait_for(lambda: not curve._guard.watching(), 5, 0.02, "the monitor to drop the closed socket")
+    monitor = curve._guard._thread
+    assert monitor is not None and monitor.is_alive()
+    before = _thread_cpu_ticks(monitor)
+    threading.Event().wait(1.0)  # a measurement window, not a wait for something
+    used = _thread_cpu_ticks(monitor) - before
+    assert used <= 5, f"the idle refusal monitor used {used} ticks of CPU in 1 s"
