@@ -170,6 +170,7 @@ class SlotKeeping:
 
     def _sweep_done(self, sweep_id: str) -> None:
         """A Track A sweep is complete: its ranking is saved; seeds placed blind follow it."""
+        self.slots.sweep_done(sweep_id)
         if self._day is None or not self.activity.sweep_done(sweep_id, self._day) or not self._blind_seeds:
             return
         self._blind_seeds = False

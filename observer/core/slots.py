@@ -8,6 +8,14 @@ minimum dwell (``track_b.min_dwell_s``) has passed, it is a seed, or its symbol 
 slot's strength is its symbol's live candidate (younger than ``core.candidate_ttl_s``); without one
 it ranks below every trigger.
 
+A Track A sweep's candidates arrive one snapshot at a time over the whole sweep. While a sweep is in
+progress, only slots whose symbol the sweep has reached without a live candidate can be evicted, and
+candidates left without a slot are not sent to the overflow ledger yet; who of the candidates wins
+is settled once the sweep is over. Judged on part of the sweep, a symbol evicted first (not reached
+yet, or outranked by an early surge) came back seconds later on its own, leaving a hole in its data
+for nothing. The protection ends when the sweep is done (`sweep_done`) or has sent nothing for
+``SWEEP_QUIET`` (a collector that died mid-sweep).
+
 Manual pins (operator) take a free slot, else replace the weakest non-pinned slot *regardless of
 dwell* (the operator's explicit request wins); pinned symbols are never evicted. A symbol that has
 sent no tick for ``track_b.silent_symbol_s`` during the session is reported once and becomes the
@@ -21,7 +29,7 @@ restarted core resumes it on the same trading day. `command` renders it as the i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -34,6 +42,7 @@ from observer.schema import OverflowEntry, SlotAssignment, SlotCommand
 _STALE_RANK = (6, 0.0)
 _SEED_RANK = (5, 0.0)
 _SILENT_RANK = (7, 0.0)
+SWEEP_QUIET = timedelta(seconds=30)
 
 
 class SlotState(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +83,10 @@ class SlotTable:
         self._last_tick: dict[str, datetime] = {}
         self._silent_symbols: set[str] = set()
         self._overflowed_at: dict[str, datetime] = {}
+        self._sweep: str | None = None  # the Track A sweep in progress
+        self._swept: set[str] = set()  # symbols it has reached
+        self._sweep_seen_at = datetime.min.replace(tzinfo=UTC)
+        self._sweeps_done: set[str] = set()
 
     # -- queries
     def symbols(self) -> dict[str, int]:
@@ -100,6 +113,20 @@ class SlotTable:
         self._last_tick[symbol] = at
         self._silent_symbols.discard(symbol)
 
+    def note_snapshot(self, symbol: str, sweep_id: str, at: datetime) -> None:
+        """The triggers have judged `symbol`'s snapshot of sweep `sweep_id`."""
+        if sweep_id in self._sweeps_done:
+            return
+        if sweep_id != self._sweep:
+            self._sweep, self._swept = sweep_id, set()
+        self._swept.add(symbol)
+        self._sweep_seen_at = at
+
+    def sweep_done(self, sweep_id: str) -> None:
+        self._sweeps_done.add(sweep_id)
+        if sweep_id == self._sweep:
+            self._sweep, self._swept = None, set()
+
     def seed(self, symbols: list[str], at: datetime) -> Changes:
         changes = Changes()
         taken = self.symbols()
@@ -115,11 +142,12 @@ class SlotTable:
 
     def replace_seeds(self, symbols: list[str], at: datetime) -> Changes:
         """Seed slots (not pinned) whose symbol is not among `symbols` give way, in slot order, to
-        the symbols of `symbols` not watched yet, in their order (the activity ranking's top)."""
+        the symbols of `symbols` not watched yet, in their order (the activity ranking's top). A seed
+        whose symbol has a live trigger candidate stays: the next rebalance would only bring it back."""
         changes = Changes()
         taken = self.symbols()
         wanted = [s for s in symbols if s not in taken]
-        keep = set(symbols)
+        keep = set(symbols) | {s for s in self.candidates if self._live(s, at)}
         for n in sorted(self.slots):
             a = self.slots[n]
             if not wanted:
@@ -176,6 +204,7 @@ class SlotTable:
             del self.candidates[symbol]
         taken = self.symbols()
         waiting = sorted((c for c in self.candidates.values() if c.symbol not in taken), key=lambda c: c.rank)
+        sweeping = self._sweeping(now)
         for cand in waiting:
             free = self._free_slot()
             if free is None:
@@ -183,6 +212,8 @@ class SlotTable:
                 if free is not None:
                     changes.removed.append(self.slots.pop(free))
             if free is None:
+                if sweeping:
+                    continue  # the sweep may still free a slot for it
                 last = self._overflowed_at.get(cand.symbol)
                 if last is None or now - last >= self._overflow_every:
                     self._overflowed_at[cand.symbol] = now
@@ -229,6 +260,8 @@ class SlotTable:
         self._last_tick.clear()
         self._silent_symbols.clear()
         self._overflowed_at.clear()
+        self._sweep, self._swept = None, set()
+        self._sweeps_done.clear()
         self.version += 1
 
     # -- internals
@@ -247,16 +280,25 @@ class SlotTable:
         self._last_tick.pop(symbol, None)
         changes.added.append(a)
 
+    def _live(self, symbol: str, now: datetime) -> Candidate | None:
+        cand = self.candidates.get(symbol)
+        return cand if cand is not None and now - cand.at <= self._ttl else None
+
     def _slot_rank(self, a: SlotAssignment, now: datetime) -> tuple[int, float]:
         if a.symbol in self._silent_symbols:
             return _SILENT_RANK
-        cand = self.candidates.get(a.symbol)
-        if cand is not None and now - cand.at <= self._ttl:
+        cand = self._live(a.symbol, now)
+        if cand is not None:
             return cand.rank
         return _SEED_RANK if a.rule == "seed" else _STALE_RANK
 
+    def _sweeping(self, now: datetime) -> bool:
+        return self._sweep is not None and now - self._sweep_seen_at <= SWEEP_QUIET
+
     def _evictable(self, a: SlotAssignment, now: datetime) -> bool:
         if a.pinned:
+            return False
+        if self._sweeping(now) and (a.symbol not in self._swept or self._live(a.symbol, now)):
             return False
         return a.rule == "seed" or a.symbol in self._silent_symbols or now - a.since >= self._dwell
 

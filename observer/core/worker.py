@@ -234,6 +234,7 @@ class CoreWorker(SlotKeeping, Worker):
         self.sampler.seed(state)
         self.counts.sweep_symbol(snap.sweep_id, snap.symbol, len(self.universe))
         cand = self.triggers.on_snapshot(snap)
+        self.slots.note_snapshot(snap.symbol, snap.sweep_id, self.clock.now())
         if cand is not None:
             self.slots.offer(cand)
         elif not self.universe.available and self.slots.symbols().get(snap.symbol) is None:

@@ -124,10 +124,27 @@ def scalp_rate(data: Path) -> tuple[int, int, int]:
     return written, expected, len(windows)
 
 
+def slot_returns(data: Path, within: timedelta) -> list[tuple[str, datetime, datetime]]:
+    """(symbol, removed at, added again at) for every symbol given a slot again within `within` of
+    losing one: churn that leaves holes in its data for nothing."""
+    removed_at: dict[str, datetime] = {}
+    out: list[tuple[str, datetime, datetime]] = []
+    changes = [ev for ev in lines(data, "system/events/*/*.jsonl") if ev.get("type") == "slot_change"]
+    for ev in sorted(changes, key=lambda ev: datetime.fromisoformat(ev["at"])):
+        at = datetime.fromisoformat(ev["at"])
+        for entry in ev["details"].get("added") or []:
+            symbol = entry.split(":")[1]
+            if symbol in removed_at and at - removed_at[symbol] <= within:
+                out.append((symbol, removed_at[symbol], at))
+        for entry in ev["details"].get("removed") or []:
+            removed_at[entry.split(":")[1]] = at
+    return out
+
+
 def scalp_rate_in_slots(data: Path) -> tuple[int, int, int]:
     """(written, expected, symbols) like `scalp_rate`, but a symbol's windows are counted only while
     it held a slot: its samples split into runs wherever a ``slot_change`` removed it in between
-    (after a sweep the activity ranking moves symbols out and, seconds later, back in)."""
+    (a trigger replaced it; its hole is a slot-less time, not a loss)."""
     removed: dict[str, list[datetime]] = defaultdict(list)
     for ev in lines(data, "system/events/*/*.jsonl"):
         if ev.get("type") == "slot_change":

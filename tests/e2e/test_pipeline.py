@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.support import BotApi, Pipeline, lines, scalp_rate_in_slots, start_bot_api
+from tests.e2e.support import BotApi, Pipeline, lines, scalp_rate_in_slots, slot_returns, start_bot_api
 
 NO_CPU_MITIGATION = "[monitor]\ncpu_level1_pct = 101.0\ncpu_level2_pct = 101.0\n"
 
@@ -113,6 +113,8 @@ def test_ten_clean_simulated_minutes_record_every_scalp_sample(short_tmp: Path) 
     assert written / expected >= 0.999, (written, expected)
     gaps = [g for g in lines(p.data, "system/events/kis-sim/*.jsonl") if g.get("type") == "gap_marker"]
     assert not gaps, gaps
+    # the 09:30 and 09:40 sweeps re-rank the slots; no symbol is moved out and straight back in
+    assert not slot_returns(p.data, timedelta(seconds=60))
 
 
 @pytest.mark.slow

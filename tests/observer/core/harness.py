@@ -27,6 +27,7 @@ from observer.schema import (
     EventBody,
     PatternRecord,
     QuoteSnapshot,
+    SweepSummary,
     SystemEvent,
     Tick,
     TradeFrame,
@@ -266,6 +267,23 @@ class CoreHarness:
         )
         fields.update(kw)
         return QuoteSnapshot(**fields)
+
+    def sweep_summary(self, sweep_id: str, symbols: int) -> SweepSummary:
+        """What the rest-collector sends when a sweep of `symbols` is over."""
+        return SweepSummary(
+            record_id=f"evt:rest-collector:test:{sweep_id}",
+            at=self.clock.now(),
+            source="rest-collector",
+            provider="kis",
+            severity="INFO",
+            sweep_id=sweep_id,
+            duration_s=1.0,
+            calls=symbols,
+            universe=symbols,
+            recorded=symbols,
+            failed=0,
+            collection_rate=1.0,
+        )
 
     def send(self, body: msgspec.Struct) -> int:
         return self.collector.send(body)

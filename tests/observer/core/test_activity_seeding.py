@@ -10,7 +10,6 @@ import msgspec
 import pytest
 
 from observer.core.activity import SavedRanking
-from observer.schema import SweepSummary
 from tests.observer.core.harness import CoreHarness, write_universe
 
 SYMBOLS = [f"{i:06d}" for i in range(1, 11)]
@@ -43,22 +42,7 @@ def test_seeds_follow_the_latest_sweep_and_the_next_day_starts_from_it(short_tmp
 
         for s in SYMBOLS:
             h.send(h.snapshot(s, "20261126T0930", volume=1_000, value_krw=VALUES[s]))
-        h.send(
-            SweepSummary(
-                record_id="evt:rest-collector:test:1",
-                at=h.now(),
-                source="rest-collector",
-                provider="kis",
-                severity="INFO",
-                sweep_id="20261126T0930",
-                duration_s=1.0,
-                calls=len(SYMBOLS),
-                universe=len(SYMBOLS),
-                recorded=len(SYMBOLS),
-                failed=0,
-                collection_rate=1.0,
-            )
-        )
+        h.send(h.sweep_summary("20261126T0930", len(SYMBOLS)))
         h.until(lambda: _slotted(h) == set(TOP), what="blind seeds replaced by the most active")
         saved = msgspec.json.decode((state / "activity.json").read_bytes(), type=SavedRanking)
         assert saved.symbols[:3] == TOP and saved.day == h.day

@@ -270,6 +270,7 @@ def test_a_42nd_surge_candidate_goes_to_the_overflow_ledger(short_tmp: Path) -> 
         surging = symbols[3:]  # 42 surges with distinct scores; the first 3 stay quiet
         for i, s in enumerate(surging):
             h.send(h.snapshot(s, "S2", volume=100_000 + 400_000 + 10_000 * i))
+        h.send(h.sweep_summary("S2", len(symbols)))  # the candidates settle who wins once it is over
 
         def table() -> set[str]:
             found = [b for _, b in h.events_seen if isinstance(b, SlotCommand)]

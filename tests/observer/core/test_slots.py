@@ -8,7 +8,7 @@ from pathlib import Path
 
 from observer.clock import KST, ManualClock
 from observer.config import CoreConfig
-from observer.core.slots import SlotTable
+from observer.core.slots import SWEEP_QUIET, SlotTable
 from observer.core.triggers import Candidate, TriggerRules
 from observer.schema import QuoteSnapshot
 
@@ -145,3 +145,62 @@ def test_table_persists_and_resumes_only_the_same_day(short_tmp: Path) -> None:
     assert again.symbols() == t.symbols() and again.version == t.version
     assert again.slots[again.symbols()["C"]].pinned
     assert not table().load(path, T0.date() + timedelta(days=1))
+
+
+def test_the_activity_ranking_replaces_blind_seeds_but_not_those_the_triggers_want() -> None:
+    """A blind seed whose symbol already fired a trigger (its ticks show trade velocity) stays when
+    the first sweep's ranking replaces the seeds: removing it would only bring it back at the next
+    rebalance, evicting a ranked seed, and leave a slot-less hole in its data (the churn seen after
+    the 09:40 sweep in the e2e runs)."""
+    t = table(max_slots=3)
+    t.seed(["A", "B", "C"], T0)
+    t.offer(Candidate("C", "trade_velocity", 90.0, T0 + timedelta(seconds=30)))
+    at = T0 + timedelta(seconds=60)
+    changes = t.replace_seeds(["X", "Y", "Z"], at)
+    assert {a.symbol for a in changes.removed} == {"A", "B"}
+    assert {a.symbol for a in changes.added} == {"X", "Y"}
+    assert not t.rebalance(at + timedelta(seconds=1))  # C holds its slot: nothing moves back
+    assert set(t.symbols()) == {"C", "X", "Y"}
+
+
+def test_during_a_sweep_a_slot_is_judged_only_once_the_sweep_has_reached_its_symbol() -> None:
+    """A sweep's surges arrive one snapshot at a time: a seed the sweep has not reached yet keeps its
+    slot (its own snapshot may bring it a surge), and a candidate left waiting meanwhile is not yet
+    an overflow. Without this, a seed evicted by an early surge came back seconds later on its own."""
+    t = table(max_slots=2)
+    t.seed(["A", "B"], T0)
+    at = T0 + timedelta(minutes=10)
+    t.note_snapshot("X", "s2", at)
+    t.offer(Candidate("X", "volume_surge", 5.0, at))
+    first = t.rebalance(at)
+    assert not first and not first.overflow  # A and B not reached yet: X waits, no overflow
+    t.note_snapshot("A", "s2", at + timedelta(seconds=1))  # no surge for A
+    second = t.rebalance(at + timedelta(seconds=1))
+    assert [a.symbol for a in second.removed] == ["A"] and [a.symbol for a in second.added] == ["X"]
+    t.note_snapshot("B", "s2", at + timedelta(seconds=2))
+    t.offer(Candidate("B", "volume_surge", 3.0, at + timedelta(seconds=2)))
+    t.offer(Candidate("Y", "volume_surge", 2.0, at + timedelta(seconds=2)))
+    t.note_snapshot("Y", "s2", at + timedelta(seconds=2))
+    third = t.rebalance(at + timedelta(seconds=2))
+    assert not third and not third.overflow  # B keeps its slot; Y outranks no one evictable
+    t.note_snapshot("Z", "s2", at + timedelta(seconds=3))
+    t.offer(Candidate("Z", "volume_surge", 4.0, at + timedelta(seconds=3)))
+    # Z outranks B's surge, but candidates settle who wins only when the sweep is over
+    assert not t.rebalance(at + timedelta(seconds=3))
+    t.sweep_done("s2")
+    done = t.rebalance(at + timedelta(seconds=4))
+    assert [a.symbol for a in done.removed] == ["B"] and [a.symbol for a in done.added] == ["Z"]
+    assert [c.symbol for c in done.overflow] == ["Y"]  # the sweep is over: the ledger
+    assert [c.symbol for c in t.rebalance(at + timedelta(seconds=5)).overflow] == ["B"]  # and B
+    assert set(t.symbols()) == {"X", "Z"}
+
+
+def test_a_sweep_that_stops_sending_protects_nothing_after_the_quiet_period() -> None:
+    t = table(max_slots=1)
+    t.seed(["A"], T0)
+    at = T0 + timedelta(minutes=10)
+    t.note_snapshot("X", "s2", at)  # the collector dies after this snapshot
+    t.offer(Candidate("X", "volume_surge", 5.0, at))
+    assert not t.rebalance(at + SWEEP_QUIET)
+    later = t.rebalance(at + SWEEP_QUIET + timedelta(seconds=1))
+    assert [a.symbol for a in later.added] == ["X"]
