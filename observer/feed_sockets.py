@@ -48,12 +48,14 @@ class FeedPublisher:
         self.replay = replay
         self.seqs: dict[str, int] = {}
         self.published: dict[str, int] = {}
+        self.count = 0  # messages of this run, every topic (`FeedMessage.n`)
         self.dropped = 0
 
     def publish(self, track: ArchiveKind, market: str, record_id: str, line: bytes, at: datetime) -> str:
         topic = feed_topic(track, market, record_id, line)
         seq = self.seqs.get(topic, 0) + 1
         self.seqs[topic] = seq
+        self.count += 1
         body = FeedMessage(
             topic=topic,
             track=track,
@@ -63,6 +65,7 @@ class FeedPublisher:
             sent_at_ns=time.time_ns(),
             line=msgspec.Raw(line),
             replay=self.replay,
+            n=self.count,
         )
         self.published[track] = self.published.get(track, 0) + 1
         self._send(topic, _encoder.encode(body))

@@ -15,8 +15,10 @@ class FeedMessage(_Msg, frozen=True, tag="feed"):
     ``line`` is the archive line exactly as stored; ``at`` its own time (captured / received /
     window end / event time), so a replayed message carries the original time. ``seq`` counts per
     topic from 1 for one publisher run (``run_id``): a hole means the consumer lost messages (a slow
-    subscriber is dropped at the HWM, never waited for). ``replay`` is the only other difference
-    between a live and a replayed message."""
+    subscriber is dropped at the HWM, never waited for). ``n`` counts every message of the run from
+    1, across topics: a consumer of every topic learns from it what per-topic holes cannot show (a
+    lost message on a topic it never sees again, and how many went before it joined: its first
+    ``n`` - 1). ``replay`` is the only other difference between a live and a replayed message."""
 
     topic: str
     track: ArchiveKind
@@ -26,6 +28,7 @@ class FeedMessage(_Msg, frozen=True, tag="feed"):
     sent_at_ns: int
     line: msgspec.Raw
     replay: bool = False
+    n: int = 0  # 0: a publisher from before the run-wide count
 
 
 class FeedStats(_Msg, frozen=True, tag="feed_stats"):
