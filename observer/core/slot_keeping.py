@@ -74,7 +74,7 @@ class SlotKeeping:
         self._last_slot.clear()
         slots_path = self._state_dir / SLOTS_FILE
         self.activity.start_day(day)
-        if resume and self.slots.load(slots_path, day):
+        if resume and self.slots.load(slots_path, day, now):
             self._emit(
                 "slots_resumed",
                 "INFO",

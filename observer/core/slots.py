@@ -240,8 +240,10 @@ class SlotTable:
         )
         write_atomic(path, msgspec.json.encode(state), fsync=True)
 
-    def load(self, path: Path, day: date) -> bool:
-        """Resume the table saved for `day`. False when there is none (or it is another day's)."""
+    def load(self, path: Path, day: date, at: datetime) -> bool:
+        """Resume the table saved for `day` at `at`. False when there is none (or it is another
+        day's). The silent period of a resumed slot runs from `at`: its last tick before the restart
+        is not known, and counting from its assignment flagged every slot silent at once."""
         try:
             state = msgspec.json.decode(path.read_bytes(), type=SlotState)
         except (OSError, msgspec.DecodeError):
@@ -251,6 +253,7 @@ class SlotTable:
         self.day = day
         self.version = state.version
         self.slots = {a.slot_number: a for a in state.slots[: self.max_slots]}
+        self._last_tick = {a.symbol: at for a in self.slots.values()}
         return True
 
     def reset(self, day: date) -> None:

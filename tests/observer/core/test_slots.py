@@ -141,10 +141,16 @@ def test_table_persists_and_resumes_only_the_same_day(short_tmp: Path) -> None:
     t.save(path)
     assert oct(path.stat().st_mode & 0o777) == "0o600" or path.stat().st_mode & 0o077 == 0
     again = table()
-    assert again.load(path, T0.date())
+    resumed = T0 + timedelta(minutes=30)  # a restart long after the slots were assigned
+    assert again.load(path, T0.date(), resumed)
     assert again.symbols() == t.symbols() and again.version == t.version
     assert again.slots[again.symbols()["C"]].pinned
-    assert not table().load(path, T0.date() + timedelta(days=1))
+    assert not table().load(path, T0.date() + timedelta(days=1), resumed)
+    # the silent period runs from the restart, not from the assignment (every slot was flagged at once)
+    assert again.check_silent(resumed + timedelta(seconds=1), T0) == []
+    again.note_tick("A", resumed + timedelta(seconds=30))
+    silent = again.check_silent(resumed + timedelta(seconds=61), T0)
+    assert sorted(a.symbol for a in silent) == ["B", "C"]
 
 
 def test_the_activity_ranking_replaces_blind_seeds_but_not_those_the_triggers_want() -> None:
