@@ -166,6 +166,7 @@ class UniverseBuilder:
                             day=day,
                             symbols=len(snap.symbols),
                             path=str(path),
+                            snapshot=snap,
                         )
                     )
             loaded = load_universe(self.directory, day, market)

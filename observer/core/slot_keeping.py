@@ -26,8 +26,9 @@ from observer.core.sampler import Sampler
 from observer.core.slots import Changes, SlotTable
 from observer.core.triggers import TriggerRules
 from observer.core.universe_day import DayUniverse
-from observer.schema import ArchiveRecord, Tick
+from observer.schema import ArchiveRecord, Tick, UniverseBuilt
 from observer.sessions import DailyWindow
+from observer.universe import write_snapshot_once
 
 SAMPLER_FILE = "sampler.json"
 SLOTS_FILE = "slots.json"
@@ -167,6 +168,32 @@ class SlotKeeping:
             seeded = self.slots.seed(self.activity.seed_order(self.universe.order), now)
             self._blind_seeds = self._blind_seeds or (bool(seeded) and not self.activity.informed)
             self._apply(seeded, now)
+
+    def _universe_arrived(self, built: UniverseBuilt) -> None:
+        """A collector built a market's universe. Its snapshot is written into this host's
+        ``universe_dir`` when it is not there yet (the core runs on another host than the
+        collectors), then the day's universe is taken."""
+        if built.snapshot is not None:
+            try:
+                path, written = write_snapshot_once(Path(self.cfg.paths.universe_dir), built.snapshot)
+            except OSError as e:
+                self._emit(
+                    "universe_write_failed",
+                    "ERROR",
+                    f"cannot write the {built.market} universe for {built.day} sent by {built.source}: {e}",
+                    market=built.market,
+                )
+            else:
+                if written:
+                    self._emit(
+                        "universe_received",
+                        "INFO",
+                        f"{built.market} universe for {built.day} ({built.symbols} symbols) written to {path} "
+                        f"from {built.source}'s message",
+                        market=built.market,
+                        symbols=built.symbols,
+                    )
+        self._refresh_universe("universe_built")
 
     def _sweep_done(self, sweep_id: str) -> None:
         """A Track A sweep is complete: its ranking is saved; seeds placed blind follow it."""

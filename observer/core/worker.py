@@ -165,7 +165,7 @@ class CoreWorker(SlotKeeping, Worker):
                     self._archive(self.factory.line(body.event()))
                 case UniverseBuilt():
                     self._archive(self.factory.line(body.event()))
-                    self._refresh_universe("universe_built")
+                    self._universe_arrived(body)
                 case SweepSummary():
                     self._archive(self.factory.line(body.event()))
                     self._sweep_done(body.sweep_id)

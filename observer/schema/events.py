@@ -10,6 +10,7 @@ from typing import Literal
 import msgspec
 
 from observer.schema.base import DetailValue, Severity, _Msg
+from observer.universe import UniverseSnapshot
 
 
 class SystemEvent(_Msg, frozen=True, tag="system_event"):
@@ -110,7 +111,8 @@ class FeedStatus(_Msg, frozen=True, tag="feed_status"):
 
 
 class UniverseBuilt(_Msg, frozen=True, tag="universe_built"):
-    """A market's universe snapshot for ``day`` was written (the core reloads the day's universe)."""
+    """A market's universe snapshot for ``day`` was written (the core reloads the day's universe).
+    It carries the snapshot, so a core on another host (its own ``universe_dir``) writes it there."""
 
     record_id: str
     at: datetime
@@ -120,6 +122,7 @@ class UniverseBuilt(_Msg, frozen=True, tag="universe_built"):
     day: date
     symbols: int
     path: str
+    snapshot: UniverseSnapshot | None = None
 
     @property
     def message(self) -> str:
