@@ -11,6 +11,9 @@ archive         PULL      writer                     Envelope(ArchiveRecord) fro
 archive_ack     PUB       writer                     Ack after fsync
 events_in       XSUB      supervisor (forwarder)     workers PUB connect here
 events_out      XPUB      supervisor (forwarder)     workers SUB connect here
+events_export   PUB       supervisor (forwarder)     only when configured (split hosts): this
+                                                     host's own events, for the other host's
+                                                     ``[bus] events_upstream``
 control         REP       supervisor                 Command -> CommandReply
 feed            PUB       writer                     FeedBody: every archived line (public)
 archive_stream  PULL      jetstream sink             Envelope(StreamLine) from the writer (its
@@ -82,6 +85,7 @@ ENDPOINT_NAMES = (
     "archive_ack",
     "events_in",
     "events_out",
+    "events_export",
     "control",
     "feed",
     "replay_feed",
@@ -195,10 +199,11 @@ def bind(sock: zmq.Socket[Any], address: str, cfg: Config | None = None) -> None
         Path(address[len("ipc://") :]).chmod(0o600)
 
 
-def connect(sock: zmq.Socket[Any], address: str, cfg: Config) -> None:
-    """Connect `sock`; to a ``tcp://`` address as a CURVE client (observer.curve)."""
+def connect(sock: zmq.Socket[Any], address: str, cfg: Config, server_key_file: str = "") -> None:
+    """Connect `sock`; to a ``tcp://`` address as a CURVE client (observer.curve) of
+    `server_key_file` (default: ``[bus] curve_server_key_file``)."""
     if address.startswith("tcp://"):
-        secure_client(sock, cfg)
+        secure_client(sock, cfg, server_key_file)
     sock.connect(address)
 
 
@@ -275,14 +280,19 @@ class EventSubscriber:
 
 
 class Forwarder:
-    """XSUB/XPUB proxy for the event bus, run in a thread (the supervisor owns one). With
-    ``[bus] events_upstream`` its XSUB also connects to another host's ``events_out``."""
+    """XSUB/XPUB proxy for the event bus, run in a thread (the supervisor owns one).
+
+    Split hosts: with ``events_export`` in ``[bus.endpoints]`` it also publishes the events of its
+    own host's workers there, and with ``[bus] events_upstream`` (the other host's export) it hands
+    that host's events to its own subscribers. An export carries only what arrived from local
+    workers, so two hosts may import each other's without an event going round in a loop."""
 
     def __init__(self, ctx: zmq.Context[Any], cfg: Config):
         self._ctx = ctx
         self._cfg = cfg
         eps = Endpoints(cfg)
         self._in_addr, self._out_addr = eps["events_in"], eps["events_out"]
+        self._export_addr = cfg.bus.endpoints.get("events_export", "")
         self._ctl_addr = f"inproc://forwarder-ctl-{id(self)}"
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -296,29 +306,70 @@ class Forwarder:
             raise BusError(f"event forwarder failed to start: {self._error}")
 
     def _run(self) -> None:
-        xsub = make_socket(self._ctx, zmq.XSUB, self._cfg, hwm=self._cfg.bus.recv_hwm)
-        xpub = make_socket(self._ctx, zmq.XPUB, self._cfg, hwm=self._cfg.bus.recv_hwm)
+        bus = self._cfg.bus
+        xsub = make_socket(self._ctx, zmq.XSUB, self._cfg, hwm=bus.recv_hwm)
+        xpub = make_socket(self._ctx, zmq.XPUB, self._cfg, hwm=bus.recv_hwm)
         ctl = self._ctx.socket(zmq.PAIR)
+        export = make_socket(self._ctx, zmq.PUB, self._cfg, hwm=bus.send_hwm) if self._export_addr else None
+        upstream = (
+            make_socket(self._ctx, zmq.SUB, self._cfg, hwm=bus.recv_hwm) if bus.events_upstream else None
+        )
+        sockets = [s for s in (xsub, xpub, ctl, export, upstream) if s is not None]
         try:
             bind(xsub, self._in_addr, self._cfg)
             bind(xpub, self._out_addr, self._cfg)
-            if self._cfg.bus.events_upstream:  # split hosts: the other host's events too
-                connect(xsub, self._cfg.bus.events_upstream, self._cfg)
+            if export is not None:
+                bind(export, self._export_addr, self._cfg)
+                xsub.send(b"\x01")  # every local event, for the other host
+            if upstream is not None:
+                upstream.setsockopt(zmq.SUBSCRIBE, b"")
+                connect(upstream, bus.events_upstream, self._cfg, bus.events_upstream_key_file)
             ctl.bind(self._ctl_addr)
         except (BusError, CurveError) as e:
             self._error = e
             self._ready.set()
-            for s in (xsub, xpub, ctl):
+            for s in sockets:
                 s.close(linger=0)
             return
         self._ready.set()
         try:
-            zmq.proxy_steerable(xsub, xpub, None, ctl)
+            if export is None and upstream is None:
+                zmq.proxy_steerable(xsub, xpub, None, ctl)
+            else:
+                self._split_hosts(xsub, xpub, ctl, export, upstream)
         except zmq.ContextTerminated:
             pass
         finally:
-            for s in (xsub, xpub, ctl):
+            for s in sockets:
                 s.close(linger=0)
+
+    @staticmethod
+    def _split_hosts(
+        xsub: zmq.Socket[Any],
+        xpub: zmq.Socket[Any],
+        ctl: zmq.Socket[Any],
+        export: zmq.Socket[Any] | None,
+        upstream: zmq.Socket[Any] | None,
+    ) -> None:
+        """The proxy, plus the export of local events and the import of the other host's."""
+        poller = zmq.Poller()
+        for s in (xsub, xpub, ctl, upstream):
+            if s is not None:
+                poller.register(s, zmq.POLLIN)
+        while True:
+            for sock, _ in poller.poll():
+                if sock is ctl:
+                    if ctl.recv() == b"TERMINATE":
+                        return
+                elif sock is xsub:  # a local worker's event: local subscribers and the other host
+                    parts = xsub.recv_multipart()
+                    xpub.send_multipart(parts)
+                    if export is not None:
+                        export.send_multipart(parts)
+                elif sock is xpub:  # a local (un)subscription, to the local publishers
+                    xsub.send_multipart(xpub.recv_multipart())
+                elif upstream is not None:  # the other host's event: local subscribers only
+                    xpub.send_multipart(upstream.recv_multipart())
 
     def stop(self) -> None:
         if self._thread is None:

@@ -111,7 +111,7 @@ class _Guard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._auth: dict[int, _Authenticator] = {}
-        self._monitors: queue.Queue[tuple[Any, str]] = queue.Queue()
+        self._monitors: queue.Queue[tuple[Any, str] | None] = queue.Queue()  # None: stop
         self._thread: threading.Thread | None = None
         self._addresses: dict[Any, str] = {}  # monitor socket -> endpoint, the thread's own
 
@@ -133,6 +133,17 @@ class _Guard:
                 self._thread = threading.Thread(target=self._run, name="curve-refusals", daemon=True)
                 self._thread.start()
 
+    def stop(self) -> None:
+        """Stop the authenticators and the monitor thread (a process's guard lives as long as it)."""
+        with self._lock:
+            for auth in self._auth.values():
+                auth.stop()
+            self._auth.clear()
+            if self._thread is not None:
+                self._monitors.put(None)
+                self._thread.join(5)
+                self._thread = None
+
     def watching(self) -> int:
         """How many sockets the thread watches now."""
         return len(self._addresses)
@@ -145,7 +156,13 @@ class _Guard:
             pending = [self._monitors.get()] if not addresses else []
             while not self._monitors.empty():
                 pending.append(self._monitors.get_nowait())
-            for mon, address in pending:
+            for item in pending:
+                if item is None:
+                    for mon in addresses:
+                        mon.close(linger=0)
+                    addresses.clear()
+                    return
+                mon, address = item
                 poller.register(mon, zmq.POLLIN)
                 addresses[mon] = address
             try:
@@ -204,12 +221,14 @@ def secure_server(sock: zmq.Socket[Any], cfg: Config, address: str) -> None:
     _guard.watch(sock, address)
 
 
-def secure_client(sock: zmq.Socket[Any], cfg: Config) -> None:
-    """Before `connect`: make `sock` a CURVE client of the configured server key."""
+def secure_client(sock: zmq.Socket[Any], cfg: Config, server_key_file: str = "") -> None:
+    """Before `connect`: make `sock` a CURVE client of `server_key_file` (default: the configured
+    ``curve_server_key_file``)."""
     public, secret = _own_keys(cfg)
-    if not cfg.bus.curve_server_key_file:
+    server_key_file = server_key_file or cfg.bus.curve_server_key_file
+    if not server_key_file:
         raise CurveError("connecting to a tcp:// endpoint needs [bus] curve_server_key_file")
-    server_public, _ = _load(cfg.bus.curve_server_key_file, False)
+    server_public, _ = _load(server_key_file, False)
     sock.curve_secretkey = secret
     sock.curve_publickey = public
     sock.curve_serverkey = server_public

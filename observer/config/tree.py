@@ -52,9 +52,11 @@ class BusConfig(_Section, frozen=True):
     curve_secret_key_file: str = ""
     curve_server_key_file: str = ""
     curve_authorized_dir: str = ""
-    # split hosts: the other host's events_out (tcp://), whose events (slots, mitigation, ctl) this
-    # host's forwarder also hands to its subscribers. Set it on one side only (both would loop).
+    # split hosts: the other host's events_export (tcp://), whose own events (slots, mitigation,
+    # ctl; heartbeats and stats the other way) this host's forwarder also hands to its subscribers.
+    # Each host may import the other's: an export carries only the events of its own host.
     events_upstream: str = ""
+    events_upstream_key_file: str = ""  # that host's public key (default: curve_server_key_file)
 
     def __post_init__(self) -> None:
         tcp = sorted(name for name, address in self.endpoints.items() if address.startswith("tcp://"))

@@ -117,35 +117,43 @@ def test_two_hosts_over_curve_survive_ten_kill9s_of_either_side_exactly_once(sho
         assert out.exit_code == 0, out.output
     authorized = keys / "authorized"
     authorized.mkdir(mode=0o700)
-    for name in ("collectors", "core"):  # the core host knows itself (its own workers) and the collectors
+    for name in ("collectors", "core"):  # the keys both hosts accept
         (authorized / f"{name}.key").write_bytes((keys / f"{name}.key").read_bytes())
 
-    ingest, ingest_ack, events_out = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
+    ingest, ingest_ack, core_export, collectors_export = (f"tcp://127.0.0.1:{free_port()}" for _ in range(4))
     sim = (
         f'[clock]\nmode = "session"\nstart_at = "09:29:50"\nspeed = 1.0\n'
         f"[sim]\nenabled = true\nrest_port = {free_port()}\nws_port = {free_port()}\n"
         f"admin_port = {(admin_port := free_port())}\nsymbol_count = 1500\nseed = 7\n"
         "[monitor]\ncpu_level1_pct = 101.0\ncpu_level2_pct = 101.0\n"
     )
-    tcp = f'[bus.endpoints]\ningest = "{ingest}"\ningest_ack = "{ingest_ack}"\n'
+
+    def bus(me: str, other: str, other_export: str, my_export: str) -> str:
+        """Each host exports its own events and imports the other's (slots one way, heartbeats and
+        stats the other); the collectors reach the core host's ingest."""
+        return (
+            f'[bus]\ncurve_secret_key_file = "{keys}/{me}.key_secret"\ncurve_server_key_file = "{keys}/core.key"\n'
+            f'curve_authorized_dir = "{authorized}"\nevents_upstream = "{other_export}"\n'
+            f'events_upstream_key_file = "{keys}/{other}.key"\n'
+            f'[bus.endpoints]\ningest = "{ingest}"\ningest_ack = "{ingest_ack}"\nevents_export = "{my_export}"\n'
+        )
+
     env = clean_env(**{ANCHOR_ENV: repr(time.time())})  # one session clock for the three machines
     market = Host(short_tmp, "market", sim + '[supervisor]\nworkers = ["sim"]\n', env)
     core = Host(
         short_tmp,
         "core",
         sim
-        + f'[supervisor]\nworkers = ["observer", "writer"]\n[bus]\ncurve_secret_key_file = "{keys}/core.key_secret"\n'
-        f'curve_server_key_file = "{keys}/core.key"\ncurve_authorized_dir = "{authorized}"\n'
-        + tcp
-        + f'events_out = "{events_out}"\n',
+        + '[supervisor]\nworkers = ["observer", "writer"]\n'
+        + bus("core", "collectors", collectors_export, core_export),
         env,
     )
     collectors = Host(
         short_tmp,
         "collectors",
-        sim + '[supervisor]\nworkers = ["rest-collector", "ws-collector"]\n'
-        f'[bus]\ncurve_secret_key_file = "{keys}/collectors.key_secret"\n'
-        f'curve_server_key_file = "{keys}/core.key"\nevents_upstream = "{events_out}"\n' + tcp,
+        sim
+        + '[supervisor]\nworkers = ["rest-collector", "ws-collector"]\n'
+        + bus("collectors", "core", core_export, collectors_export),
         env,
     )
     data = core.base / "data"

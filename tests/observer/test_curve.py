@@ -19,7 +19,6 @@ from observer import curve
 from observer.bus import MITIGATION, EventPublisher, EventSubscriber, Forwarder, context
 from observer.cli import cli
 from observer.config import Config, ConfigError
-from observer.curve import secure_server
 from observer.schema import MitigationLevel
 from testkit.config import make_config
 from tests.conftest import free_port, wait_for
@@ -139,50 +138,79 @@ def test_archive_hop_over_tcp_curve_kill9_exactly_once_and_wrong_keys_refused(sh
     assert result.exit_code == 0, result.output
 
 
-def test_events_upstream_brings_the_other_hosts_events_over_curve(short_tmp: Path) -> None:
-    """Split hosts: the collectors host's forwarder also hands on the core host's events (e.g. slots,
-    mitigation) from its tcp events_out, over CURVE; an unauthorized host hears nothing."""
-    keys = _keys(short_tmp, "writer", "core", "intruder")
-    _server_toml(keys, 0)  # writes keys/authorized with core.key
-    port = _free_pair()
-    out = f"tcp://127.0.0.1:{port}"
-    core_host = make_config(
-        short_tmp / "b",
-        f'[bus]\ncurve_secret_key_file = "{keys}/writer.key_secret"\n'
-        f'curve_authorized_dir = "{keys}/authorized"\n[bus.endpoints]\nevents_out = "{out}"\n',
-    )
+def test_two_hosts_import_each_others_events_over_curve_without_a_loop(short_tmp: Path) -> None:
+    """Split hosts: each forwarder exports its own host's events (tcp, CURVE) and imports the other
+    host's export, so slots and mitigation reach the collectors host and heartbeats and stats the
+    core host. An event arrives once everywhere (an export carries only local events: no loop),
+    and a host with an unknown key hears nothing."""
+    keys = _keys(short_tmp, "a", "b", "intruder")
+    authorized = keys / "authorized"
+    authorized.mkdir()
+    for name in ("a", "b"):
+        (authorized / f"{name}.key").write_bytes((keys / f"{name}.key").read_bytes())
+    export_a, export_b = f"tcp://127.0.0.1:{_free_pair()}", f"tcp://127.0.0.1:{_free_pair()}"
 
-    def collectors_host(name: str, sub: str) -> Config:
+    def host(name: str, export: str, upstream: str, upstream_key: str) -> Config:
         return make_config(
-            short_tmp / sub,
+            short_tmp / name,
             f'[bus]\ncurve_secret_key_file = "{keys}/{name}.key_secret"\n'
-            f'curve_server_key_file = "{keys}/writer.key"\nevents_upstream = "{out}"\n',
+            f'curve_authorized_dir = "{authorized}"\nevents_upstream = "{upstream}"\n'
+            f'events_upstream_key_file = "{keys}/{upstream_key}.key"\n'
+            f'[bus.endpoints]\nevents_export = "{export}"\n',
         )
 
-    ctx_b, ctx_a, ctx_x = zmq.Context(), zmq.Context(), zmq.Context()
-    fwd_b = Forwarder(ctx_b, core_host)
-    fwd_a = Forwarder(ctx_a, collectors_host("core", "a"))
-    fwd_x = Forwarder(ctx_x, collectors_host("intruder", "x"))
-    for fwd in (fwd_b, fwd_a, fwd_x):
+    cfg_a = host("a", export_a, export_b, "b")
+    cfg_b = host("b", export_b, export_a, "a")
+    cfg_x = make_config(
+        short_tmp / "x",
+        f'[bus]\ncurve_secret_key_file = "{keys}/intruder.key_secret"\n'
+        f'events_upstream = "{export_b}"\nevents_upstream_key_file = "{keys}/b.key"\n',
+    )
+    ctxs = [zmq.Context() for _ in range(3)]
+    fwds = [Forwarder(ctx, cfg) for ctx, cfg in zip(ctxs, (cfg_a, cfg_b, cfg_x), strict=True)]
+    for fwd in fwds:
         fwd.start()
-    pub = EventPublisher(ctx_b, core_host)
-    sub_a = EventSubscriber(ctx_a, collectors_host("core", "a"), [MITIGATION])
-    sub_x = EventSubscriber(ctx_x, collectors_host("intruder", "x"), [MITIGATION])
+    pub_a, pub_b = EventPublisher(ctxs[0], cfg_a), EventPublisher(ctxs[1], cfg_b)
+    sub_a = EventSubscriber(ctxs[0], cfg_a, [MITIGATION])
+    sub_b = EventSubscriber(ctxs[1], cfg_b, [MITIGATION])
+    sub_x = EventSubscriber(ctxs[2], cfg_x, [MITIGATION])
+    heard: dict[str, list[list[str]]] = {"a": [], "b": [], "x": []}
+
+    def drain() -> None:
+        for name, sub in (("a", sub_a), ("b", sub_b), ("x", sub_x)):
+            while (got := sub.recv_nowait()) is not None:
+                heard[name].append(got[1].reasons)
+
     try:
-        level = MitigationLevel(level=1, at=datetime.now(UTC), reasons=["test"])
+        # PUB/SUB: published until the subscriptions have arrived everywhere
+        def joined() -> bool:
+            pub_a.publish(MITIGATION, MitigationLevel(level=0, at=datetime.now(UTC), reasons=["join a"]))
+            pub_b.publish(MITIGATION, MitigationLevel(level=0, at=datetime.now(UTC), reasons=["join b"]))
+            drain()
+            return all(any(r == [f"join {o}"] for r in heard[n]) for n in "ab" for o in "ab")
 
-        def heard() -> bool:
-            pub.publish(MITIGATION, level)  # PUB/SUB: published until the subscription has arrived
-            return sub_a.recv_nowait() is not None
+        wait_for(joined, 30, interval_s=0.1, what="each host's events on both hosts")
+        pub_a.publish(MITIGATION, MitigationLevel(level=1, at=datetime.now(UTC), reasons=["from a"]))
+        pub_b.publish(MITIGATION, MitigationLevel(level=2, at=datetime.now(UTC), reasons=["from b"]))
 
-        wait_for(heard, 30, interval_s=0.1, what="the core host's event on the collectors host")
-        assert sub_x.recv_nowait() is None
+        def tests_heard(name: str) -> list[str]:
+            return sorted(r[0] for r in heard[name] if r[0].startswith("from"))
+
+        wait_for(
+            lambda: drain() or all(tests_heard(n) == ["from a", "from b"] for n in "ab"), 10, 0.05, "both"
+        )
+        # an echo would travel the other host's export ahead of what that host publishes next
+        pub_a.publish(MITIGATION, MitigationLevel(level=0, at=datetime.now(UTC), reasons=["end a"]))
+        pub_b.publish(MITIGATION, MitigationLevel(level=0, at=datetime.now(UTC), reasons=["end b"]))
+        wait_for(lambda: drain() or (["end b"] in heard["a"] and ["end a"] in heard["b"]), 10, 0.05, "ends")
+        assert tests_heard("a") == tests_heard("b") == ["from a", "from b"], heard
+        assert heard["x"] == []  # the intruder's key is not authorized on b's export
     finally:
-        for s in (pub, sub_a, sub_x):
+        for s in (pub_a, pub_b, sub_a, sub_b, sub_x):
             s.close()
-        for fwd in (fwd_b, fwd_a, fwd_x):
+        for fwd in fwds:
             fwd.stop()
-        for c in (ctx_b, ctx_a, ctx_x):
+        for c in ctxs:
             c.destroy(linger=0)
 
 
@@ -199,15 +227,22 @@ def test_the_refusal_monitor_rests_once_every_watched_socket_is_closed(short_tmp
     keys = _keys(short_tmp, "writer", "core")
     port = _free_pair()
     cfg = make_config(short_tmp, _server_toml(keys, port))
-    ctx: zmq.Context[Any] = context()
+    guard = curve._Guard()  # its own monitor: the process's one may watch other tests' sockets
+    ctx: zmq.Context[Any] = zmq.Context()
     sock = ctx.socket(zmq.PULL)
-    secure_server(sock, cfg, f"tcp://127.0.0.1:{port}")
+    guard.authenticator(ctx, cfg.bus.curve_authorized_dir)
+    sock.curve_publickey, sock.curve_secretkey = curve._own_keys(cfg)
+    sock.curve_server = True
+    guard.watch(sock, f"tcp://127.0.0.1:{port}")
     sock.bind(f"tcp://127.0.0.1:{port}")
+    wait_for(lambda: guard.watching() == 1, 5, 0.02, "the monitor to watch the socket")
     sock.close(linger=0)
-    wait_for(lambda: not curve._guard.watching(), 5, 0.02, "the monitor to drop the closed socket")
-    monitor = curve._guard._thread
+    wait_for(lambda: guard.watching() == 0, 5, 0.02, "the monitor to drop the closed socket")
+    monitor = guard._thread
     assert monitor is not None and monitor.is_alive()
     before = _thread_cpu_ticks(monitor)
     threading.Event().wait(1.0)  # a measurement window, not a wait for something
     used = _thread_cpu_ticks(monitor) - before
     assert used <= 5, f"the idle refusal monitor used {used} ticks of CPU in 1 s"
+    guard.stop()
+    ctx.destroy(linger=0)
