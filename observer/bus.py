@@ -397,10 +397,12 @@ _SUBJECT_BAD = re.compile(r"[\s*>]")
 
 
 def feed_topic(track: str, market: str, record_id: str, line: bytes) -> str:
-    """The feed topic of one archive line (``record_id`` is ``<track>:<symbol>:...`` for swing/scalp)."""
+    """The feed topic of one archive line (``record_id`` is ``<track>:<symbol>:...`` for swing/scalp;
+    an id without its symbol goes under ``_``: the feed never stops on one odd line)."""
     match track:
         case "swing" | "scalp":
-            return f"{track}.{market}.{record_id.split(':', 2)[1]}"
+            parts = record_id.split(":", 2)
+            return f"{track}.{market}.{parts[1] if len(parts) > 1 and parts[1] else '_'}"
         case "raw":
             return f"raw.{market}"
         case "system":
@@ -416,9 +418,6 @@ def feed_topic(track: str, market: str, record_id: str, line: bytes) -> str:
 def stream_subject(prefix: str, track: str, market: str, record_id: str, line: bytes) -> str:
     """The JetStream subject of one archive line: ``<prefix>.<feed topic>``, with the characters
     NATS gives a meaning (space, ``*``, ``>``, empty tokens) replaced by ``_``."""
-    try:
-        topic = feed_topic(track, market, record_id, line)
-    except IndexError:  # a swing/scalp id without its symbol: still published, under "_"
-        topic = f"{track}.{market}._"
+    topic = feed_topic(track, market, record_id, line)
     tokens = [_SUBJECT_BAD.sub("_", t) or "_" for t in topic.split(".")]
     return prefix + "." + ".".join(tokens)

@@ -48,7 +48,8 @@ class FeedPublisher:
         self.replay = replay
         self.seqs: dict[str, int] = {}
         self.published: dict[str, int] = {}
-        self.count = 0  # messages of this run, every topic (`FeedMessage.n`)
+        self.count = 0  # lines of this run, every topic, sent or skipped (`FeedMessage.n`)
+        self.skipped = 0
         self.dropped = 0
 
     def publish(self, track: ArchiveKind, market: str, record_id: str, line: bytes, at: datetime) -> str:
@@ -71,12 +72,18 @@ class FeedPublisher:
         self._send(topic, _encoder.encode(body))
         return topic
 
+    def skip(self, lines: int) -> None:
+        """`lines` not sent (nobody listens to line topics): they still count in ``n``."""
+        self.count += lines
+        self.skipped += lines
+
     def publish_stats(self, at: datetime, *, final: bool = False) -> None:
         stats = FeedStats(
             run_id=self.run_id,
             at=at,
             published=dict(self.published),
             dropped=self.dropped,
+            skipped=self.skipped,
             replay=self.replay,
             final=final,
         )

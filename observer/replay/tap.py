@@ -80,7 +80,8 @@ class Tally:
             text += f"; {self.before_join} published before joining"
         if self.last_stats is not None:
             published = sum(self.last_stats.published.values())
-            text += f"; publisher reported {published} published, {self.last_stats.dropped} dropped"
+            stats = self.last_stats
+            text += f"; publisher reported {published} published, {stats.skipped} skipped, {stats.dropped} dropped"
         return text
 
 

@@ -108,6 +108,7 @@ class FeedThread(threading.Thread):
                     pub.publish(rec.track, rec.market, rec.record_id, line, rec.partition_at)
                 self.published += len(batch)
             else:
+                pub.skip(len(batch))  # counted in n: a joiner learns how many lines went before it
                 self.unheard += len(batch)
             now_mono = time.monotonic()
             if now_mono >= next_stats or stopping:
