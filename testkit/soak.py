@@ -64,6 +64,26 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def raw_size(data: Path) -> int:
+    """Bytes in the archive's raw/ files."""
+    return sum(p.stat().st_size for p in data.glob("raw/*/*/*/*.jsonl"))
+
+
+class RawQuiet:
+    """A predicate for `poll_until`: true once raw/ under `data` has not grown for `quiet_s`
+    (checked on successive calls): the last frames are archived."""
+
+    def __init__(self, data: Path, quiet_s: float = 2.0):
+        self.data, self.quiet_s = data, quiet_s
+        self._size, self._since = -1, time.monotonic()
+
+    def __call__(self) -> bool:
+        size, now = raw_size(self.data), time.monotonic()
+        if size != self._size:
+            self._size, self._since = size, now
+        return now - self._since >= self.quiet_s
+
+
 @dataclass(slots=True)
 class SoakResult:
     report: ClosureReport
@@ -117,7 +137,6 @@ class SoakRun:
         self.proc: subprocess.Popen[bytes] | None = None
         self.faults: list[str] = []
         self._stopped: dict[int, threading.Timer] = {}
-        self._raw_size, self._raw_since = -1, 0.0
         self._ctl = ControlClient(self.cfg, timeout_s=3.0, tries=2)
 
     # ------------------------------------------------------------------ lifecycle
@@ -169,7 +188,7 @@ class SoakRun:
         # the feed falls silent before the ws-collector stops: frames still on the wire when a
         # session closes are never read (a stop-edge loss, reported apart from the chaos)
         requests.post(f"{self.admin}/faults", json={"kind": "silence", "symbols": []}, timeout=10)
-        self._until(self._raw_quiet, 60, "the last frames archived")
+        self._until(RawQuiet(self.data), 60, "the last frames archived")
         self._ctl.request(Command(action="stop", target="ws-collector"))
         self._until(lambda: self._state("ws-collector") in ("STOPPED", "EXITED"), 60, "ws-collector stopped")
         raw = requests.get(f"{self.admin}/trades", timeout=120).content
@@ -199,14 +218,6 @@ class SoakRun:
             code = self.stop()
         report = close_accounts(self.data, truth)
         return SoakResult(report, self.faults, time.monotonic() - started, self.scale, self.seed, code)
-
-    def _raw_quiet(self, quiet_s: float = 2.0) -> bool:
-        """True once raw/ has not grown for `quiet_s` (checked on successive calls)."""
-        size = sum(p.stat().st_size for p in self.data.glob("raw/*/*/*/*.jsonl"))
-        now = time.monotonic()
-        if size != self._raw_size:
-            self._raw_size, self._raw_since = size, now
-        return now - self._raw_since >= quiet_s
 
     # ------------------------------------------------------------------ faults
     def _inject(self, fault: str) -> None:

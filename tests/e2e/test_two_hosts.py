@@ -33,6 +33,7 @@ from observer.curve import secure_client
 from observer.schema import Command
 from testkit.closure import close_accounts
 from testkit.config import make_config, write_config
+from testkit.soak import RawQuiet, raw_size
 from tests.conftest import REPO, free_port, wait_for
 from tests.e2e.support import clean_env, lines
 
@@ -98,14 +99,10 @@ class Host:
         return "\n".join(p.read_text()[-2000:] for p in sorted(self.base.glob("supervisor-*.stderr")))
 
 
-def _raw_size(data: Path) -> int:
-    return sum(p.stat().st_size for p in data.glob("raw/*/*/*/*.jsonl"))
-
-
 def _grows(data: Path) -> object:
     """A predicate: raw/ has grown since the predicate was made (the pipeline carries trades)."""
-    before = _raw_size(data)
-    return lambda: _raw_size(data) > before
+    before = raw_size(data)
+    return lambda: raw_size(data) > before
 
 
 @pytest.mark.slow
@@ -194,15 +191,7 @@ def test_two_hosts_over_curve_survive_ten_kill9s_of_either_side_exactly_once(sho
 
         # settle: the feed falls silent before the ws-collector stops, so nothing is left on the wire
         requests.post(f"{admin}/faults", json={"kind": "silence", "symbols": []}, timeout=10)
-        quiet = {"size": -1, "since": time.monotonic()}
-
-        def raw_quiet() -> bool:
-            size = _raw_size(data)
-            if size != quiet["size"]:
-                quiet["size"], quiet["since"] = size, time.monotonic()
-            return time.monotonic() - quiet["since"] >= 2.0
-
-        wait_for(raw_quiet, 60, 0.5, "the last frames archived")
+        wait_for(RawQuiet(data), 60, 0.5, "the last frames archived")
         collectors.request(Command(action="stop", target="ws-collector"))
         wait_for(
             lambda: collectors.workers().get("ws-collector") in ("STOPPED", "EXITED"), 60, 0.5, "ws stopped"

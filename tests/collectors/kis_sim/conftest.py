@@ -16,6 +16,7 @@ from collectors.kis_sim.server import SimOptions, Simulator
 from collectors.kis_sim.ws_session import WsOptions
 from observer.clock import KST, Clock, ManualClock, SessionClock
 from observer.config import SimConfig
+from testkit.wait import poll_until
 
 T = TypeVar("T")
 APP_KEY = SimConfig().app_key
@@ -26,14 +27,7 @@ QUOT = "/uapi/domestic-stock/v1/quotations/"
 
 def wait_for(check: Callable[[], T], timeout_s: float = 5.0, what: str = "condition") -> T:
     """Poll `check` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.01)  # polling interval of the deadline helper, not a wait for an event
+    return poll_until(check, timeout_s, 0.01, what, error=AssertionError)
 
 
 SimFactory = Callable[..., Simulator]
