@@ -13,7 +13,7 @@ from collectors.kis_sim.server import Simulator
 from observer.schema import GapMarker, PatternRecord
 from testkit.config import write_config
 from tests.collectors.conftest import sim_toml
-from tests.collectors.kis.test_rest_sim import rest_truth
+from tests.collectors.kis.test_rest_sim import assert_paced, rest_truth
 from tests.collectors.test_rest_worker import FRI, _session, _stop, _worker_env, at
 from tests.conftest import REPO, wait_for
 
@@ -79,8 +79,7 @@ def test_full_universe_sweep_lands_in_swing_and_verifies(
         if b'"gap_marker"' in line and b'"swing"' in line
     ]
     assert len(symbols) + sum(len(g.symbols) for g in gaps) >= universe
-    truth = rest_truth(sim)
-    assert truth.max_per_s <= 20 and truth.rate_limited == 0
+    assert_paced(rest_truth(sim))  # refused requests, if any, were retried: the coverage above
     verify = subprocess.run(
         [str(REPO / ".venv/bin/python"), "-m", "observer", "--config", str(config), "verify", str(data)],
         env=env,

@@ -12,6 +12,7 @@ import requests
 from collectors.kis_sim.auth import key_id
 from collectors.kis_sim.views import MULTPRICE_FIELDS
 from observer.clock import ManualClock
+from tests.collectors.kis.test_rest_sim import assert_paced
 from tests.collectors.kis_sim.conftest import APP_KEY, APP_SECRET, QUOT, Kis, SimFactory, busy_codes
 
 MULT = ("intstock-multprice", "FHKST11300006")
@@ -182,8 +183,7 @@ def test_client_limiter_never_exceeds_20_per_s(make_sim: SimFactory) -> None:
         assert r.json()["rt_cd"] == "0"
         rows += len(r.json()["output"])
     assert rows == len(codes)
-    rest = sim.truth().rest[key_id(APP_KEY)]
-    assert rest.rate_limited == 0 and rest.max_per_s <= 20
+    assert_paced(sim.truth().rest[key_id(APP_KEY)])
 
 
 def test_daily_volume_rank_holiday(make_sim: SimFactory) -> None:
