@@ -6,6 +6,9 @@ The recorded *inputs* are piped exactly as their producers sent them, in one tim
 * raw/ frames -> `TradeFrame` (ticks parsed again by the WS collector's own parser), producer
   ``ws-collector``; swing/ lines -> `QuoteSnapshot`, producer ``rest-collector``; the collectors'
   own system events and gap markers (feed state, sweep summaries, universe) as they sent them;
+* the supervisor's ``worker_state`` events about the collectors, as it sent them (producer
+  ``supervisor``): the core flags the windows after a ws-collector's last frame ``gap`` on its word
+  (a killed collector says nothing), so a day with a crash or a shutdown derives the same flags;
 * the core's recorded ``sampling_level`` events -> `MitigationLevel` on ``mitigation`` (the monitor's
   part);
 * the recorded slot table: the fresh core starts with an empty table for the day (its own resume
@@ -74,6 +77,7 @@ from observer.schema import (
 )
 
 COLLECTORS = ("ws-collector", "rest-collector")
+SUPERVISOR = "supervisor"  # the producer name of the supervisor's events on the ingest hop
 STARTUP_REAL_S = 20.0  # real seconds the fresh processes get to start before the first input
 TAIL_S = 1.0  # virtual seconds after the recorded end, so the last windows close
 _raw = msgspec.json.Decoder(RawFrameRecord)
@@ -187,7 +191,9 @@ class _Fresh:
                 stderr=open(Path(cfg.paths.log_dir) / f"{name}.stderr", "ab"),  # noqa: SIM115 - the child's
             )
         ingest, ingest_ack = hop_endpoints(cfg, "ingest")
-        self.senders = {p: ReliableSender(self.ctx, cfg, p, ingest, ingest_ack) for p in COLLECTORS}
+        self.senders = {
+            p: ReliableSender(self.ctx, cfg, p, ingest, ingest_ack) for p in (*COLLECTORS, SUPERVISOR)
+        }
 
     def wait_up(self, deadline: float) -> None:
         seen: set[str] = set()
@@ -320,6 +326,10 @@ def _pipe(track: str, raw: bytes, parse: Any, fresh: _Fresh, counts: dict[str, i
         if source in COLLECTORS:  # as the collector sent it: typed where it was typed
             fresh.senders[source].send(typed_from_event(ev) if isinstance(ev, SystemEvent) else ev)
             counts["events"] += 1
+        elif isinstance(ev, SystemEvent) and source == SUPERVISOR:
+            if ev.type == "worker_state" and ev.details.get("worker") in COLLECTORS:
+                fresh.senders[SUPERVISOR].send(ev)
+                counts["events"] += 1
         elif isinstance(ev, SystemEvent) and ev.source == "observer":
             if ev.type == "sampling_level" and isinstance(ev.details.get("level"), int):
                 fresh.events.publish(MITIGATION, MitigationLevel(level=int(ev.details["level"]), at=ev.at))  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
 """Re-derivation of a recorded simulated session: its raw/ frames, swing/ snapshots, the collectors'
-events, the recorded slot table and mitigation levels through a fresh core and writer (real
+events, the supervisor's word on the collectors, the recorded slot table and mitigation levels through a fresh core and writer (real
 processes, their own runtime dir) into a new archive; every scalp line comes out identical.
 
 Inherent differences, and why (the rest must be equal):
@@ -61,6 +61,30 @@ def _near_slot_changes(data: Path) -> set[str]:
     return out
 
 
+def _first_difference(
+    recorded: dict[str, dict[str, Any]], derived: dict[str, dict[str, Any]], ids: list[str]
+) -> str:
+    """The first unexplained line, field by field: what a failure report needs to be read."""
+    for record_id in ids:
+        a, b = recorded.get(record_id), derived.get(record_id)
+        if a is None or b is None:
+            return f"{record_id}: only {'derived' if a is None else 'recorded'}: {json.dumps(a or b)[:600]}"
+        flat_a, flat_b = _flatten(a), _flatten(b)
+        diff = {
+            k: (flat_a.get(k), flat_b.get(k)) for k in flat_a.keys() | flat_b.keys() if k != "generated_at"
+        }
+        return f"{record_id}: " + json.dumps({k: v for k, v in diff.items() if v[0] != v[1]})[:1500]
+    return ""
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}{key}.").items()}
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in _flatten(item, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): value}
+
+
 def rederive(rec: Recording, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         observer_cmd(rec.cfg_path, "replay", "--rederive", "--day", rec.day, "--out", str(out), *extra),
@@ -98,11 +122,25 @@ def test_rederived_scalp_lines_are_identical(recording: Recording, short_tmp: Pa
         if a != b:
             differing.append(record_id)
     unexplained = [r for r in only_recorded + only_derived + differing if r not in near_change]
-    assert not unexplained, (unexplained[:5], len(only_recorded), len(only_derived), len(differing))
+    assert not unexplained, (
+        unexplained[:5],
+        len(only_recorded),
+        len(only_derived),
+        len(differing),
+        _first_difference(recorded, derived, unexplained),
+    )
     print(
         f"re-derivation: {len(recorded)} scalp lines, {len(only_recorded)} only recorded, "
         f"{len(only_derived)} only derived, {len(differing)} differing, all next to a slot change"
     )
+
+    # the supervisor's word on the ws-collector (its shutdown here) reached the fresh core: its flags
+    supervisor = [
+        e for e in _lines(out, "system/events/*/*.jsonl").values() if e.get("source") == "supervisor"
+    ]
+    assert {(e["details"]["worker"], e["details"]["from"]) for e in supervisor} >= {
+        ("ws-collector", "RUNNING")
+    }
 
     # swing lines: the same snapshots, the same records
     swing_rec, swing_der = _lines(recording.data, "swing/*/*/*/*.jsonl"), _lines(out, "swing/*/*/*/*.jsonl")
