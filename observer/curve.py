@@ -185,6 +185,13 @@ class _Guard:
                     event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
                 except (zmq.Again, zmq.ContextTerminated):
                     continue
+                except zmq.ZMQError as e:
+                    if e.errno != zmq.ENOTSOCK:
+                        raise
+                    # closed between the poll and the read (its context destroyed): nothing to watch
+                    poller.unregister(mon)
+                    del addresses[mon]
+                    continue
                 if event["event"] == zmq.EVENT_MONITOR_STOPPED:
                     poller.unregister(mon)
                     del addresses[mon]

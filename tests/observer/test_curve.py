@@ -122,6 +122,7 @@ def test_archive_hop_over_tcp_curve_kill9_exactly_once_and_wrong_keys_refused(sh
         logs = "\n".join(p.read_text(errors="replace") for p in (short_tmp / "logs").glob("writer*"))
         assert "CURVE handshake failed" in logs  # the peer without a key
         assert intruder.sender.acked == 0
+        rig.wait_started(writer)  # everything may have been acked before it (the last kill came late)
         writer.terminate()
         assert writer.wait(15) == 0, rig.output()[-3000:]
     finally:
@@ -246,3 +247,25 @@ def test_the_refusal_monitor_rests_once_every_watched_socket_is_closed(short_tmp
     assert used <= 5, f"the idle refusal monitor used {used} ticks of CPU in 1 s"
     guard.stop()
     ctx.destroy(linger=0)
+
+
+def test_the_refusal_monitor_survives_its_context_being_destroyed(short_tmp: Path) -> None:
+    """A worker's last act is destroying its context, which closes the monitor sockets under the
+    thread (between its poll and its read, often): it forgets them, it does not die with a traceback."""
+    keys = _keys(short_tmp, "writer", "core")
+    cfg = make_config(short_tmp, _server_toml(keys, _free_pair()))
+    guard = curve._Guard()
+    for _ in range(5):
+        ctx: zmq.Context[Any] = zmq.Context()
+        port = _free_pair()
+        sock = ctx.socket(zmq.PULL)
+        sock.curve_publickey, sock.curve_secretkey = curve._own_keys(cfg)
+        sock.curve_server = True
+        guard.watch(sock, f"tcp://127.0.0.1:{port}")
+        sock.bind(f"tcp://127.0.0.1:{port}")
+        wait_for(lambda: guard.watching() == 1, 5, 0.02, "the monitor to watch the socket")
+        ctx.destroy(linger=0)
+        wait_for(lambda: guard.watching() == 0, 5, 0.02, "the monitor to forget the destroyed socket")
+        monitor = guard._thread
+        assert monitor is not None and monitor.is_alive()
+    guard.stop()

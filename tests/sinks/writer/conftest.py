@@ -14,6 +14,7 @@ import zmq
 from observer.bus import context
 from observer.config import Config
 from testkit.config import make_config, write_config
+from tests.conftest import wait_for
 from tests.sinks.writer.support import start_writer
 
 WRITER_TOML = "[writer]\nflush_interval_ms = 100\n[bus]\nresend_after_ms = 300\nresend_max_ms = 1000\nack_republish_ms = 200\n"
@@ -31,6 +32,12 @@ class Rig:
         proc = start_writer(self.base, self.config_path, tag=str(len(self.procs)))
         self.procs.append(proc)
         return proc
+
+    def wait_started(self, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+        """Until `proc` says "worker starting" (its SIGTERM handler is in place by then: a SIGTERM
+        during its imports would end it with -15, not a clean stop)."""
+        out = self.base / "logs" / f"writer-proc{self.procs.index(proc)}.out"
+        wait_for(lambda: b"worker starting" in out.read_bytes(), timeout_s, what="the writer started")
 
     def output(self) -> str:
         return "\n".join(
