@@ -55,6 +55,7 @@ def test_sigkill_twenty_times_at_nominal_load(rig: Rig, ctx: zmq.Context[Any]) -
         writer = rig.start_writer()
         lock = rig.root / "state" / "writer.lock"
         wait_for(lambda: lock.read_text().strip() == str(writer.pid), 15, what="the last writer is up")
+        rig.wait_started(writer)  # its lock comes before its SIGTERM handler
         wait_for(prod.all_acked, 30, what="everything acknowledged by the last writer")
         assert prod.sender.abandoned == 0
         writer.terminate()
