@@ -4,7 +4,9 @@
 * Track B: samples per second; per slot and minute, samples recorded / expected, target 97 %.
   Expected windows follow each symbol's own sampling period (``window_end - window_start``, so a
   mitigation level change is honoured): between two samples ``round(dt / period)`` windows were due.
-  The headline rate is sum(recorded) / sum(expected) over symbols, first to last sample.
+  The headline rate is sum(recorded) / sum(expected) over symbols, first to last sample, counting
+  only the time a symbol held a slot: after the core's ``slot_change`` removed it and until one
+  added it back (or ``slots_seeded`` named it), nothing was due.
 * Gap markers with causes; metrics lines (event lag p50/p99 = receive -> fsync, mitigation level,
   CPU, memory, disk); backup and retention events about the day (also from the next days' files);
   the day's warnings (WARNING and above, grouped by type).
@@ -119,8 +121,9 @@ def compute(data_dir: Path, universe_dir: Path, day: date) -> DayStats:
         stats.lines[family] = sum(1 for p in files for _ in read_lines(p))
     stats.trades = sum(b.num_rows for g in groups if g.table == "trades" for b in batches(g))
     _track_a(stats, groups, universe_dir)
-    _track_b(stats, groups)
     events = _table(groups, "events", ["type", "severity", "at", "source", "message", "details"])
+    rows = [dict(zip(events, row, strict=True)) for row in zip(*events.values(), strict=True)]
+    _track_b(stats, groups, slot_absences(rows))
     gaps = _table(groups, "gaps", ["track", "market", "symbols", "start", "end", "reason", "detected_by"])
     stats.gaps = [dict(zip(gaps, row, strict=True)) for row in zip(*gaps.values(), strict=True)]
     stats.metrics = [
@@ -129,7 +132,6 @@ def compute(data_dir: Path, universe_dir: Path, day: date) -> DayStats:
                                               "cpu_usage_percent", "memory_usage_percent", "disk_usage_percent"])]
         for row in zip(*m.values(), strict=True)
     ]  # fmt: skip
-    rows = [dict(zip(events, row, strict=True)) for row in zip(*events.values(), strict=True)]
     stats.mitigation_changes = [r for r in rows if r["type"] == "mitigation_change"]
     counted: Counter[tuple[str, str]] = Counter()
     first: dict[tuple[str, str], str] = {}
@@ -153,7 +155,45 @@ def _track_a(stats: DayStats, groups: list[Group], universe_dir: Path) -> None:
     stats.sweeps = [Sweep(k, len(v), universe) for k, v in sorted(by_sweep.items())]
 
 
-def _track_b(stats: DayStats, groups: list[Group]) -> None:
+Absences = dict[str, list[tuple[datetime, datetime | None]]]
+
+
+def slot_absences(rows: list[dict[str, Any]]) -> Absences:
+    """Per symbol, the spans it held no slot, from the core's slot events: (removed at, added back
+    at or None). Before its first removal a symbol's samples speak for themselves."""
+    out: Absences = defaultdict(list)
+    slot_rows = [
+        r for r in rows if r["source"] == "observer" and r["type"] in ("slot_change", "slots_seeded")
+    ]
+    for r in sorted(slot_rows, key=lambda r: r["at"]):
+        details = json.loads(r["details"]) if isinstance(r["details"], str) else r["details"]
+        entered = [e.split(":")[1] for e in details.get("added", []) if e.count(":") >= 1]
+        entered += details.get("symbols", [])
+        for symbol in entered:
+            spans = out.get(symbol)
+            if spans and spans[-1][1] is None:
+                spans[-1] = (spans[-1][0], r["at"])
+        for entry in details.get("removed", []):
+            if entry.count(":") >= 1:
+                symbol = entry.split(":")[1]
+                spans = out[symbol]
+                if not spans or spans[-1][1] is not None:
+                    spans.append((r["at"], None))
+    return dict(out)
+
+
+def due_windows(
+    start: datetime, following: datetime, period_s: float, absent: list[tuple[datetime, datetime | None]]
+) -> list[datetime]:
+    """The window starts due strictly between two samples of one symbol, except while it held no slot."""
+    due = round((following - start).total_seconds() / period_s) - 1
+    windows = [start + timedelta(seconds=k * period_s) for k in range(1, due + 1)]
+    if not absent:
+        return windows
+    return [w for w in windows if not any(left <= w and (back is None or w < back) for left, back in absent)]
+
+
+def _track_b(stats: DayStats, groups: list[Group], absences: Absences) -> None:
     t = _table(groups, "scalp", ["symbol", "slot_number", "window_start", "window_end"])
     per_symbol: dict[str, list[tuple[datetime, float, int]]] = defaultdict(list)
     per_second: Counter[datetime] = Counter()
@@ -166,7 +206,7 @@ def _track_b(stats: DayStats, groups: list[Group]) -> None:
         per_second[start.astimezone(KST).replace(microsecond=0)] += 1
     stats.per_second = sorted(per_second.items())
     cells: dict[int, dict[datetime, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    for samples in per_symbol.values():
+    for symbol, samples in per_symbol.items():
         samples.sort()
         stats.scalp_written += len(samples)
         stats.scalp_expected += 1
@@ -174,10 +214,10 @@ def _track_b(stats: DayStats, groups: list[Group]) -> None:
             cells[slot][_minute(start)][0] += 1
             cells[slot][_minute(start)][1] += 1
             if i + 1 < len(samples):
-                due = round((samples[i + 1][0] - start).total_seconds() / period_s) - 1
-                stats.scalp_expected += due + 1
-                for k in range(1, due + 1):
-                    cells[slot][_minute(start + timedelta(seconds=k * period_s))][1] += 1
+                due = due_windows(start, samples[i + 1][0], period_s, absences.get(symbol, []))
+                stats.scalp_expected += len(due) + 1
+                for w in due:
+                    cells[slot][_minute(w)][1] += 1
     stats.scalp_symbols = len(per_symbol)
     stats.slot_minutes = {s: {m: (w, e) for m, (w, e) in c.items()} for s, c in sorted(cells.items())}
 
