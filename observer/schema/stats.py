@@ -156,6 +156,13 @@ class HealthValues(_Plain, frozen=True):
     slots_used: int | None = None
 
 
+class PeerSeen(_Plain, frozen=True):
+    """A worker the monitor hears on the bus (its heartbeats), whichever host's supervisor runs it."""
+
+    pid: int
+    age_s: float  # since its last heartbeat, when the monitor published this
+
+
 class MonitorStats(_Msg, frozen=True, tag="monitor_stats"):
     """The monitor (``stats.monitor``): health status, its reasons and figures, alert counts."""
 
@@ -166,6 +173,7 @@ class MonitorStats(_Msg, frozen=True, tag="monitor_stats"):
     reasons: dict[str, int] = {}  # active health reason -> 1 amber / 2 red
     values: HealthValues = HealthValues()
     mitigation_level: int = 0
+    peers: dict[str, PeerSeen] = {}  # every worker heard, by name: the remote host's too (split hosts)
     # counters
     samples: int = 0
     level_changes: int = 0

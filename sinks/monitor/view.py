@@ -151,11 +151,7 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
                 else {}
             ),
         },
-        "workers": [
-            {k: w.get(k) for k in ("name", "state", "pid", "restarts", "uptime_s", "heartbeat_age_s")}
-            for w in data.get("workers") or []
-            if isinstance(w, dict)
-        ],
+        "workers": _workers(data.get("workers") or [], monitor, now),
         "slots": {
             "used": len(table) if slots_doc else None,
             "max": cfg.track_b.max_slots,
@@ -176,6 +172,23 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
         "health": _health(monitor, alarms.standing(cfg)),
         "metrics_at": metrics.get("at") if metrics else None,
     }
+
+
+def _workers(local: list[Any], monitor: MonitorStats | None, now: datetime) -> list[dict[str, Any]]:
+    """This supervisor's workers, then those the monitor hears that it does not run (another
+    host's, split hosts): state ``REMOTE``, their pid there and their heartbeat's age."""
+    keys = ("name", "state", "pid", "restarts", "uptime_s", "heartbeat_age_s")
+    rows = [{k: w.get(k) for k in keys} for w in local if isinstance(w, dict)]
+    if monitor is not None:
+        ours = {row["name"] for row in rows}
+        late = max(0.0, (now - monitor.at).total_seconds())  # the stats' own age
+        rows += [
+            dict(name=name, state="REMOTE", pid=peer.pid, restarts=None, uptime_s=None,
+                 heartbeat_age_s=round(peer.age_s + late, 1))
+            for name, peer in sorted(monitor.peers.items())
+            if name not in ours
+        ]  # fmt: skip
+    return rows
 
 
 def monitor_stats(doc: Any) -> MonitorStats | None:
@@ -287,7 +300,7 @@ def render(doc: dict[str, Any], colour: bool = True) -> str:
         hb = w.get("heartbeat_age_s")
         lines.append(
             f"{w.get('name') or '?':<16}{w.get('state') or '?':<10}{w.get('pid') or '-':>8}"
-            f"{int(w.get('restarts') or 0):>10}{_duration(w.get('uptime_s')):>10}"
+            f"{'-' if w.get('restarts') is None else int(w['restarts']):>10}{_duration(w.get('uptime_s')):>10}"
             f"{'-' if hb is None else f'{float(hb):.1f}s':>9}"
         )
     rates, lag = doc["rates"], doc["lag"]

@@ -43,6 +43,7 @@ from observer.schema import (
     MetricsSnapshot,
     MitigationLevel,
     MonitorStats,
+    PeerSeen,
     Severity,
     SlotCommand,
     SystemEvent,
@@ -89,6 +90,7 @@ class MonitorWorker(Worker):
         self._level_published_at = 0.0
         self._health_published_at = 0.0
         self._heartbeat_at: dict[str, float] = {}
+        self._heartbeat_pid: dict[str, int] = {}
         self._silent: set[str] = set()
         self._seen_events: OrderedDict[str, None] = OrderedDict()
         self._data_dir = data_dir(cfg)
@@ -204,6 +206,7 @@ class MonitorWorker(Worker):
     def handle_heartbeat(self, hb: Heartbeat) -> None:
         if hb.worker != self.name:
             self._heartbeat_at[hb.worker] = time.monotonic()
+            self._heartbeat_pid[hb.worker] = hb.pid
             self._silent.discard(hb.worker)
 
     def handle_system_event(self, topic: str, event: SystemEvent) -> None:
@@ -368,6 +371,7 @@ class MonitorWorker(Worker):
         assert self.events is not None
         self._health_published_at = time.monotonic()
         report, alerts = self.report, self.alerts
+        real = time.monotonic()
         stats = MonitorStats(
             worker=self.name,
             at=now,
@@ -375,6 +379,10 @@ class MonitorWorker(Worker):
             reasons=dict(report.reasons) if report is not None else {},
             values=report.values if report is not None else HealthValues(),
             mitigation_level=self.mitigation.level,
+            peers={
+                worker: PeerSeen(pid=self._heartbeat_pid.get(worker, 0), age_s=round(real - at, 3))
+                for worker, at in self._heartbeat_at.items()
+            },
             samples=self.samples,
             level_changes=self.level_changes,
             events_sent=self.events_sent,

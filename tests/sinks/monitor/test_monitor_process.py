@@ -9,10 +9,11 @@ from typing import Any
 
 import msgspec
 
-from observer.bus import SLOTS, alert_topic, stats_topic
-from observer.clock import KST
+from observer.bus import SLOTS, alert_topic, heartbeat_topic, stats_topic
+from observer.clock import KST, SystemClock
 from observer.schema import (
     CoreStats,
+    Heartbeat,
     MetricsSnapshot,
     MitigationLevel,
     MonitorStats,
@@ -252,3 +253,26 @@ def test_a_restarted_monitor_keeps_its_level_day_counters_and_alert_episodes(
     finally:
         assert again.stop() == 0
         telegram.down()
+
+
+def test_health_names_every_worker_it_hears_with_pid_and_heartbeat_age(monitor_env: Any) -> None:
+    """Split hosts: the core host's monitor hears the collectors' heartbeats through the events
+    import; `observer status` lists them from the monitor's stats (``peers``)."""
+    _, bus, proc = monitor_env(FAST_LEVELS)
+
+    def heard() -> bool:
+        bus.pub.publish(
+            heartbeat_topic("ws-collector"),
+            Heartbeat(worker="ws-collector", pid=4242, run_id="r1", at=SystemClock().now()),
+        )
+        bus.drain()
+        health = _health(bus)
+        return health is not None and "ws-collector" in health.peers
+
+    wait_for(heard, 15, 0.05, "the monitor's stats naming the ws-collector")
+    health = _health(bus)
+    assert health is not None
+    peer = health.peers["ws-collector"]
+    assert peer.pid == 4242 and 0 <= peer.age_s < 5
+    assert "monitor" not in health.peers  # its own heartbeats are not a peer's
+    assert proc.stop() == 0

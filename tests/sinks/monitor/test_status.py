@@ -31,6 +31,7 @@ from observer.schema import (
     HealthValues,
     MitigationLevel,
     MonitorStats,
+    PeerSeen,
     SlotAssignment,
     SlotCommand,
 )
@@ -66,6 +67,12 @@ def _status(cmd: Command) -> CommandReply:
             ws_reconnects_today=2,
         ),
         mitigation_level=1,
+        # what the monitor hears: its own supervisor's workers and the collectors of another host
+        peers={
+            "writer": PeerSeen(pid=100, age_s=0.4),
+            "rest-collector": PeerSeen(pid=777, age_s=1.25),
+            "ws-collector": PeerSeen(pid=103, age_s=0.2),
+        },
     )
     return make_reply(
         True,
@@ -166,8 +173,17 @@ def test_status_once_json_reports_workers_slots_rates_level_gaps_disk_health(
         "supervisor",
     }
     assert doc["supervisor"]["reachable"] is True and doc["supervisor"]["pid"] == 4321
-    assert [w["name"] for w in doc["workers"]] == ["writer", "observer", "monitor", "ws-collector"]
-    assert {w["state"] for w in doc["workers"]} == {"RUNNING"}
+    # this supervisor's workers, then the one the monitor hears from another host (split hosts)
+    assert [w["name"] for w in doc["workers"]] == [
+        "writer",
+        "observer",
+        "monitor",
+        "ws-collector",
+        "rest-collector",
+    ]
+    assert [w["state"] for w in doc["workers"]] == ["RUNNING"] * 4 + ["REMOTE"]
+    remote = doc["workers"][-1]
+    assert remote["pid"] == 777 and remote["restarts"] is None and remote["heartbeat_age_s"] >= 1.2
     assert doc["slots"]["used"] == 3 and doc["slots"]["max"] == 41
     assert [s["symbol"] for s in doc["slots"]["table"]] == ["005930", "005931", "005932"]
     assert doc["rates"] == {
@@ -202,6 +218,7 @@ def test_status_text_view(fake_supervisor: Config, short_tmp: Path) -> None:
     after = datetime.now(KST)
     assert "health RED" in out and "mitigation level 1" in out
     assert "ws-collector" in out and "RUNNING" in out
+    assert re.search(r"^rest-collector\s+REMOTE\s+777\s+-\s+-\s+\d+\.\ds$", out, re.M), out
     assert "Track A 99.8 %" in out and "Track B 98.1 %" in out
     assert "3/41" in out and "005930" in out
     assert "10:01:02-10:01:30 scalp" in out and "ws_disconnected" in out
