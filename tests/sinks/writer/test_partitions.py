@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -112,3 +112,49 @@ def test_day_boundary_scalp(tmp_path: Path) -> None:
 def test_unplaceable_records_rejected(track: str, provider: str, market: str, when: datetime) -> None:
     with pytest.raises(PartitionError):
         check_route(track, provider, market, when)
+
+
+def test_the_committer_routes_every_zone_like_the_partitioner(tmp_path: Path) -> None:
+    """The committer caches routes per 10-minute slice, named by local fields in zones whose offset
+    is whole 10 minutes and by the UTC timestamp otherwise: whatever zone a record's time comes in,
+    it lands in the file of its KST hour (each side of an hour boundary)."""
+    from zoneinfo import ZoneInfo
+
+    import msgspec
+
+    from sinks.writer.committer import Committer
+    from sinks.writer.queue import Chunk, IntakeQueue
+    from testkit.config import make_config
+    from testkit.records import record
+
+    zones = [KST, UTC, timezone(timedelta(hours=5, minutes=45)), timezone(timedelta(hours=-3, minutes=-30)),
+             ZoneInfo("Asia/Seoul"), ZoneInfo("America/New_York")]  # fmt: skip
+    instants = [at(10, 59, 59.5), at(11), at(11, 9, 59.9), at(11, 10), at(23, 59, 59.9), at(24)]
+    root = tmp_path / "data"
+    committer = Committer(
+        root,
+        make_config(tmp_path).writer,
+        IntakeQueue(),
+        provider="kis",
+        make_event=lambda *a, **k: None,
+        marks_path=tmp_path / "marks.json",
+        generation_bytes=1 << 20,
+    )
+    expected: dict[str, Path] = {}
+    items = []
+    for z, zone in enumerate(zones):
+        for i, instant in enumerate(instants):
+            rec = record("raw", f"raw:z{z}:{i}", instant.astimezone(zone))
+            items.append((rec, bytes(rec.line)))
+            expected[rec.record_id] = Partitioner(tmp_path / "fresh").relpath(
+                "raw", "kis", "KOSPI", instant, 0
+            )
+    committer._commit([Chunk(items[: len(items) // 2]), Chunk(items[len(items) // 2 :])])
+    landed = {
+        msgspec.json.decode(line)["record_id"]: path.relative_to(root)
+        for path in root.rglob("*.jsonl")
+        for line in path.read_bytes().splitlines()
+    }
+    assert landed == expected
+    assert len(set(expected.values())) == 4  # the 10:00, 11:00, 23:00 and next day 00:00 KST files
+    committer.files.close()
