@@ -172,26 +172,28 @@ class _Guard:
             except zmq.ZMQError as e:
                 if e.errno != zmq.ENOTSOCK:
                     raise
-                gone = [m for m in addresses if not _alive(m)]  # a watched socket was closed
-                if not gone:
+                if not _drop_closed(poller, addresses):  # a watched socket was closed
                     logging.getLogger("observer.bus.zap").warning("refusal monitor stopped: %s", e)
                     return
-                for mon in gone:
-                    poller.unregister(mon)
-                    del addresses[mon]
                 continue
             for mon, _ in ready:
-                try:
-                    event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
-                except (zmq.Again, zmq.ContextTerminated):
-                    continue
-                except zmq.ZMQError as e:
-                    if e.errno != zmq.ENOTSOCK:
-                        raise
-                    # closed between the poll and the read (its context destroyed): nothing to watch
-                    poller.unregister(mon)
-                    del addresses[mon]
-                    continue
+                problem = ""
+                if mon not in addresses:  # closed under the poll (its context destroyed): an fd came back
+                    problem = f"poll returned {mon!r}"
+                else:
+                    try:
+                        event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
+                    except (zmq.Again, zmq.ContextTerminated):
+                        continue
+                    except zmq.ZMQError as e:
+                        if e.errno != zmq.ENOTSOCK:
+                            raise
+                        problem = str(e)  # closed between the poll and the read
+                if problem:
+                    if not _drop_closed(poller, addresses):
+                        logging.getLogger("observer.bus.zap").warning("refusal monitor stopped: %s", problem)
+                        return
+                    break
                 if event["event"] == zmq.EVENT_MONITOR_STOPPED:
                     poller.unregister(mon)
                     del addresses[mon]
@@ -204,6 +206,16 @@ class _Guard:
                     event=int(event["event"]),
                     code=event["value"],
                 )
+
+
+def _drop_closed(poller: zmq.Poller, addresses: dict[Any, str]) -> bool:
+    """Stop watching every monitor socket that is closed (a worker destroys its context last, under
+    the thread's poll). Returns whether there was one."""
+    gone = [m for m in addresses if not _alive(m)]
+    for mon in gone:
+        poller.unregister(mon)
+        del addresses[mon]
+    return bool(gone)
 
 
 def _alive(sock: Any) -> bool:
