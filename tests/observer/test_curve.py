@@ -222,6 +222,17 @@ def _thread_cpu_ticks(thread: threading.Thread) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def _watched_server(guard: Any, ctx: zmq.Context[Any], cfg: Config, port: int) -> zmq.Socket[Any]:
+    """A bound CURVE server socket that `guard`'s refusal monitor watches."""
+    sock = ctx.socket(zmq.PULL)
+    sock.curve_publickey, sock.curve_secretkey = curve._own_keys(cfg)
+    sock.curve_server = True
+    guard.watch(sock, f"tcp://127.0.0.1:{port}")
+    sock.bind(f"tcp://127.0.0.1:{port}")
+    wait_for(lambda: guard.watching() == 1, 5, 0.02, "the monitor to watch the socket")
+    return sock
+
+
 def test_the_refusal_monitor_rests_once_every_watched_socket_is_closed(short_tmp: Path) -> None:
     """The monitor thread outlives the sockets it watches (one per process): with none left it must
     wait, not spin (a spinning thread starved every other thread of the process of the GIL)."""
@@ -230,13 +241,8 @@ def test_the_refusal_monitor_rests_once_every_watched_socket_is_closed(short_tmp
     cfg = make_config(short_tmp, _server_toml(keys, port))
     guard = curve._Guard()  # its own monitor: the process's one may watch other tests' sockets
     ctx: zmq.Context[Any] = zmq.Context()
-    sock = ctx.socket(zmq.PULL)
     guard.authenticator(ctx, cfg.bus.curve_authorized_dir)
-    sock.curve_publickey, sock.curve_secretkey = curve._own_keys(cfg)
-    sock.curve_server = True
-    guard.watch(sock, f"tcp://127.0.0.1:{port}")
-    sock.bind(f"tcp://127.0.0.1:{port}")
-    wait_for(lambda: guard.watching() == 1, 5, 0.02, "the monitor to watch the socket")
+    sock = _watched_server(guard, ctx, cfg, port)
     sock.close(linger=0)
     wait_for(lambda: guard.watching() == 0, 5, 0.02, "the monitor to drop the closed socket")
     monitor = guard._thread
@@ -257,13 +263,7 @@ def test_the_refusal_monitor_survives_its_context_being_destroyed(short_tmp: Pat
     guard = curve._Guard()
     for _ in range(5):
         ctx: zmq.Context[Any] = zmq.Context()
-        port = _free_pair()
-        sock = ctx.socket(zmq.PULL)
-        sock.curve_publickey, sock.curve_secretkey = curve._own_keys(cfg)
-        sock.curve_server = True
-        guard.watch(sock, f"tcp://127.0.0.1:{port}")
-        sock.bind(f"tcp://127.0.0.1:{port}")
-        wait_for(lambda: guard.watching() == 1, 5, 0.02, "the monitor to watch the socket")
+        _watched_server(guard, ctx, cfg, _free_pair())
         ctx.destroy(linger=0)
         wait_for(lambda: guard.watching() == 0, 5, 0.02, "the monitor to forget the destroyed socket")
         monitor = guard._thread
