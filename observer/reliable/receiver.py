@@ -58,6 +58,7 @@ class ReliableReceiver:
         self.duplicates = 0
         self.out_of_order = 0
         self.malformed = 0
+        self.frame = b""  # the bus message the batch last yielded by `receive_batches` came in
 
     def receive(self, max_messages: int = 10_000) -> Iterator[Envelope]:
         """Yield the messages waiting now, one `Envelope` each, in order per producer run, without
@@ -91,6 +92,7 @@ class ReliableReceiver:
             admitted = self._admit(batch)
             if admitted is not None:
                 count += len(admitted.bodies)
+                self.frame = frame
                 yield admitted
 
     def _admit(self, batch: EnvelopeBatch[Any]) -> EnvelopeBatch[Any] | None:

@@ -84,7 +84,7 @@ class RawFrameRecord(_Plain, frozen=True):
     parse_error: str = ""
 
 
-class ArchiveRecord(_Msg, frozen=True, tag="archive"):
+class ArchiveRecord(_Msg, frozen=True, tag="archive", gc=False):
     """One line for the writer. ``partition_at`` decides the file; the writer never guesses.
 
     ``line`` is the archive line already JSON-encoded by the core (no trailing newline): one of

@@ -232,7 +232,8 @@ class Committer(threading.Thread):
             if chunk.ack is not None:
                 acks[(chunk.ack[0], chunk.ack[1])] = chunk.ack[2]
             level = chunk.level
-            for rec, line in chunk.items:
+            for item in chunk.items:
+                rec, line = item
                 key = hash(rec.record_id) ^ salts[rec.track]
                 if key in fresh or key in young or key in old:
                     duplicates += 1
@@ -248,7 +249,7 @@ class Committer(threading.Thread):
                 fresh.add(key)
                 nbytes += len(line)
                 if fresh_items is not None:
-                    fresh_items.append((rec, line))
+                    fresh_items.append(item)
                 # every partition boundary (KST day and hour, scalp period) is a multiple of 10 minutes
                 # in UTC too: lines of one 10-minute slice share a file while no new scalp file starts.
                 # In a zone whose offset is whole 10 minutes, the local fields name that slice: no
@@ -270,7 +271,7 @@ class Committer(threading.Thread):
                 else:
                     lines.append(line)
                 if placed is not None:
-                    placed.setdefault(path, []).append((rec, line))
+                    placed.setdefault(path, []).append(item)
         t0 = time.perf_counter()
         if groups:
             for lines in groups.values():
