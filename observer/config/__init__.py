@@ -58,6 +58,7 @@ from observer.config.tree import (
     TrackBConfig,
     UniverseConfig,
     WriterConfig,
+    sim_accounts,
 )
 
 __all__ = [
@@ -103,5 +104,6 @@ __all__ = [
     "research_dir",
     "resolve_config_path",
     "runtime_dir",
+    "sim_accounts",
     "state_dir",
 ]

@@ -115,6 +115,11 @@ def effective_config_text(cfg: Config, secrets: Secrets) -> str:
     doc["secrets"] = {
         "KIS_APP_KEY": _mask(secrets.kis_app_key),
         "KIS_APP_SECRET": _mask(secrets.kis_app_secret),
+        **{
+            f"KIS_APP_{kind}_{n}": _mask(value)
+            for n, pair in enumerate(secrets.kis_keys if secrets.kis_keys_numbered else (), start=1)
+            for kind, value in zip(("KEY", "SECRET"), pair, strict=True)
+        },
         "KIS_ACCOUNT": secrets.kis_account,
         "TELEGRAM_BOT_TOKEN": _mask(secrets.telegram_bot_token),
         "TELEGRAM_CHAT_ID": _mask(secrets.telegram_chat_id),

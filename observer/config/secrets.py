@@ -1,5 +1,10 @@
 """Secrets: credentials from the environment only, never from a file; their values print as ``***``.
 
+KIS app keys: ``KIS_APP_KEY`` / ``KIS_APP_SECRET`` (one key), or ``KIS_APP_KEY_1`` /
+``KIS_APP_SECRET_1``, ``KIS_APP_KEY_2`` / ... numbered from 1 without a gap (several keys, each with
+its own request budget). Mixing the two forms, a gap, or a key without its secret is a
+`ConfigError` naming the variable, never its value. `Secrets.kis_keys` lists them in order.
+
 `require_source` refuses to start production without KIS credentials (no silent simulator).
 
 Call `Secret.reveal()` only at the one place that sends the value.
@@ -8,6 +13,7 @@ Call `Secret.reveal()` only at the one place that sends the value.
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
 from observer.config.tree import Config, ConfigError
@@ -54,6 +60,38 @@ def require_source(cfg: Config, secrets: Secrets) -> None:
         )
 
 
+_NUMBERED = re.compile(r"KIS_APP_(KEY|SECRET)_([0-9]+)")
+KisKey = tuple[Secret, Secret]  # (app key, app secret)
+
+
+def _numbered_kis_keys(env: dict[str, str]) -> list[KisKey]:
+    """``KIS_APP_KEY_n`` / ``KIS_APP_SECRET_n``, n = 1.. without a gap; empty values count as unset."""
+    found: dict[int, dict[str, str]] = {}
+    for name, value in env.items():
+        m = _NUMBERED.fullmatch(name)
+        if m is None or not value:
+            continue
+        kind, n = m.groups()
+        if n.startswith("0"):
+            raise ConfigError(
+                f"{name}: numbered KIS key variables are KIS_APP_{kind}_1, KIS_APP_{kind}_2, ..."
+            )
+        found.setdefault(int(n), {})[kind] = value
+    keys: list[KisKey] = []
+    for n in range(1, max(found, default=0) + 1):
+        pair = found.get(n)
+        if pair is None:
+            raise ConfigError(
+                f"KIS_APP_KEY_{n} and KIS_APP_SECRET_{n} are not set but key {max(found)} is: "
+                "number the keys 1, 2, ... without a gap"
+            )
+        for kind, other in (("KEY", "SECRET"), ("SECRET", "KEY")):
+            if kind not in pair:
+                raise ConfigError(f"KIS_APP_{kind}_{n} is not set but KIS_APP_{other}_{n} is")
+        keys.append((Secret(pair["KEY"]), Secret(pair["SECRET"])))
+    return keys
+
+
 class Secrets:
     """Credentials from the environment only."""
 
@@ -61,6 +99,16 @@ class Secrets:
         env = dict(os.environ) if env is None else env
         self.kis_app_key = Secret(env.get("KIS_APP_KEY", ""))
         self.kis_app_secret = Secret(env.get("KIS_APP_SECRET", ""))
+        numbered = _numbered_kis_keys(env)
+        if numbered and (self.kis_app_key or self.kis_app_secret):
+            single = "KIS_APP_KEY" if self.kis_app_key else "KIS_APP_SECRET"
+            raise ConfigError(
+                f"{single} and KIS_APP_KEY_1.. are both set: use either the single key or the numbered keys"
+            )
+        self.kis_keys_numbered = bool(numbered)
+        self.kis_keys: tuple[KisKey, ...] = tuple(numbered) or (
+            ((self.kis_app_key, self.kis_app_secret),) if self.has_single_kis_key else ()
+        )
         account = env.get("KIS_ACCOUNT", "real").strip().lower() or "real"
         if account not in ("real", "mock"):
             raise ConfigError(f"KIS_ACCOUNT must be 'real' or 'mock', got {account!r}")
@@ -69,12 +117,18 @@ class Secrets:
         self.telegram_chat_id = Secret(env.get("TELEGRAM_CHAT_ID", ""))
 
     @property
-    def has_kis_credentials(self) -> bool:
+    def has_single_kis_key(self) -> bool:
         return bool(self.kis_app_key) and bool(self.kis_app_secret)
 
     @property
+    def has_kis_credentials(self) -> bool:
+        return bool(self.kis_keys)
+
+    @property
     def missing_kis(self) -> list[str]:
-        """The names of the KIS credential variables that are unset or empty."""
+        """The names of the KIS credential variables that are unset or empty (none with numbered keys)."""
+        if self.kis_keys_numbered:
+            return []
         return [
             name
             for name, value in (("KIS_APP_KEY", self.kis_app_key), ("KIS_APP_SECRET", self.kis_app_secret))
@@ -83,9 +137,16 @@ class Secrets:
 
     def values(self) -> list[str]:
         """Every non-empty secret value, for log masking."""
+        numbered = [s for pair in self.kis_keys for s in pair] if self.kis_keys_numbered else []
         out = [
             s.reveal()
-            for s in (self.kis_app_key, self.kis_app_secret, self.telegram_bot_token, self.telegram_chat_id)
+            for s in (
+                self.kis_app_key,
+                self.kis_app_secret,
+                *numbered,
+                self.telegram_bot_token,
+                self.telegram_chat_id,
+            )
             if s
         ]
         return [v for v in out if len(v) >= 4]

@@ -6,6 +6,8 @@ validated when the file is loaded (`observer.config.load`).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import date, time
 from typing import Annotated, Literal
 
@@ -90,6 +92,24 @@ class KisConfig(_Section, frozen=True):
     token_refresh_margin_s: int = 3_600
 
 
+MAX_SIM_KEYS = 16
+
+
+def sim_accounts(app_key: str, app_secret: str, keys: int) -> list[tuple[str, str]]:
+    """The simulator's `keys` accounts as (app key, app secret): the configured pair first, then
+    pairs derived from it deterministically, shaped like it (KIS: 36-character key, 180-character
+    secret), so the simulator and the collectors agree without sharing anything else."""
+    out = [(app_key, app_secret)]
+    for n in range(2, keys + 1):
+        seed = f"{app_key}:{app_secret}:{n}".encode()
+        key = app_key[:2] + hashlib.sha256(seed).hexdigest().upper()[: max(len(app_key) - 2, 0)]
+        blocks = b"".join(
+            hashlib.sha512(seed + bytes([i])).digest() for i in range(len(app_secret) // 64 + 1)
+        )
+        out.append((key, base64.b64encode(blocks).decode()[: len(app_secret)]))
+    return out
+
+
 class SimConfig(_Section, frozen=True):
     """The local KIS simulator. It runs, and the collectors talk to it, only with ``enabled = true``
     (config/demo.toml); everything recorded from it is archived as provider ``kis-sim``."""
@@ -108,11 +128,18 @@ class SimConfig(_Section, frozen=True):
         "CuBIbf2mjmFo3h6Moc/XQ7uHgx9eWydg8+VtJdYMl1+gcX1SVWeUTjI4xQuy+vpS4fy4dxejia8BQZAClrQgVnOrJA3g4iGS"
         "bMfP/5aRnDaWtI5nTCyXD6yvOYN+JS6LjQljzfTazk6/lSlUvP+3yYtaFiUnxGsZ7xJHStAvQtcW7XAhn8Pb"
     )
+    # app keys the simulator serves, each with its own rate limit: the first is app_key/app_secret,
+    # the others derived from them (`sim_accounts`); the collectors use every one
+    keys: Annotated[int, msgspec.Meta(ge=1, le=MAX_SIM_KEYS)] = 1
     # multiplies every trade rate of the simulated market (x10, x50: stress runs)
     activity_scale: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     # KRX holidays only the simulated broker knows (its chk-holiday says closed), on top of
     # [calendar].holidays: how a holiday the config does not list reaches every worker is tested
     holidays: list[date] = []
+
+    def accounts(self) -> list[tuple[str, str]]:
+        """(app key, app secret) of each of the `keys` accounts, the configured one first."""
+        return sim_accounts(self.app_key, self.app_secret, self.keys)
 
 
 class ProviderConfig(_Section, frozen=True):
