@@ -126,6 +126,15 @@ class AuthRegistry:
             if self._current.get(app_key) is grant:
                 del self._current[app_key]
 
+    def remove_account(self, app_key: str) -> None:
+        """The app key is deleted (as on the KIS portal): its tokens stop working at once and every
+        later call with it gets ``EGW00103``."""
+        with self._lock:
+            self._accounts.pop(app_key, None)
+            for token in [t for t, grant in self._tokens.items() if grant.app_key == app_key]:
+                del self._tokens[token]
+            self._current.pop(app_key, None)
+
     def check_token(self, token: str, app_key: str) -> None:
         """Raise KisApiError 500 EGW00121 (invalid) or EGW00123 (expired) unless `token` is good."""
         now = self._clock.now()

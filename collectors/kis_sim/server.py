@@ -35,7 +35,7 @@ from collectors.kis_sim.universe import build_listings
 from collectors.kis_sim.ws_service import KisWsService
 from collectors.kis_sim.ws_session import WsOptions
 from observer.clock import Clock, SessionClock, SystemClock, anchor_from_env, parse_start_at
-from observer.config import Config, SimConfig
+from observer.config import Config, SimConfig, sim_accounts
 
 log = logging.getLogger(__name__)
 _SIM_DEFAULTS = SimConfig()
@@ -55,6 +55,7 @@ class SimOptions:
     app_key: str = _SIM_DEFAULTS.app_key  # KIS-shaped: 36 characters
     app_secret: str = _SIM_DEFAULTS.app_secret  # 180 characters
     activity_scale: float = 1.0  # every trade rate x this (`activity`)
+    keys: int = 1  # accounts: app_key/app_secret and keys - 1 derived from them (`sim_accounts`)
     extra_accounts: dict[str, str] = field(default_factory=dict)
     holidays: tuple[date, ...] = ()
     weekends_closed: bool = True
@@ -83,6 +84,7 @@ class SimOptions:
             app_key=sim.app_key,
             app_secret=sim.app_secret,
             activity_scale=sim.activity_scale,
+            keys=sim.keys,
             holidays=tuple(cfg.calendar.holidays) + tuple(sim.holidays),
             weekends_closed=True,
         )
@@ -113,7 +115,10 @@ class Simulator:
             self.calendar,
             options.activity_scale,
         )
-        accounts = {options.app_key: options.app_secret, **options.extra_accounts}
+        accounts = {
+            **dict(sim_accounts(options.app_key, options.app_secret, options.keys)),
+            **options.extra_accounts,
+        }
         self.auth = AuthRegistry(
             accounts,
             self.wall,
