@@ -61,6 +61,10 @@ class SweepResult:
     # answers (rows) for another code than the one asked for: rejected, never data
     wrong_code: int = 0
     wrong_code_examples: list[str] = field(default_factory=list)  # "asked->answered"
+    # several app keys: calls per key (1-based index), and the keys that failed at key level during
+    # the sweep (index -> error code); their share went to the other keys
+    calls_by_key: dict[int, int] = field(default_factory=dict)
+    keys_failed: dict[int, str] = field(default_factory=dict)
 
 
 QuoteSink = Callable[[QuoteSnapshot], None]

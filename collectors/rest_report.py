@@ -1,5 +1,7 @@
 """What the rest-collector says besides quotes: sweep summaries, gap markers, the closed-day event,
-answers for another code than the one asked for (``wrong_code_rejected``: rejected, counted, reported).
+answers for another code than the one asked for (``wrong_code_rejected``: rejected, counted, reported),
+an app key that failed during a sweep (``kis_key_failed``, named by its index; the other keys took
+its share).
 
 Data flow::
 
@@ -63,6 +65,7 @@ class RestReport:
             "missed_slots": 0,
             "bus_gaps": 0,
             "wrong_code_rejected": 0,
+            "keys_failed": 0,
         }
 
     def sweep_summary(self, done: SweepDone) -> SweepSummary:
@@ -95,6 +98,19 @@ class RestReport:
         self.counters["sweeps"] += 1
         self.counters["symbols_failed"] += len(r.failed)
         out: list[GapMarker | SystemEvent | SweepSummary] = []
+        for index, code in sorted(r.keys_failed.items()):
+            self.counters["keys_failed"] += 1
+            out.append(
+                self.make_event(
+                    "kis_key_failed",
+                    "WARNING",
+                    f"sweep {done.sweep_id}: app key {index} failed ({code}); the other keys took its share",
+                    sweep_id=done.sweep_id,
+                    key_index=index,
+                    code=code,
+                    keys=len(r.calls_by_key),
+                )
+            )
         if r.wrong_code:
             self.counters["wrong_code_rejected"] += r.wrong_code
             out.append(

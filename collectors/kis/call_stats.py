@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable
 
 WRONG_CODE_EXAMPLES = 10
 
@@ -21,6 +22,20 @@ class CallStats:
         self.token_reissues = 0
         self.errors: Counter[str] = Counter()
         self.wrong_codes: list[str] = []  # "asked->answered", the first few of them
+
+    @classmethod
+    def merged(cls, parts: Iterable[CallStats]) -> CallStats:
+        """The sum of `parts` (one unit of work done by several app keys, each with its own)."""
+        out = cls()
+        for part in parts:
+            with part._lock:
+                out.calls += part.calls
+                out.rate_limited += part.rate_limited
+                out.retries += part.retries
+                out.token_reissues += part.token_reissues
+                out.errors.update(part.errors)
+                out.wrong_codes.extend(part.wrong_codes[: WRONG_CODE_EXAMPLES - len(out.wrong_codes)])
+        return out
 
     def wrong_code(self, asked: str, answered: str) -> None:
         """An answer (row) for another code than the one asked for: rejected, counted."""

@@ -112,7 +112,7 @@ class KisRestClient:
         code = str(body.get("error_code") or body.get("msg_cd") or f"http_{resp.status_code}")
         if code == "EGW00133":
             raise TokenRateLimited("tokenP: EGW00133 (one issuance per minute)")
-        raise TokenError(f"tokenP refused: {code}")
+        raise TokenError(f"tokenP refused: {code}", code)
 
     def _headers(self, tr_id: str, token: str) -> dict[str, str]:
         return {
@@ -199,7 +199,7 @@ class KisRestClient:
         try:
             token = self.tokens.get()
         except TokenError as e:
-            return KisTransportError("token_unavailable", str(e))
+            return KisTransportError(e.code or "token_unavailable", str(e))
         self.limiter.acquire()
         self._record(stats, "calls")
         try:

@@ -1,15 +1,17 @@
 """The KIS access token: one per app key, cached on disk, shared by every process.
 
 KIS issues at most one token per minute per app key (more → HTTP 403 ``EGW00133``) and a token
-lives 24 h, so the token is cached in a 0600 file (``kis.token_cache_path``, default
-``<data_dir>/state/kis_token.json``) and reused until ``token_refresh_margin_s`` before it
-expires. Every read-or-issue happens under an fcntl lock on ``<cache>.lock``: when several
+lives 24 h, so the token is cached in a 0600 file per app key (``kis.token_cache_path``, default
+``<data_dir>/state/kis_token.json``; key n > 1 of several: ``kis_token_<n>.json``) and reused until
+``token_refresh_margin_s`` before it expires. Every read-or-issue happens under an fcntl lock on ``<cache>.lock``: when several
 processes start together, one issues and the others read its token. The file records the key's
 fingerprint (never the key), so a different app key never picks up a foreign token.
 
 `invalidate(token)` is what a caller does on ``EGW00123`` (expired) / ``EGW00121`` (invalid): the
 next `get` issues a new token — unless another process has already replaced it — and still no
-sooner than one minute after the previous issuance.
+sooner than one minute after the previous issuance: the manager waits for it, or, with
+``wait_to_issue=False`` (several keys, where another key can do the work), raises
+`TokenRateLimited` at once.
 """
 
 from __future__ import annotations
@@ -35,11 +37,19 @@ ISSUE_INTERVAL_S = 61.0  # KIS: at most one issuance per minute (a second of mar
 
 
 class TokenError(Exception):
-    """No token could be obtained. The message never carries a credential."""
+    """No token could be obtained. ``code`` is KIS's refusal code when KIS refused (EGW00103 bad app
+    key, EGW00105 bad secret...), else empty. The message never carries a credential."""
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code
 
 
 class TokenRateLimited(TokenError):
     """KIS refused an issuance: one per minute (``EGW00133``)."""
+
+    def __init__(self, message: str, code: str = "EGW00133"):
+        super().__init__(message, code)
 
 
 class CachedToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,8 +67,10 @@ _encoder = msgspec.json.Encoder()
 IssueFn = Callable[[], tuple[str, float]]
 
 
-def token_cache_path(cfg: Config) -> Path:
-    return Path(cfg.kis.token_cache_path) if cfg.kis.token_cache_path else state_dir(cfg) / "kis_token.json"
+def token_cache_path(cfg: Config, key_index: int = 1) -> Path:
+    """The token cache of app key `key_index` (1-based; the first keeps the single key's file)."""
+    path = Path(cfg.kis.token_cache_path) if cfg.kis.token_cache_path else state_dir(cfg) / "kis_token.json"
+    return path if key_index == 1 else path.with_name(f"{path.stem}_{key_index}{path.suffix}")
 
 
 def parse_expiry(body: Mapping[str, object], now_epoch_s: float) -> float:
@@ -87,6 +99,7 @@ class TokenManager:
         *,
         refresh_margin_s: float = 3_600.0,
         issue_interval_s: float = ISSUE_INTERVAL_S,
+        wait_to_issue: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         wall_time: Callable[[], float] = time.time,
     ):
@@ -95,6 +108,7 @@ class TokenManager:
         self._issue = issue
         self._margin_s = refresh_margin_s
         self._issue_interval_s = issue_interval_s
+        self._wait_to_issue = wait_to_issue
         self._sleep = sleep
         self._time = wall_time
         self._thread_lock = threading.Lock()
@@ -103,12 +117,15 @@ class TokenManager:
         self.cache_hits = 0
 
     @classmethod
-    def for_key(cls, cfg: Config, app_key: str, issue: IssueFn) -> TokenManager:
+    def for_key(
+        cls, cfg: Config, app_key: str, issue: IssueFn, *, key_index: int = 1, wait_to_issue: bool = True
+    ) -> TokenManager:
         return cls(
-            token_cache_path(cfg),
+            token_cache_path(cfg, key_index),
             key_fingerprint(app_key),
             issue,
             refresh_margin_s=cfg.kis.token_refresh_margin_s,
+            wait_to_issue=wait_to_issue,
         )
 
     def get(self) -> str:
@@ -148,6 +165,8 @@ class TokenManager:
             if wait_s > 0:
                 if not cached.invalidated and cached.expires_at_epoch_s > self._time() + 1:
                     return cached  # inside the refresh margin but still valid: use it for now
+                if not self._wait_to_issue:
+                    raise TokenRateLimited(f"no new token for {wait_s:.0f} s (KIS: one issuance per minute)")
                 log.info(
                     "waiting before a new token issuance (KIS allows one per minute)",
                     extra={"wait_s": round(wait_s, 1)},
@@ -157,6 +176,8 @@ class TokenManager:
         try:
             access_token, expires_in_s = self._issue()
         except TokenRateLimited:
+            if not self._wait_to_issue:
+                raise
             # another host (or a lost cache) issued recently: KIS says wait, so wait once
             log.warning(
                 "KIS refused a token issuance (one per minute); waiting", extra={"wait_s": ISSUE_INTERVAL_S}

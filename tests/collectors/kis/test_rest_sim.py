@@ -75,7 +75,7 @@ def provider_for(
     client.bind_tokens(
         TokenManager(token_cache_path(cfg), "fp", client.issue_token, issue_interval_s=issue_interval_s)
     )
-    return KisProvider(cfg, settings, client, clock=clock)
+    return KisProvider(cfg, [client], clock=clock)
 
 
 def sweep(provider: KisProvider, symbols: dict[str, str]) -> tuple[list[QuoteSnapshot], Any]:
