@@ -135,11 +135,15 @@ class KisProvider:
         workers = self.concurrency * len(self.clients)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=what) as pool:
             while True:
-                for client in self.clients:
-                    index = client.settings.key_index
-                    while queue and free[index] and index not in failed:
-                        running[pool.submit(_run_chunk, work, client, queue.popleft())] = client
-                        free[index] -= 1
+                handed = True
+                while queue and handed:  # round the keys, one chunk each, so a small sweep uses them all
+                    handed = False
+                    for client in self.clients:
+                        index = client.settings.key_index
+                        if queue and free[index] and index not in failed:
+                            running[pool.submit(_run_chunk, work, client, queue.popleft())] = client
+                            free[index] -= 1
+                            handed = True
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from collectors.kis.provider import KisProvider
+from collectors.kis.settings import resolve_kis_keys, resolve_kis_settings
+from collectors.kis.token import token_cache_path
 from collectors.kis_sim.server import Simulator
 from collectors.providers import IMarketDataProvider, ProviderUnavailable, build_provider, build_stream
 from collectors.universe_build import UniverseBuilder
@@ -64,6 +66,29 @@ def test_kis_provider_satisfies_the_interface(short_tmp: Path) -> None:
     )
     assert not real.settings.simulated and real.name == "kis"  # type: ignore[attr-defined]
     real.close()
+
+
+def test_production_with_numbered_keys_has_a_client_limiter_and_token_cache_per_key(short_tmp: Path) -> None:
+    env = {f"KIS_APP_{kind}_{n}": f"{kind[0]}{n}" * 30 for n in (1, 2, 3) for kind in ("KEY", "SECRET")}
+    cfg = make_config(short_tmp)
+    keys = resolve_kis_keys(cfg, Secrets(env))
+    assert [(s.key_index, s.app_key.reveal(), s.app_secret.reveal()) for s in keys] == [
+        (n, env[f"KIS_APP_KEY_{n}"], env[f"KIS_APP_SECRET_{n}"]) for n in (1, 2, 3)
+    ]
+    first = resolve_kis_settings(cfg, Secrets(env))
+    assert (first.key_index, first.app_key.reveal()) == (1, env["KIS_APP_KEY_1"])
+    provider = build_provider(cfg, Secrets(env))
+    assert isinstance(provider, KisProvider) and provider.client is provider.clients[0]
+    assert [(c.settings.key_index, c.settings.app_key.reveal()) for c in provider.clients] == [
+        (s.key_index, s.app_key.reveal()) for s in keys
+    ]
+    assert len({c.limiter.path for c in provider.clients}) == 3
+    caches = [c.tokens.path for c in provider.clients if c.tokens is not None]
+    assert caches[0] == token_cache_path(cfg) and len(set(caches)) == 3
+    provider.close()
+    single = build_provider(cfg, Secrets({"KIS_APP_KEY": "k" * 36, "KIS_APP_SECRET": "s" * 180}))
+    assert [c.settings.key_index for c in single.clients] == [1]  # type: ignore[attr-defined]
+    single.close()
 
 
 def test_production_without_credentials_has_no_source(short_tmp: Path) -> None:

@@ -339,3 +339,48 @@ def test_marks_passed_while_the_collector_was_down_each_get_a_gap_marker(
         assert len(down_markers()) == 4
     finally:
         stop(third)
+
+
+def test_a_failed_app_key_is_reported_and_the_other_key_sweeps_everything(
+    start_sim: Callable[..., Simulator], tap_factory: Callable[..., IngestTap], short_tmp: Path
+) -> None:
+    clock = ManualClock(at(FRI, 8, 59))
+    sim = start_sim(clock, symbol_count=100, keys=2)
+    cfg = make_config(short_tmp, sim_toml(sim, "keys = 2\n"))
+    tap = tap_factory(cfg)
+    provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
+    worker = RestCollectorWorker(cfg, provider=provider, clock=clock, secrets=Secrets({}))
+    worker.ctx = zmq.Context()
+    worker.events = EventPublisher(worker.ctx, cfg)
+    worker.on_start()
+
+    def tick_until(pred: Callable[[], Any], what: str) -> Any:
+        def step() -> Any:
+            worker.on_tick()
+            tap.poll()
+            return pred()
+
+        return wait_for(step, timeout_s=30, interval_s=0.01, what=what)
+
+    try:
+        tick_until(lambda: worker.plan and worker.plan.symbols, "the universe")
+        symbols = sorted(worker.plan.symbols or {})  # type: ignore[union-attr]
+        sim.auth.remove_account(cfg.sim.accounts()[1][0])  # key 2 deleted at the portal
+        clock.set(at(FRI, 9, 0))
+        tick_until(lambda: events(tap, "sweep_summary"), "the 09:00 sweep")
+        assert sorted(q.symbol for q in tap.of(QuoteSnapshot)) == symbols  # key 1 did it all
+        failed = events(tap, "kis_key_failed")
+        assert len(failed) == 1 and failed[0].severity == "WARNING"
+        assert failed[0].details == {
+            "sweep_id": "20260313T0900",
+            "key_index": 2,
+            "code": "EGW00103",
+            "keys": 2,
+        }
+        assert not any(v in failed[0].message for pair in cfg.sim.accounts() for v in pair)
+        assert worker.counters["keys_failed"] == 1
+        assert events(tap, "sweep_summary")[0].details["collection_rate"] == 1.0
+    finally:
+        worker.on_stop()
+        worker.events.close()
+        worker.ctx.destroy(linger=0)

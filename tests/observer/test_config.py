@@ -66,6 +66,96 @@ def test_secrets_never_print() -> None:
     assert '"KIS_APP_KEY": "***"' in text
 
 
+KEY1, SECRET1 = "PS" + "a" * 34, "s1" * 90
+KEY2, SECRET2 = "PS" + "b" * 34, "s2" * 90
+
+
+def test_numbered_kis_keys_in_order_masked_everywhere() -> None:
+    env = {
+        "KIS_APP_KEY_2": KEY2,
+        "KIS_APP_SECRET_2": SECRET2,
+        "KIS_APP_KEY_1": KEY1,
+        "KIS_APP_SECRET_1": SECRET1,
+    }
+    secrets = Secrets(env)
+    assert [(k.reveal(), s.reveal()) for k, s in secrets.kis_keys] == [(KEY1, SECRET1), (KEY2, SECRET2)]
+    assert secrets.has_kis_credentials and secrets.missing_kis == []
+    assert not secrets.kis_app_key  # the single-key variables stay what the environment says: unset
+    assert {KEY1, SECRET1, KEY2, SECRET2} <= set(secrets.values())  # masked in every log line
+    text = effective_config_text(Config(), secrets)
+    assert not any(v in text for v in env.values())
+    assert '"KIS_APP_KEY_2": "***"' in text and '"KIS_APP_SECRET_1": "***"' in text
+    single = Secrets({"KIS_APP_KEY": KEY1, "KIS_APP_SECRET": SECRET1})
+    assert [(k.reveal(), s.reveal()) for k, s in single.kis_keys] == [(KEY1, SECRET1)]
+    assert "KIS_APP_KEY_1" not in effective_config_text(Config(), single)
+    assert Secrets({"KIS_APP_KEY": KEY1}).kis_keys == () and Secrets({}).kis_keys == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        (
+            {
+                "KIS_APP_KEY": KEY1,
+                "KIS_APP_SECRET": SECRET1,
+                "KIS_APP_KEY_1": KEY2,
+                "KIS_APP_SECRET_1": SECRET2,
+            },
+            "KIS_APP_KEY and KIS_APP_KEY_1",
+        ),
+        (
+            {"KIS_APP_SECRET": SECRET1, "KIS_APP_KEY_1": KEY2, "KIS_APP_SECRET_1": SECRET2},
+            "KIS_APP_SECRET and KIS_APP_KEY_1",
+        ),
+        (
+            {
+                "KIS_APP_KEY_1": KEY1,
+                "KIS_APP_SECRET_1": SECRET1,
+                "KIS_APP_KEY_3": KEY2,
+                "KIS_APP_SECRET_3": SECRET2,
+            },
+            "KIS_APP_KEY_2 and KIS_APP_SECRET_2 are not set but key 3",
+        ),
+        (
+            {"KIS_APP_KEY_2": KEY2, "KIS_APP_SECRET_2": SECRET2},
+            "KIS_APP_KEY_1 and KIS_APP_SECRET_1 are not set",
+        ),
+        (
+            {"KIS_APP_KEY_1": KEY1, "KIS_APP_SECRET_1": SECRET1, "KIS_APP_KEY_2": KEY2},
+            "KIS_APP_SECRET_2 is not set but KIS_APP_KEY_2 is",
+        ),
+        (
+            {
+                "KIS_APP_KEY_1": KEY1,
+                "KIS_APP_SECRET_1": SECRET1,
+                "KIS_APP_SECRET_2": SECRET2,
+                "KIS_APP_KEY_2": "",
+            },
+            "KIS_APP_KEY_2 is not set but KIS_APP_SECRET_2 is",
+        ),
+        ({"KIS_APP_KEY_01": KEY1, "KIS_APP_SECRET_01": SECRET1}, "KIS_APP_KEY_01: numbered"),
+    ],
+)
+def test_numbered_kis_keys_errors_name_the_variable_never_the_value(env: dict[str, str], names: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        Secrets(env)
+    assert names in str(e.value)
+    assert not any(v in str(e.value) for v in env.values() if v)
+
+
+def test_sim_keys_are_validated_and_derived_in_kis_shape() -> None:
+    for bad in ("0", "17", "-1"):
+        with pytest.raises(ConfigError, match=r"sim\.keys"):
+            decode_config(f"[sim]\nkeys = {bad}\n")
+    sim = decode_config("[sim]\nkeys = 4\n").sim
+    accounts = sim.accounts()
+    assert accounts[0] == (sim.app_key, sim.app_secret) and len(accounts) == 4
+    assert len({k for k, _ in accounts}) == len({s for _, s in accounts}) == 4
+    assert all(len(k) == 36 and len(s) == 180 and k.startswith("PS") for k, s in accounts)
+    assert decode_config("[sim]\nkeys = 4\n").sim.accounts() == accounts  # deterministic
+    assert decode_config("[sim]\nkeys = 2\n").sim.accounts() == accounts[:2]
+
+
 def test_bad_account_type_is_rejected() -> None:
     with pytest.raises(ConfigError, match="KIS_ACCOUNT"):
         Secrets({"KIS_ACCOUNT": "paper"})

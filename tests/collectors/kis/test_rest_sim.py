@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import threading
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from collectors.kis.provider import KisProvider
 from collectors.kis.ratelimit import limiter_for
@@ -20,7 +23,7 @@ from collectors.kis_sim.auth import key_id
 from collectors.kis_sim.schema import ExpireTokens, RateLimit, RestError, RestTimeout
 from collectors.kis_sim.server import Simulator
 from observer.clock import KST, ManualClock
-from observer.config import Secrets
+from observer.config import Secrets, sim_accounts
 from observer.schema import QuoteSnapshot
 from testkit.config import make_config, write_config
 from tests.collectors.conftest import sim_toml
@@ -205,3 +208,137 @@ def test_limiter_shared_across_processes_holds_20_per_s_with_a_build_overlapping
     assert_paced(truth)  # ... and never exceeded it
     assert max(truth.per_second.values()) >= 15, truth.per_second  # the limiter, not the sim, set the pace
     assert "KOSPI 2026-03-13" in outs[2][0]
+
+
+# -- several app keys
+
+
+def keys_provider(sim: Simulator, base: Path, clock: ManualClock, keys: int, per_call: int) -> KisProvider:
+    """A provider with `keys` app keys on `sim`, as `KisProvider.from_config` builds it in production;
+    `per_call` symbols per multprice call (few: many calls from a small market, so the pace shows)."""
+    cfg = make_config(base, sim_toml(sim, f"keys = {keys}\n[track_a]\nsymbols_per_call = {per_call}\n"))
+    provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
+    assert [c.settings.key_index for c in provider.clients] == list(range(1, keys + 1))
+    return provider
+
+
+def secrets_of(sim: Simulator, keys: int) -> list[str]:
+    return [
+        value for pair in sim_accounts(sim.options.app_key, sim.options.app_secret, keys) for value in pair
+    ]
+
+
+def assert_nothing_secret_logged(records: list[logging.LogRecord], secrets: list[str]) -> None:
+    for record in records:
+        text = f"{record.getMessage()} {record.__dict__}"
+        assert not any(s in text for s in secrets), record.getMessage()
+
+
+def test_three_keys_share_a_sweep_each_at_its_own_pace(
+    start_sim: Callable[..., Simulator], short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    clock = ManualClock(FRIDAY_10)
+    sim = start_sim(clock, symbol_count=900, keys=3)
+    provider = keys_provider(sim, short_tmp, clock, keys=3, per_call=5)
+    cands = provider.universe_candidates("KOSPI") + provider.universe_candidates("KOSDAQ")
+    symbols = {c.symbol: c.market for c in cands}
+    sim.market.quotes(sorted(symbols))  # simulate the morning up front
+    got, result = sweep(provider, symbols)
+    assert sorted(q.symbol for q in got) == sorted(symbols) and result.recorded == len(symbols)
+    assert not result.failed and not result.keys_failed
+    keys = [key for key, _ in sim_accounts(sim.options.app_key, sim.options.app_secret, 3)]
+    truth = sim.truth().rest
+    # the ground truth per key id: each key made the calls the sweep counted for it, about a third
+    assert result.calls_by_key == {n: truth[key_id(key)].requests for n, key in enumerate(keys, start=1)}
+    assert sum(result.calls_by_key.values()) == result.calls >= len(symbols) / 5
+    for n, calls in result.calls_by_key.items():
+        assert 0.25 * result.calls <= calls <= 0.42 * result.calls, (n, result.calls_by_key)
+    for key in keys:
+        assert_paced(truth[key_id(key)])  # each key within its own limit ...
+    assert result.rate_limited == sum(truth[key_id(k)].rate_limited for k in keys)  # ... as both sides count
+
+    # the previous-close confirmation spreads the same way
+    before = {k: truth[key_id(k)].requests for k in keys}
+    subset = sorted(symbols)[:150]
+    closes, failed = provider.prev_closes(subset)
+    assert sorted(closes) == subset and not failed
+    after = sim.truth().rest
+    assert all(after[key_id(k)].requests - before[k] >= 5 for k in keys), (before, after)
+    assert_nothing_secret_logged(caplog.records, secrets_of(sim, 3))
+    provider.close()
+
+
+@pytest.mark.parametrize("how", ["token_revoked", "account_removed"])
+def test_a_key_failing_mid_sweep_hands_its_share_to_the_others(
+    how: str, start_sim: Callable[..., Simulator], short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    clock = ManualClock(FRIDAY_10)
+    sim = start_sim(clock, symbol_count=600, keys=3)
+    provider = keys_provider(sim, short_tmp, clock, keys=3, per_call=5)
+    cands = provider.universe_candidates("KOSPI") + provider.universe_candidates("KOSDAQ")
+    symbols = {c.symbol: c.market for c in cands}
+    sim.market.quotes(sorted(symbols))
+    key2, secret2 = sim_accounts(sim.options.app_key, sim.options.app_secret, 3)[1]
+    token2 = provider.clients[1].tokens.get()  # type: ignore[union-attr]
+    got: list[QuoteSnapshot] = []
+    lock = threading.Lock()
+
+    def on_quote(q: QuoteSnapshot) -> None:
+        with lock:
+            got.append(q)
+            if len(got) == 40:  # a few calls into the sweep, every key busy
+                if how == "token_revoked":  # the re-issue is refused (KIS: one token per minute)
+                    sim.auth.revoke(key2, secret2, token2)
+                else:
+                    sim.auth.remove_account(key2)
+
+    result = provider.snapshot(symbols, "20260313T1000", on_quote)
+    assert sorted(q.symbol for q in got) == sorted(symbols)  # every symbol, once
+    assert result.recorded == len(symbols) and not result.failed
+    code = "EGW00133" if how == "token_revoked" else "EGW00103"
+    assert result.keys_failed == {2: code}
+    assert result.calls_by_key[2] < min(result.calls_by_key[1], result.calls_by_key[3]) / 2, (
+        result.calls_by_key
+    )
+    warnings = [
+        r for r in caplog.records if getattr(r, "key_index", None) == 2 and r.levelno == logging.WARNING
+    ]
+    assert warnings and warnings[0].code == code  # type: ignore[attr-defined]
+    assert_nothing_secret_logged(caplog.records, [*secrets_of(sim, 3), token2])
+
+    # the next sweep tries the key again (it may be back); it is still out, and said so
+    _, again = sweep(provider, symbols)
+    assert again.recorded == len(symbols) and again.keys_failed == {2: code}
+    provider.close()
+
+
+def test_when_every_key_fails_the_symbols_left_fail_with_its_code(
+    start_sim: Callable[..., Simulator], short_tmp: Path
+) -> None:
+    clock = ManualClock(FRIDAY_10)
+    sim = start_sim(clock, symbol_count=300, keys=2)
+    provider = keys_provider(sim, short_tmp, clock, keys=2, per_call=5)
+    cands = provider.universe_candidates("KOSPI") + provider.universe_candidates("KOSDAQ")
+    symbols = {c.symbol: c.market for c in cands}
+    sim.market.quotes(sorted(symbols))
+    got: list[QuoteSnapshot] = []
+    lock = threading.Lock()
+
+    def on_quote(q: QuoteSnapshot) -> None:
+        with lock:
+            got.append(q)
+            if len(got) == 20:
+                for key, _ in sim_accounts(sim.options.app_key, sim.options.app_secret, 2):
+                    sim.auth.remove_account(key)
+
+    result = provider.snapshot(symbols, "20260313T1000", on_quote)
+    delivered = {q.symbol for q in got}
+    assert len(delivered) == len(got) == result.recorded >= 20
+    assert delivered | set(result.failed) == set(symbols) and not delivered & set(result.failed)
+    assert set(result.failed.values()) == {"EGW00103"} and result.keys_failed == {
+        1: "EGW00103",
+        2: "EGW00103",
+    }
+    provider.close()
