@@ -89,6 +89,10 @@ def test_numbered_kis_keys_in_order_masked_everywhere() -> None:
     assert [(k.reveal(), s.reveal()) for k, s in single.kis_keys] == [(KEY1, SECRET1)]
     assert "KIS_APP_KEY_1" not in effective_config_text(Config(), single)
     assert Secrets({"KIS_APP_KEY": KEY1}).kis_keys == () and Secrets({}).kis_keys == ()
+    blank_single = Secrets(
+        env | {"KIS_APP_KEY": "", "KIS_APP_SECRET": ""}
+    )  # as the env file template leaves them
+    assert len(blank_single.kis_keys) == 2
 
 
 @pytest.mark.parametrize(
