@@ -68,6 +68,7 @@ class AuthRegistry:
         seed: int = 0,
     ):
         self._accounts = dict(accounts)
+        self.key_order = list(accounts)  # app keys by number (1-based): what `RevokeKey` names
         self._clock = wall_clock
         self.token_ttl_s = token_ttl_s
         self.token_reuse_s = token_reuse_s
@@ -131,6 +132,8 @@ class AuthRegistry:
         later call with it gets ``EGW00103``."""
         with self._lock:
             self._accounts.pop(app_key, None)
+            for approval in [a for a, key in self._approvals.items() if key == app_key]:
+                del self._approvals[approval]
             for token in [t for t, grant in self._tokens.items() if grant.app_key == app_key]:
                 del self._tokens[token]
             self._current.pop(app_key, None)

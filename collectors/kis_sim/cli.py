@@ -150,6 +150,7 @@ def _admin(method: str, url: str, body: dict[str, object] | None = None) -> obje
 @click.option("--status", type=int, default=None)
 @click.option("--sleep", "sleep_s", type=float, default=None)
 @click.option("--symbols", default=None, help="comma-separated codes (silence)")
+@click.option("--key", "key", type=int, default=None, help="app key number, 1.. (revoke_key)")
 @click.option("--id", "window_id", type=int, default=None, help="window to clear (clear)")
 def fault(
     kind: str,
@@ -160,6 +161,7 @@ def fault(
     status: int | None,
     sleep_s: float | None,
     symbols: str | None,
+    key: int | None,
     window_id: int | None,
 ) -> None:
     """Open a fault window (or `clear` one / all) on a running simulator."""
@@ -173,6 +175,7 @@ def fault(
                 ("duration_s", duration_s),
                 ("delay_ms", delay_ms),
                 ("every_n", every_n),
+                ("key", key),
                 ("status", status),
                 ("sleep_s", sleep_s),
             ):

@@ -150,6 +150,9 @@ def _validate(spec: FaultSpec) -> None:
         value = getattr(spec, attr, None)
         if value is not None and value < (1 if attr == "every_n" else 0):
             raise FaultSpecError(f"{attr} out of range: {value}")
+    key = getattr(spec, "key", None)
+    if key is not None and key < 1:
+        raise FaultSpecError(f"key is an app key number from 1, got {key}")
     status = getattr(spec, "status", None)
     if status is not None and not 500 <= status <= 599:
         raise FaultSpecError(f"rest_5xx status must be 5xx, got {status}")

@@ -64,6 +64,22 @@ class ExpireTokens(_Fault, frozen=True, tag="expire_tokens"):
     duration_s: float | None = 0.0
 
 
+class RevokeKey(_Fault, frozen=True, tag="revoke_key"):
+    """App key number `key` (1-based, in ``[sim] keys`` order) is deleted, as on the KIS portal: its
+    tokens and approval keys stop working at once, its WebSocket session is dropped and every later
+    call with it gets ``EGW00103``. For good: `duration_s` is ignored."""
+
+    key: int = 1
+
+
+class KeyInUse(_Fault, frozen=True, tag="key_in_use"):
+    """Another client takes app key number `key`'s WebSocket session for `duration_s`: the session
+    here is dropped and every new one with that key is refused with ``OPSP8996`` until then."""
+
+    key: int = 1
+    duration_s: float | None = 30.0
+
+
 class Silence(_Fault, frozen=True, tag="silence"):
     """Trades of `symbols` (empty: all) are not published on the WS feed."""
 
@@ -81,6 +97,8 @@ FaultSpec = (
     | RateLimit
     | ExpireTokens
     | Silence
+    | RevokeKey
+    | KeyInUse
 )
 FAULT_KINDS: tuple[str, ...] = (
     "drop_sessions",
@@ -93,6 +111,8 @@ FAULT_KINDS: tuple[str, ...] = (
     "rate_limit",
     "expire_tokens",
     "silence",
+    "revoke_key",
+    "key_in_use",
 )
 
 

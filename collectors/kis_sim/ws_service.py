@@ -33,7 +33,7 @@ from collectors.kis_sim.faults import FaultBoard, stamp
 from collectors.kis_sim.market import Market
 from collectors.kis_sim.records import h0stasp0
 from collectors.kis_sim.rfc6455 import WsConnection
-from collectors.kis_sim.schema import BlackHole, DropSessions, Silence
+from collectors.kis_sim.schema import BlackHole, DropSessions, KeyInUse, RevokeKey, Silence
 from collectors.kis_sim.state import Quote, Trade
 from collectors.kis_sim.truth import Ledger
 from collectors.kis_sim.ws_session import (
@@ -201,6 +201,8 @@ class KisWsService:
                 return True
             holder = self._bound.get(app_key)
             if holder is not None and holder is not session and holder.id in self._sessions:
+                return False
+            if self._taken_elsewhere(app_key):
                 return False
             self._bound[app_key] = session
             session.app_key = app_key
@@ -376,3 +378,19 @@ class KisWsService:
         if isinstance(spec, DropSessions):
             for s in self.sessions():
                 self.close_session(s, "dropped_by_fault", abort=True)
+        elif isinstance(spec, RevokeKey | KeyInUse) and 1 <= spec.key <= len(self.auth.key_order):
+            app_key = self.auth.key_order[spec.key - 1]
+            if isinstance(spec, RevokeKey):
+                self.auth.remove_account(app_key)
+            for s in self.sessions():
+                if s.app_key == app_key:
+                    self.close_session(
+                        s, "key_revoked" if isinstance(spec, RevokeKey) else "key_in_use", abort=True
+                    )
+
+    def _taken_elsewhere(self, app_key: str) -> bool:
+        """A `KeyInUse` window holds `app_key`'s session for another client."""
+        order = self.auth.key_order
+        return any(
+            1 <= f.key <= len(order) and order[f.key - 1] == app_key for f in self.faults.active(KeyInUse)
+        )
