@@ -252,6 +252,7 @@ class IRealtimeStream(Protocol):
 
     name: str
     url: str  # where sessions connect (for logs; no secrets)
+    key_index: int  # which app key (1..N) its sessions use
 
     @property
     def subscriptions(self) -> ISubscriptions: ...
@@ -282,8 +283,9 @@ PROVIDERS: dict[str, str] = {
     "upbit": "collectors.providers:_declared",
     "ib": "collectors.providers:_declared",
 }
+# a STREAMS factory returns one stream per app key (a list)
 STREAMS: dict[str, str] = {
-    "kis": "collectors.kis.stream:KisStream.from_config",
+    "kis": "collectors.kis.stream:KisStream.each_from_config",
     "kiwoom": "collectors.providers:_declared",
     "upbit": "collectors.providers:_declared",
     "ib": "collectors.providers:_declared",
@@ -336,7 +338,13 @@ def build_provider(cfg: Config, secrets: Secrets | None = None, **kwargs: Any) -
     return provider
 
 
+def build_streams(cfg: Config, secrets: Secrets | None = None, **kwargs: Any) -> list[IRealtimeStream]:
+    """The Track B streams ``[provider].name`` selects, one per app key (session), in key order.
+    Raises `ProviderUnavailable` for declared-only ones."""
+    streams: list[IRealtimeStream] = _build(STREAMS, cfg, secrets, **kwargs)
+    return streams
+
+
 def build_stream(cfg: Config, secrets: Secrets | None = None, **kwargs: Any) -> IRealtimeStream:
-    """The Track B stream ``[provider].name`` selects. Raises `ProviderUnavailable` for declared-only ones."""
-    stream: IRealtimeStream = _build(STREAMS, cfg, secrets, **kwargs)
-    return stream
+    """The first of `build_streams` (the first app key's)."""
+    return build_streams(cfg, secrets, **kwargs)[0]

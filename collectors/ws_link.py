@@ -37,6 +37,7 @@ from collectors.ws_states import IN_WINDOW, LinkState, check_transition
 from observer.clock import Clock, kst_date
 from observer.config import TrackBConfig
 from observer.retry import Backoff
+from observer.schema import DetailValue, Severity
 from observer.sessions import MarketSessions
 
 S = LinkState
@@ -55,8 +56,11 @@ class Link:
         clock: Clock,
         now_ns: Callable[[], int],
         log: logging.Logger,
+        *,
+        key_index: int = 0,
     ):
         self.tb = tb
+        self.key_index = key_index  # the app key's number with several keys; 0: the only one
         self.stream = stream
         self.subs = stream.subscriptions
         self.sessions = sessions
@@ -81,6 +85,15 @@ class Link:
         self._ups_in_window = 0
         self._anomalous_day: date | None = None
         self._last_silent_check = 0.0
+
+    def _event(self, type_: str, severity: Severity, message: str, **details: DetailValue) -> None:
+        if self.key_index:
+            details["key_index"] = self.key_index
+        self.report.event(type_, severity, message, **details)
+
+    @property
+    def _of_key(self) -> str:
+        return f" of app key {self.key_index}" if self.key_index else ""
 
     def _to(self, target: LinkState) -> None:
         check_transition(self.state, target)
@@ -113,8 +126,18 @@ class Link:
             self._to(S.STOPPED)
 
     def outage_gap(self, outage: Outage, end_ns: int, extra_reason: str = "") -> None:
+        if not outage.symbols:
+            return  # a session without symbols (a failed key's) lost nothing
         self.counters["outage_gaps"] += 1
         self.report.outage_gap(outage, end_ns, extra_reason)
+
+    def fail_over(self, now_mono: float) -> None:
+        """This key has failed and its symbols move to other keys: its outage ends here, as a gap
+        marker for what it carried; its session keeps being retried, without symbols."""
+        ended = self.outages.close()
+        if ended is not None:
+            self.outage_gap(ended, self.now_ns(), extra_reason="key_failed")
+        self.subs.set_desired([])
 
     # ------------------------------------------------------------------ window and sessions
     def _follow_window(self, now_mono: float) -> None:
@@ -124,7 +147,7 @@ class Link:
             self._ups_in_window = 0
             self.backoff.reset()
             self._next_connect_mono = now_mono
-            self.report.event("ws_session_window", "INFO", "trading session window opened")
+            self._event("ws_session_window", "INFO", "trading session window opened")
         elif not want and self.state in IN_WINDOW:
             if self.session is not None:
                 self._end_session("session_window_closed")
@@ -132,7 +155,7 @@ class Link:
             ended = self.outages.close()
             if ended is not None:
                 self.outage_gap(ended, self.now_ns(), extra_reason="session_window_closed")
-            self.report.event("ws_session_window", "INFO", "trading session window closed")
+            self._event("ws_session_window", "INFO", "trading session window closed")
 
     def _maybe_connect(self, now_mono: float) -> None:
         if self.closing or now_mono < self._next_connect_mono:
@@ -175,7 +198,10 @@ class Link:
         if self._ups_in_window:
             self.counters["reconnects"] += 1
         self._ups_in_window += 1
-        self.log.info("ws session up", extra={"session": self.session.session_id, "url": self.stream.url})
+        self.log.info(
+            "ws session up",
+            extra={"session": self.session.session_id, "url": self.stream.url, "key_index": self.key_index},
+        )
 
     def _session_lost(
         self, reason: str, detail: str, now_mono: float, *, delay_s: float | None = None
@@ -193,7 +219,9 @@ class Link:
         self.report.feed(
             "disconnected",
             "WARNING",
-            f"websocket session lost ({reason}); retry in {delay:.0f} s",
+            f"websocket session{self._of_key} lost ({reason}); retry in {delay:.0f} s",
+            key_index=self.key_index,
+            symbols=outage.symbols,
             reason=reason,
             detail=detail,
             retry_in_s=delay,
@@ -243,14 +271,14 @@ class Link:
         self.counters["ack_events"] += 1
         details = {"symbol": outcome.symbol, "code": outcome.code}
         if outcome.action == "event":
-            self.report.event("ws_subscription", outcome.severity, outcome.message, **details)
+            self._event("ws_subscription", outcome.severity, outcome.message, **details)
         elif outcome.action == "session_in_use":
             self.counters["session_in_use"] += 1
-            self.report.event("ws_session_in_use", "WARNING", outcome.message, **details)
+            self._event("ws_session_in_use", "WARNING", outcome.message, **details)
             self._drop_session("session_in_use", now_mono, delay_s=self.tb.session_in_use_backoff_s)
         elif outcome.action == "invalid_key":
             self.stream.invalidate_credentials()
-            self.report.event("ws_approval_invalid", "WARNING", outcome.message, **details)
+            self._event("ws_approval_invalid", "WARNING", outcome.message, **details)
             self._drop_session("approval_key_invalid", now_mono)
 
     def _send_requests(self, now_mono: float) -> None:
@@ -275,7 +303,7 @@ class Link:
             self._last_silent_check = now_mono
             for symbol in self.subs.silent_symbols(now_mono):
                 self.counters["silent_reports"] += 1
-                self.report.event(
+                self._event(
                     "symbol_silent",
                     "WARNING",
                     f"{symbol} subscribed and acknowledged but silent",
@@ -292,6 +320,10 @@ class Link:
         outage.escalated = True
         day = kst_date(self.clock.now())
         self.report.escalation(
-            outage, self.tb.pause_after_failure_s, day, day_first=self._anomalous_day != day
+            outage,
+            self.tb.pause_after_failure_s,
+            day,
+            day_first=self._anomalous_day != day,
+            key_index=self.key_index,
         )
         self._anomalous_day = day

@@ -136,8 +136,20 @@ class WsReporter:
         self._tell(ev, ev)
         return ev
 
-    def feed(self, state: FeedState, severity: Severity, message: str, **details: DetailValue) -> FeedStatus:
-        """The feed is down (``disconnected``) or has failed for good (``failure``)."""
+    def feed(
+        self,
+        state: FeedState,
+        severity: Severity,
+        message: str,
+        *,
+        key_index: int = 0,
+        symbols: list[str] | None = None,
+        **details: DetailValue,
+    ) -> FeedStatus:
+        """The feed is down (``disconnected``) or has failed for good (``failure``); with several
+        keys, `key_index`'s session, carrying `symbols`."""
+        if key_index:
+            details["key_index"] = key_index
         status = FeedStatus(
             record_id=self._next_event_id(),
             state=state,
@@ -147,6 +159,8 @@ class WsReporter:
             severity=severity,
             message=message,
             details=details,
+            key_index=key_index,
+            symbols=list(symbols or []) if key_index else [],
         )
         self._tell(status, status.event())
         return status
@@ -186,11 +200,13 @@ class WsReporter:
             attempts=outage.attempts,
         )
 
-    def escalation(self, outage: Outage, after_s: float, day: date, *, day_first: bool) -> None:
+    def escalation(
+        self, outage: Outage, after_s: float, day: date, *, day_first: bool, key_index: int = 0
+    ) -> None:
         """Consecutive failure past the threshold: CRITICAL, and the day anomalous (once per day)."""
         self.feed(
             "failure", "CRITICAL", f"websocket down for {after_s:.0f} s; scalp recording paused, still retrying",
-            reasons=list(outage.reasons), attempts=outage.attempts,
+            key_index=key_index, symbols=outage.symbols, reasons=list(outage.reasons), attempts=outage.attempts,
         )  # fmt: skip
         if day_first:
             anomalous = DayAnomalous(

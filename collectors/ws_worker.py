@@ -17,10 +17,19 @@ flows again), slot commands, reader overflow as gap markers, and `WsCollectorSta
 
 System events and gap markers go on the ingest hop (archived under ``system/``); system events are
 also published on the event topic ``system.ws-collector`` for live listeners (the slot manager).
+
+Several app keys: one `Link` per key (its own session, approval key, 41 registrations, outages and
+frame socket). The core numbers its slots 1..N x ``track_b.max_slots``; slot ``n`` is served by key
+``(n - 1) // max_slots + 1``. A key whose session stays down ``track_b.key_failover_s`` while
+another key's is up has *failed*: its outage becomes a gap marker for its symbols and a
+``ws_key_failed`` event (on the ingest hop) tells the core, which moves them to free slots of the
+other keys or to the overflow ledger; ``ws_key_recovered`` gives its slots back once its session is
+up again.
 """
 
 from __future__ import annotations
 
+import functools
 import queue
 import time
 from typing import Any
@@ -28,7 +37,7 @@ from typing import Any
 import msgspec
 import zmq
 
-from collectors.providers import IRealtimeStream, SessionWiring, build_stream, unpack_frame
+from collectors.providers import IRealtimeStream, SessionWiring, build_streams, unpack_frame
 from collectors.ws_link import Link
 from collectors.ws_report import COUNTERS, WsReporter
 from collectors.ws_states import IN_WINDOW, LinkState
@@ -36,7 +45,7 @@ from observer.bus import SLOTS, EventSubscriber, stats_topic
 from observer.clock import Clock, SystemClock, datetime_to_ns, ns_to_datetime
 from observer.config import Config, Secrets
 from observer.reliable import ReliableSender, hop_endpoints
-from observer.schema import SlotCommand, SystemEvent, TradeFrame, WsCollectorStats
+from observer.schema import SlotAssignment, SlotCommand, SystemEvent, TradeFrame, WsCollectorStats
 from observer.sessions import MarketSessions
 from observer.worker_base import Worker
 
@@ -58,10 +67,11 @@ class WsCollectorWorker(Worker):
         secrets: Secrets | None = None,
         sessions: MarketSessions | None = None,
         stream: IRealtimeStream | None = None,
+        streams: list[IRealtimeStream] | None = None,
     ):
         super().__init__(cfg, clock=clock, secrets=secrets)
         self.tb = cfg.track_b
-        self.stream = stream or build_stream(cfg, self.secrets)
+        self.streams = streams or ([stream] if stream is not None else build_streams(cfg, self.secrets))
         self.report = WsReporter(
             self.name,
             self.run_id,
@@ -75,24 +85,33 @@ class WsCollectorWorker(Worker):
             rejection_interval_s=self.tb.rejection_event_interval_s,
         )
         self._now_ns = time.time_ns if isinstance(self.clock, SystemClock) else self._clock_ns
-        # counters (names in `ws_report.COUNTERS`)
+        # counters (names in `ws_report.COUNTERS`), over all keys
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self.link = Link(
-            self.tb,
-            self.stream,
-            sessions or MarketSessions.from_config(cfg),
-            self.report,
-            self.counters,
-            self.clock,
-            self._now_ns,
-            self.log,
-        )
+        market_sessions = sessions or MarketSessions.from_config(cfg)
+        several = len(self.streams) > 1
+        self.links = [
+            Link(
+                self.tb,
+                stream,
+                market_sessions,
+                self.report,
+                self.counters,
+                self.clock,
+                self._now_ns,
+                self.log,
+                key_index=stream.key_index if several else 0,
+            )
+            for stream in self.streams
+        ]
+        self.link, self.stream = self.links[0], self.streams[0]  # the first key's (the only one, mostly)
         self.subs = self.stream.subscriptions
+        self.failed_keys: set[int] = set()  # keys whose symbols the core was told to move
+        self._keys_up: set[int] = set()  # keys whose slots the core was told are usable
+        self._beyond_reported = False
         self._last_stats_mono = 0.0
         self.sender: ReliableSender | None = None
         self.slot_events: EventSubscriber | None = None
-        self._frames_sock: zmq.Socket[Any] | None = None
-        self._frames_endpoint = f"inproc://ws-frames-{self.run_id}"
+        self._frame_socks: list[zmq.Socket[Any]] = []
 
     def _clock_ns(self) -> int:
         return datetime_to_ns(self.clock.now())
@@ -108,20 +127,23 @@ class WsCollectorWorker(Worker):
     # ------------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
         assert self.ctx is not None
-        self._frames_sock = self.ctx.socket(zmq.PULL)
-        self._frames_sock.setsockopt(zmq.LINGER, 0)
-        self._frames_sock.setsockopt(zmq.RCVHWM, self.tb.frame_queue_max)
-        self._frames_sock.bind(self._frames_endpoint)
-        self.register(self._frames_sock, self.handle_frames)
-        self.link.wiring = SessionWiring(
-            ctx=self.ctx,
-            frames_endpoint=self._frames_endpoint,
-            frames_hwm=self.tb.frame_queue_max,
-            now_ns=self._now_ns,
-            status=self.link.status,
-            overflow=self.link.overflow,
-            connect_timeout_s=self.tb.connect_timeout_s,
-        )
+        for i, link in enumerate(self.links):
+            endpoint = f"inproc://ws-frames-{self.run_id}-{i}"
+            sock = self.ctx.socket(zmq.PULL)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.RCVHWM, self.tb.frame_queue_max)
+            sock.bind(endpoint)
+            self._frame_socks.append(sock)
+            self.register(sock, functools.partial(self.handle_frames, link, sock))
+            link.wiring = SessionWiring(
+                ctx=self.ctx,
+                frames_endpoint=endpoint,
+                frames_hwm=self.tb.frame_queue_max,
+                now_ns=self._now_ns,
+                status=link.status,
+                overflow=link.overflow,
+                connect_timeout_s=self.tb.connect_timeout_s,
+            )
         data_ep, ack_ep = hop_endpoints(self.cfg, "ingest")
         self.sender = ReliableSender(
             self.ctx, self.cfg, self.name, data_ep, ack_ep, run_id=self.run_id, on_gap=self.report.seq_gap
@@ -132,7 +154,10 @@ class WsCollectorWorker(Worker):
 
     def on_tick(self) -> None:
         now_mono = time.monotonic()
-        self.link.tick(now_mono)
+        for link in self.links:
+            link.tick(now_mono)
+        if len(self.links) > 1:
+            self._follow_keys(now_mono)
         self._drain_overflow()
         self.report.flush_rejections(now_mono)
         if self.sender is not None:
@@ -142,41 +167,78 @@ class WsCollectorWorker(Worker):
             self._publish_stats()
 
     def on_stop(self) -> None:
-        self.link.stop()
-        if self.sender is not None and self._frames_sock is not None:
+        for link in self.links:
+            link.stop()
+        if self.sender is not None:
             # frames the reader took off the socket before the session ended are archived, not
             # dropped with the queue (found by the chaos soak: trades of the last milliseconds lost)
-            while self._frames_sock.poll(0):
-                self.handle_frames()
+            for link, sock in zip(self.links, self._frame_socks, strict=False):
+                while sock.poll(0):
+                    self.handle_frames(link, sock)
         if self.sender is not None:
             self.sender.wait_all_acked(2.0)
             self.sender.close()
         if self.slot_events is not None:
             self.slot_events.close()
-        if self._frames_sock is not None:
-            self._frames_sock.close(linger=0)
-        self.stream.close()
+        for sock in self._frame_socks:
+            sock.close(linger=0)
+        for stream in self.streams:
+            stream.close()
+
+    # ------------------------------------------------------------------ several keys
+    def _follow_keys(self, now_mono: float) -> None:
+        """A key down for ``key_failover_s`` while another is up has failed (its symbols move); a
+        key's session up (first in this run, or again after failing) makes its slots usable. A feed
+        down as a whole is an outage of every key, not a failure of one: nothing moves."""
+        up = [link for link in self.links if link.state is LinkState.UP]
+        for link in self.links:
+            key = link.key_index
+            if link.state is LinkState.UP:
+                if key not in self._keys_up:
+                    self._keys_up.add(key)
+                    self.failed_keys.discard(key)
+                    self.report.event(
+                        "ws_key_up", "INFO", f"app key {key}'s session is up: its slots {self._slot_range(key)} are usable",
+                        key_index=key, slots=self._slot_range(key),
+                    )  # fmt: skip
+                continue
+            if key in self.failed_keys or not up:
+                continue
+            if link.outages.failing_for(now_mono) >= self.tb.key_failover_s:
+                self.failed_keys.add(key)
+                self._keys_up.discard(key)
+                link.fail_over(now_mono)
+                self.report.event(
+                    "ws_key_failed",
+                    "ERROR",
+                    f"app key {key}'s session down for {self.tb.key_failover_s:.0f} s while other keys "
+                    f"stream; its symbols move to the other keys",
+                    key_index=key,
+                    slots=self._slot_range(key),
+                )
+
+    def _slot_range(self, key: int) -> str:
+        per = self.tb.max_slots
+        return f"{(key - 1) * per + 1}-{key * per}"
 
     # ------------------------------------------------------------------ the hot path
-    def handle_frames(self) -> None:
-        sock = self._frames_sock
-        assert sock is not None
+    def handle_frames(self, link: Link, sock: zmq.Socket[Any]) -> None:
         for _ in range(_DRAIN_MAX):
             try:
                 msg = sock.recv(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             at_ns, data = unpack_frame(msg.buffer)
-            self.handle_data_frame(at_ns, data)
+            self.handle_data_frame(at_ns, data, link)
 
-    def handle_data_frame(self, at_ns: int, data: bytes) -> None:
+    def handle_data_frame(self, at_ns: int, data: bytes, link: Link | None = None) -> None:
         assert self.sender is not None
+        link = link or self.link
         now_mono = time.monotonic()
         text = data.decode("utf-8", "replace")
         received_at = ns_to_datetime(at_ns)
-        parsed = self.stream.parse_data(text, received_at)
+        parsed = link.stream.parse_data(text, received_at)
         self.counters["frames"] += 1
-        link = self.link
         link.last_any_mono = now_mono
         ended = link.outages.frame(at_ns)
         if ended is not None:
@@ -186,8 +248,9 @@ class WsCollectorWorker(Worker):
             self.report.rejected(parsed.error)
         else:
             self.counters["ticks"] += len(parsed.ticks)
+            subs = link.subs
             for tick in parsed.ticks:
-                self.subs.note_data(tick.symbol, now_mono)
+                subs.note_data(tick.symbol, now_mono)
         self.sender.send(
             TradeFrame(
                 provider=self.cfg.archive_provider,
@@ -197,6 +260,7 @@ class WsCollectorWorker(Worker):
                 tr_id=parsed.tr_id,
                 ticks=parsed.ticks,
                 parse_error=parsed.error,
+                key_index=link.key_index,
             )
         )
 
@@ -207,69 +271,95 @@ class WsCollectorWorker(Worker):
             match got[1]:
                 case SlotCommand(slots=slots, paused=paused):
                     self.counters["slot_commands"] += 1
-                    ordered = sorted(slots, key=lambda a: a.slot_number)
-                    self.subs.set_desired([] if paused else [a.symbol for a in ordered])
+                    self._place(sorted(slots, key=lambda a: a.slot_number), paused)
                 case _:
                     pass
 
+    def _place(self, ordered: list[SlotAssignment], paused: bool) -> None:
+        """Each key's session wants the symbols of its slot range."""
+        per = self.tb.max_slots
+        wanted: list[list[str]] = [[] for _ in self.links]
+        beyond = []
+        for a in [] if paused else ordered:
+            i = (a.slot_number - 1) // per
+            if i < len(wanted):
+                wanted[i].append(a.symbol)
+            else:
+                beyond.append(a.symbol)
+        for link, symbols in zip(self.links, wanted, strict=True):
+            link.subs.set_desired(symbols)
+        if beyond and not self._beyond_reported:
+            self._beyond_reported = True
+            self.report.event(
+                "ws_slots_beyond_keys",
+                "ERROR",
+                f"{len(beyond)} slots lie beyond this collector's {len(self.links)} app keys "
+                f"({len(self.links) * per} slots); they are not watched",
+                symbols=len(beyond),
+            )
+
     # ------------------------------------------------------------------ reader overflow
     def _drain_overflow(self) -> None:
-        while True:
-            try:
-                ep = self.link.overflow.get_nowait()
-            except queue.Empty:
-                return
-            self.counters["dropped_frames"] += ep.frames
-            self.counters["overflow_gaps"] += 1
-            self.report.gap(
-                self.subs.registered, ep.first_ns, ep.last_ns, "collector_queue_overflow", frames=ep.frames
-            )
+        for link in self.links:
+            while True:
+                try:
+                    ep = link.overflow.get_nowait()
+                except queue.Empty:
+                    break
+                self.counters["dropped_frames"] += ep.frames
+                self.counters["overflow_gaps"] += 1
+                self.report.gap(
+                    link.subs.registered,
+                    ep.first_ns,
+                    ep.last_ns,
+                    "collector_queue_overflow",
+                    frames=ep.frames,
+                )
 
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.counters.items()} | self._gauges()
 
     def _gauges(self) -> dict[str, float]:
-        link, subs = self.link, self.link.subs
-        connected = link.state is LinkState.UP
-        last = link.outages.last_frame_ns
-        age = (self._now_ns() - last) / 1e9 if last is not None else -1.0
+        g = self._gauge_values()
+        return {k: float(v) if v is not None else -1.0 for k, v in g.items()}
+
+    def _gauge_values(self) -> dict[str, Any]:
+        """Over all keys: connected when every key's session is up; registrations summed; the
+        peak is per session (the KIS cap is per session)."""
+        links = self.links
+        ups = [link for link in links if link.state is LinkState.UP]
+        last = max((link.outages.last_frame_ns or 0 for link in links), default=0) or None
+        now_mono = time.monotonic()
         return {
-            "connected": 1.0 if connected else 0.0,
-            "subscribed": float(len(subs.registered)) if connected else 0.0,
-            "held": float(subs.held) if connected else 0.0,
-            "desired": float(len(subs.desired)),
-            "peak_registrations": float(subs.peak_registrations),
-            "last_frame_age_s": age,
-            "in_session": 1.0 if link.state in IN_WINDOW else 0.0,
-            "failing_s": link.outages.failing_for(time.monotonic()),
-            "unacked": float(self.sender.unacked) if self.sender is not None else 0.0,
+            "connected": len(ups) == len(links),
+            "subscribed": sum(len(link.subs.registered) for link in ups),
+            "held": sum(link.subs.held for link in ups),
+            "desired": sum(len(link.subs.desired) for link in links),
+            "peak_registrations": max(link.subs.peak_registrations for link in links),
+            "last_frame_age_s": None if last is None else (self._now_ns() - last) / 1e9,
+            "in_session": any(link.state in IN_WINDOW for link in links),
+            "failing_s": max(link.outages.failing_for(now_mono) for link in links),
+            "unacked": self.sender.unacked if self.sender is not None else 0,
+            "sessions": len(links),
+            "sessions_up": len(ups),
+            "keys_failed": len(self.failed_keys),
         }
 
     def _publish_stats(self) -> None:
         if self.events is None:
             return
-        link, subs, session, sender = self.link, self.link.subs, self.link.session, self.sender
-        connected = link.state is LinkState.UP
-        last = link.outages.last_frame_ns
-        self.events.publish(
-            stats_topic(self.name),
-            WsCollectorStats(
-                worker=self.name,
-                at=self.clock.now(),
-                **self.counters,  # the COUNTERS fields
-                session_dropped_frames=session.dropped_frames if session is not None else 0,
-                ingest_resent=sender.resent if sender is not None else 0,
-                ingest_resend_rounds=sender.resend_rounds if sender is not None else 0,
-                ingest_abandoned=sender.abandoned if sender is not None else 0,
-                connected=connected,
-                subscribed=len(subs.registered) if connected else 0,
-                held=subs.held if connected else 0,
-                desired=len(subs.desired),
-                peak_registrations=subs.peak_registrations,
-                last_frame_age_s=None if last is None else (self._now_ns() - last) / 1e9,
-                in_session=link.state in IN_WINDOW,
-                failing_s=link.outages.failing_for(time.monotonic()),
-                unacked=sender.unacked if sender is not None else 0,
+        sender = self.sender
+        fields: dict[str, Any] = {
+            **self.counters,  # the COUNTERS fields
+            "session_dropped_frames": sum(
+                link.session.dropped_frames for link in self.links if link.session is not None
             ),
+            "ingest_resent": sender.resent if sender is not None else 0,
+            "ingest_resend_rounds": sender.resend_rounds if sender is not None else 0,
+            "ingest_abandoned": sender.abandoned if sender is not None else 0,
+            **self._gauge_values(),
+        }
+        self.events.publish(
+            stats_topic(self.name), WsCollectorStats(worker=self.name, at=self.clock.now(), **fields)
         )

@@ -1,7 +1,7 @@
 """KIS real-time trades (``H0STCNT0``) as a `collectors.providers.IRealtimeStream`.
 
 Ties the KIS pieces of Track B together behind the provider interface: the approval key
-(`approval`), one WebSocket session at a time (`ws.WsSession`), the registrations of a session and
+(`approval`), one WebSocket session at a time per app key (`ws.WsSession`), the registrations of a session and
 what each KIS ack code means (`subscriptions`), and the frame formats (`ws_parser`). The WS
 collector never imports this module; `collectors.providers.build_stream` does.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from collectors.kis.approval import ApprovalKeyProvider
-from collectors.kis.settings import KisSettings, resolve_kis_settings
+from collectors.kis.settings import KisSettings, resolve_kis_keys
 from collectors.kis.subscriptions import SubscriptionManager, request_text
 from collectors.kis.ws import WsSession
 from collectors.kis.ws_parser import ParsedFrame, parse_control_frame, parse_data_frame
@@ -34,6 +34,7 @@ class KisStream:
 
     def __init__(self, settings: KisSettings, tb: TrackBConfig):
         self.settings = settings
+        self.key_index = settings.key_index
         self.url = settings.ws_url
         self.approval = ApprovalKeyProvider(settings)
         self.subscriptions = SubscriptionManager(
@@ -45,8 +46,9 @@ class KisStream:
         )
 
     @classmethod
-    def from_config(cls, cfg: Config, secrets: Secrets) -> KisStream:
-        return cls(resolve_kis_settings(cfg, secrets), cfg.track_b)
+    def each_from_config(cls, cfg: Config, secrets: Secrets) -> list[KisStream]:
+        """One stream per app key, in key order: each key has its own session and 41 registrations."""
+        return [cls(settings, cfg.track_b) for settings in resolve_kis_keys(cfg, secrets)]
 
     def open_session(self, session_id: int, wiring: SessionWiring) -> WsSession:
         return WsSession(session_id, self.url, self.approval, wiring)

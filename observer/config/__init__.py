@@ -35,7 +35,14 @@ from observer.config.paths import (
     runtime_dir,
     state_dir,
 )
-from observer.config.secrets import MissingCredentials, Secret, Secrets, require_source
+from observer.config.secrets import (
+    MissingCredentials,
+    Secret,
+    Secrets,
+    require_source,
+    track_b_capacity,
+    track_b_sessions,
+)
 from observer.config.tree import (
     AlertsConfig,
     BusConfig,
@@ -106,4 +113,6 @@ __all__ = [
     "runtime_dir",
     "sim_accounts",
     "state_dir",
+    "track_b_capacity",
+    "track_b_sessions",
 ]

@@ -60,6 +60,21 @@ def require_source(cfg: Config, secrets: Secrets) -> None:
         )
 
 
+def track_b_sessions(cfg: Config, secrets: Secrets) -> int:
+    """How many WebSocket sessions Track B has, one per app key: ``[track_b] sessions`` when set,
+    else ``[sim] keys`` on the simulator, else the KIS keys of the environment (at least one)."""
+    if cfg.track_b.sessions:
+        return cfg.track_b.sessions
+    if cfg.sim.enabled:
+        return cfg.sim.keys
+    return max(1, len(secrets.kis_keys))
+
+
+def track_b_capacity(cfg: Config, secrets: Secrets | None = None) -> int:
+    """Track B's slots: ``max_slots`` per session, one session per app key."""
+    return cfg.track_b.max_slots * track_b_sessions(cfg, secrets if secrets is not None else Secrets())
+
+
 _NUMBERED = re.compile(r"KIS_APP_(KEY|SECRET)_([0-9]+)")
 KisKey = tuple[Secret, Secret]  # (app key, app secret)
 

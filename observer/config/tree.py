@@ -175,7 +175,12 @@ class TrackAConfig(_Section, frozen=True):
 class TrackBConfig(_Section, frozen=True):
     start: time = time(9, 30)
     end: time = time(15, 0)
-    max_slots: int = 41
+    max_slots: int = 41  # registrations per WebSocket session (KIS: 41 per app key)
+    # WebSocket sessions (one per app key): 0 = as many as there are keys ([sim] keys on the
+    # simulator, KIS_APP_KEY_n in production). Set it where the core runs without the keys (split hosts)
+    sessions: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
+    # a session down this long while another key's is up: its key has failed, its symbols move
+    key_failover_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     min_dwell_s: float = 120.0
     receive_watchdog_s: float = 30.0
     reconnect_backoff_s: list[float] = msgspec.field(

@@ -15,6 +15,10 @@ sends (frames), and from the supervisor's word on it, for the sampler's output.
 * a frame from a new run of a producer (a restarted ws-collector): `frame_arrived` returns the
   outage — from the previous run's last frame to this first frame — for its ``collector_restart``
   gap marker.
+* several app keys (one session each; ``FeedStatus.key_index`` > 0): a key's session down is down
+  for the symbols it carried only, from that key's last frame until its next frame; its windows
+  are flagged ``gap`` (or, after ``failure``, not written) for those symbols alone. When the key
+  has failed and its symbols moved (``ws_key_failed``), its outage ends for them there.
 """
 
 from __future__ import annotations
@@ -53,12 +57,24 @@ class Restart(msgspec.Struct, frozen=True, kw_only=True):
     until: datetime
 
 
+class _KeyDown(msgspec.Struct):
+    """One app key's session down (several keys): since when, for which symbols."""
+
+    since: datetime
+    symbols: frozenset[str]
+    paused: bool = False
+
+
 class FeedOutage:
     def __init__(self) -> None:
         self.down_since: datetime | None = None
         self.paused = False
         self.marks: dict[str, FeedMark] = {}  # producer -> its current run's last frame
         self._spans: deque[tuple[datetime, datetime]] = deque(maxlen=_SPANS_KEPT)
+        # several keys: each key's last frame, its outage, and ended outages with their symbols
+        self._key_last: dict[int, datetime] = {}
+        self._keys_down: dict[int, _KeyDown] = {}
+        self._key_spans: deque[tuple[datetime, datetime, frozenset[str]]] = deque(maxlen=_SPANS_KEPT)
 
     def restore(self, marks: dict[str, FeedMark]) -> None:
         """The marks of the checkpoint (a restarted core): a new run's first frame still finds them."""
@@ -69,6 +85,9 @@ class FeedOutage:
         return max((m.received_at for m in self.marks.values()), default=None)
 
     def observe(self, status: FeedStatus) -> None:
+        if status.key_index:
+            self._key_down(status)
+            return
         match status.state:
             case "disconnected":
                 self._down(status.at)
@@ -85,14 +104,43 @@ class FeedOutage:
         ):
             self._down(event.at)  # exited, killed, stopping: its frames stopped with its last one
 
+    def _key_down(self, status: FeedStatus) -> None:
+        key = status.key_index
+        down = self._keys_down.get(key)
+        if down is None:
+            last = self._key_last.get(key)
+            since = last if last is not None and last < status.at else status.at
+            down = self._keys_down[key] = _KeyDown(since=since, symbols=frozenset(status.symbols))
+        else:
+            down.symbols |= frozenset(status.symbols)
+        if status.state == "failure":
+            down.paused = True
+
+    def key_failed(self, key: int, at: datetime) -> None:
+        """`key` has failed and its symbols move to other keys: their outage ends at `at`."""
+        down = self._keys_down.get(key)
+        if down is not None and down.symbols:
+            self._key_spans.append((down.since, at, down.symbols))
+            self._keys_down[key] = _KeyDown(since=at, symbols=frozenset(), paused=down.paused)
+
     def _down(self, noticed_at: datetime) -> None:
         if self.down_since is None:
             last = self.last_frame_at
             self.down_since = last if last is not None and last < noticed_at else noticed_at
 
     def frame_arrived(
-        self, producer: str, run_id: str, received_at: datetime, exchange_at: datetime | None
+        self,
+        producer: str,
+        run_id: str,
+        received_at: datetime,
+        exchange_at: datetime | None,
+        key_index: int = 0,
     ) -> Restart | None:
+        if key_index:
+            self._key_last[key_index] = received_at
+            down = self._keys_down.pop(key_index, None)
+            if down is not None and down.symbols:
+                self._key_spans.append((down.since, received_at, down.symbols))
         mark = FeedMark(run_id=run_id, received_at=received_at, exchange_at=exchange_at or received_at)
         previous = self.marks.get(producer)
         self.marks[producer] = mark
@@ -116,7 +164,20 @@ class FeedOutage:
         silent_ms = (now - last).total_seconds() * 1000
         return last if grace_ms < silent_ms < hold_ms else None
 
-    def is_gap(self, window_start: datetime) -> bool:
+    def is_paused(self, symbol: str) -> bool:
+        """Whether `symbol`'s samples are not written now (its feed failed for good)."""
+        if self.paused:
+            return True
+        return any(d.paused and symbol in d.symbols for d in self._keys_down.values())
+
+    def is_gap(self, window_start: datetime, symbol: str = "") -> bool:
         if self.down_since is not None and window_start >= self.down_since:
             return True
-        return any(start <= window_start < end for start, end in self._spans)
+        if any(start <= window_start < end for start, end in self._spans):
+            return True
+        if not symbol:
+            return False
+        for down in self._keys_down.values():
+            if window_start >= down.since and symbol in down.symbols:
+                return True
+        return any(start <= window_start < end and symbol in syms for start, end, syms in self._key_spans)

@@ -26,12 +26,14 @@ from observer.core.sampler import Sampler
 from observer.core.slots import Changes, SlotTable
 from observer.core.triggers import TriggerRules
 from observer.core.universe_day import DayUniverse
-from observer.schema import ArchiveRecord, Tick, UniverseBuilt
+from observer.schema import ArchiveRecord, SystemEvent, Tick, UniverseBuilt
 from observer.sessions import DailyWindow
 from observer.universe import write_snapshot_once
 
 SAMPLER_FILE = "sampler.json"
 SLOTS_FILE = "slots.json"
+#: the WS collector's word on an app key (several keys): its slots are lost / usable again
+KEY_EVENTS = ("ws_key_failed", "ws_key_up")
 
 
 class SlotKeeping:
@@ -149,6 +151,44 @@ class SlotKeeping:
             )
         self.slots.save(self._state_dir / SLOTS_FILE)
         self._publish_slots(now)
+
+    def _key_event(self, event: SystemEvent) -> None:
+        """``ws_key_failed``: the key's slots are disabled, its symbols move (or overflow);
+        ``ws_key_up``: its slots are usable again, seeded by activity."""
+        key = event.details.get("key_index")
+        if not isinstance(key, int) or key < 1:
+            return
+        per = self.cfg.track_b.max_slots
+        numbers = set(range((key - 1) * per + 1, key * per + 1))
+        now = self.clock.now()
+        if event.type == "ws_key_up":
+            if self.slots.enable(numbers):
+                self._emit(
+                    "slots_enabled",
+                    "INFO",
+                    f"app key {key} is up: slots {min(numbers)}-{max(numbers)} usable again",
+                    key_index=key,
+                )
+                # free slots are seeded by activity, as at the start of a day
+                seeded = self.slots.seed(self.activity.seed_order(self.universe.order), now)
+                self._apply(seeded, now, force=True)
+            return
+        self.feed.key_failed(key, event.at)
+        if numbers <= self.slots.disabled:
+            return  # said again (a restarted collector): already moved
+        changes = self.slots.disable(numbers, now)
+        moved = [a.symbol for a in changes.added]
+        overflow = [c.symbol for c in changes.overflow]
+        self._emit(
+            "slots_moved",
+            "WARNING",
+            f"app key {key} failed: {len(moved)} symbols moved to other keys' slots, "
+            f"{len(overflow)} to the overflow ledger",
+            key_index=key,
+            moved=moved,
+            overflow=overflow,
+        )
+        self._apply(changes, now, force=True)
 
     def _publish_slots(self, now: datetime) -> None:
         self._next_publish = self.clock.monotonic() + self.cfg.core.slot_publish_interval_s

@@ -21,8 +21,14 @@ dwell* (the operator's explicit request wins); pinned symbols are never evicted.
 sent no tick for ``track_b.silent_symbol_s`` during the session is reported once and becomes the
 first to be replaced.
 
+Several app keys: slots ``1..max_slots`` are the keys' ranges one after the other. A key that failed
+(the WS collector's ``ws_key_failed``) has its slots *disabled* (`disable`): their symbols move to
+free slots of the other keys, strongest first, and what finds none goes to the overflow ledger;
+nothing is placed in a disabled slot until the key is up again (`enable`).
+
 The table is saved to ``state_dir/slots.json`` (write, fsync, rename) at every change, so a
-restarted core resumes it on the same trading day. `command` renders it as the idempotent
+restarted core resumes it on the same trading day (disabled slots across days too: a key stays
+failed until its session is up again). `command` renders it as the idempotent
 `SlotCommand` the WS collector follows.
 """
 
@@ -36,7 +42,7 @@ import msgspec
 
 from observer import record_ids
 from observer.atomic import write_atomic
-from observer.core.triggers import Candidate
+from observer.core.triggers import RULE_PRIORITY, Candidate
 from observer.schema import OverflowEntry, SlotAssignment, SlotCommand
 
 _STALE_RANK = (6, 0.0)
@@ -49,6 +55,7 @@ class SlotState(msgspec.Struct, frozen=True, kw_only=True):
     day: date
     version: int
     slots: list[SlotAssignment]
+    disabled: list[int] = []  # slots of failed app keys
 
 
 @dataclass(slots=True)
@@ -77,6 +84,7 @@ class SlotTable:
         self._ttl = timedelta(seconds=candidate_ttl_s)
         self._overflow_every = timedelta(seconds=overflow_interval_s)
         self.slots: dict[int, SlotAssignment] = {}
+        self.disabled: set[int] = set()  # slot numbers of failed app keys
         self.version = 0
         self.day: date | None = None
         self.candidates: dict[str, Candidate] = {}
@@ -233,10 +241,46 @@ class SlotTable:
             priority=cand.priority,
         )
 
+    def disable(self, numbers: set[int], at: datetime) -> Changes:
+        """The slots `numbers` (a failed key's) take no symbol; theirs move to free slots, strongest
+        first, or go to the overflow ledger."""
+        changes = Changes()
+        numbers = {n for n in numbers if 1 <= n <= self.max_slots} - self.disabled
+        if not numbers:
+            return changes
+        self.disabled |= numbers
+        moving = [self.slots.pop(n) for n in sorted(numbers) if n in self.slots]
+        moving.sort(key=lambda a: (not a.pinned, self._slot_rank(a, at)))
+        for a in moving:
+            changes.removed.append(a)
+            free = self._free_slot()
+            if free is not None:
+                self._assign(free, a.symbol, a.rule, at, pinned=a.pinned, changes=changes)
+                continue
+            cand = self._live(a.symbol, at) or Candidate(
+                a.symbol, a.rule if a.rule in RULE_PRIORITY else "seed", 0.0, at
+            )
+            self._overflowed_at[a.symbol] = at
+            changes.overflow.append(cand)
+        if not changes:
+            self.version += 1  # the disabled set is part of the saved table
+        return self._bump(changes)
+
+    def enable(self, numbers: set[int]) -> bool:
+        """The slots `numbers` (a key up again) take symbols again. Whether anything changed."""
+        if not numbers & self.disabled:
+            return False
+        self.disabled -= numbers
+        self.version += 1
+        return True
+
     # -- persistence
     def save(self, path: Path) -> None:
         state = SlotState(
-            day=self.day or date.min, version=self.version, slots=[self.slots[n] for n in sorted(self.slots)]
+            day=self.day or date.min,
+            version=self.version,
+            slots=[self.slots[n] for n in sorted(self.slots)],
+            disabled=sorted(self.disabled),
         )
         write_atomic(path, msgspec.json.encode(state), fsync=True)
 
@@ -248,6 +292,7 @@ class SlotTable:
             state = msgspec.json.decode(path.read_bytes(), type=SlotState)
         except (OSError, msgspec.DecodeError):
             return False
+        self.disabled = {n for n in state.disabled if 1 <= n <= self.max_slots}  # whatever the day
         if state.day != day:
             return False
         self.day = day
@@ -270,7 +315,7 @@ class SlotTable:
     # -- internals
     def _free_slot(self) -> int | None:
         for n in range(1, self.max_slots + 1):
-            if n not in self.slots:
+            if n not in self.slots and n not in self.disabled:
                 return n
         return None
 

@@ -17,7 +17,7 @@ import msgspec
 
 from observer.bus import MITIGATION, EventSubscriber, ctl_topic, ingest_decoder, stats_topic
 from observer.clock import KST, Clock
-from observer.config import Config, Secrets, state_dir
+from observer.config import Config, Secrets, state_dir, track_b_capacity
 from observer.core.acks import AckLedger, Pending
 from observer.core.activity import ActivityRanking
 from observer.core.durable import DurableProgress
@@ -27,7 +27,7 @@ from observer.core.records import RecordFactory
 from observer.core.rejections import RejectionReporter
 from observer.core.rules import Finding, RuleBook
 from observer.core.sampler import Sampler, tick_from_snapshot, to_ms
-from observer.core.slot_keeping import SAMPLER_FILE, SLOTS_FILE, SlotKeeping
+from observer.core.slot_keeping import KEY_EVENTS, SAMPLER_FILE, SLOTS_FILE, SlotKeeping
 from observer.core.slots import Changes, SlotTable
 from observer.core.stats import CoreCounters
 from observer.core.triggers import TriggerRules
@@ -70,7 +70,7 @@ class CoreWorker(SlotKeeping, Worker):
         self.counts = CoreCounters()
         self.reporter = RejectionReporter(cfg.core.rejection_event_interval_s, self.clock, self.factory.event)
         self.slots = SlotTable(
-            max_slots=cfg.track_b.max_slots,
+            max_slots=track_b_capacity(cfg, self.secrets),
             min_dwell_s=cfg.track_b.min_dwell_s,
             silent_s=cfg.track_b.silent_symbol_s,
             candidate_ttl_s=cfg.core.candidate_ttl_s,
@@ -176,6 +176,8 @@ class CoreWorker(SlotKeeping, Worker):
                 case SystemEvent():
                     self.feed.observe_supervisor(body)
                     self._archive(self.factory.line(body))
+                    if body.type in KEY_EVENTS:
+                        self._key_event(body)
                 case OverflowEntry() | MetricsSnapshot():
                     self._archive(self.factory.line(body))
             self._current = None
@@ -183,7 +185,11 @@ class CoreWorker(SlotKeeping, Worker):
     def handle_trade_frame(self, frame: TradeFrame, producer: str, run_id: str, seq: int) -> None:
         self._archive(self.factory.raw(frame, producer, run_id, seq), lag_from=frame.received_at)
         restart = self.feed.frame_arrived(
-            producer, run_id, frame.received_at, frame.ticks[-1].exchange_at if frame.ticks else None
+            producer,
+            run_id,
+            frame.received_at,
+            frame.ticks[-1].exchange_at if frame.ticks else None,
+            frame.key_index,
         )
         self.durable.dirty = True  # the feed marks are in the checkpoint
         if restart is not None:
@@ -345,12 +351,14 @@ class CoreWorker(SlotKeeping, Worker):
             slot = self.slots.slot_of(sample.symbol)
             if slot is None:  # replaced: its last windows still carry the slot they were sampled in
                 slot = self._last_slot.get(sample.symbol)
-            if self.feed.paused:  # the WS feed failed for good: scalp recording pauses
+            if self.feed.is_paused(sample.symbol):  # the WS feed failed for good: scalp recording pauses
                 self.counts.samples_paused += 1
                 self.sampler.discard(sample)
                 continue
             seq = self._archive(
-                self.factory.scalp(sample, sample.level, slot, gap=self.feed.is_gap(sample.start))
+                self.factory.scalp(
+                    sample, sample.level, slot, gap=self.feed.is_gap(sample.start, sample.symbol)
+                )
             )
             self.durable.sent_sample(seq, sample)
             for hold in sample.holds:

@@ -86,6 +86,9 @@ class FeedStatus(_Msg, frozen=True, tag="feed_status"):
     ``disconnected``: a session failed or an attempt did not come up; the feed is down from ``at``.
     ``failure``: down for longer than ``track_b.pause_after_failure_s`` (CRITICAL): scalp recording
     pauses until data flows again. A data frame arriving is what says the feed is back.
+
+    With several app keys (one WebSocket session each) ``key_index`` names the session and
+    ``symbols`` what it carried: only those symbols are down. ``key_index`` 0 is the whole feed.
     """
 
     record_id: str
@@ -96,6 +99,8 @@ class FeedStatus(_Msg, frozen=True, tag="feed_status"):
     severity: Severity
     message: str
     details: dict[str, DetailValue] = {}
+    key_index: int = 0
+    symbols: list[str] = []
 
     def event(self) -> SystemEvent:
         return SystemEvent(

@@ -43,6 +43,7 @@ class TradeFrame(_Msg, frozen=True, tag="trade_frame"):
     tr_id: str
     ticks: list[Tick] = []
     parse_error: str = ""  # non-empty: the frame was rejected whole (kept in raw/, no ticks)
+    key_index: int = 0  # the app key's session it came in on, with several keys (0: the only one)
 
 
 class QuoteSnapshot(_Msg, frozen=True, tag="quote_snapshot"):

@@ -137,6 +137,9 @@ class WsCollectorStats(_Msg, frozen=True, tag="ws_collector_stats"):
     in_session: bool = False
     failing_s: float = 0.0
     unacked: int = 0
+    sessions: int = 1  # WebSocket sessions, one per app key
+    sessions_up: int = 0
+    keys_failed: int = 0  # keys whose symbols were moved to the others
 
 
 class HealthValues(_Plain, frozen=True):

@@ -28,7 +28,7 @@ import psutil
 
 from observer import record_ids
 from observer.clock import KST
-from observer.config import Config
+from observer.config import Config, track_b_capacity
 from observer.schema import CoreStats, MetricsSnapshot, WriterStats
 from sinks.monitor.stats import TRACKS, StatsBook
 
@@ -133,7 +133,7 @@ class MetricsWindow:
             track_a_collection_rate=track_a_rate,
             track_b_collection_rate=b_rate,
             ws_reconnect_count=reconnects_today or 0,
-            slot_utilization=slots_used / self.cfg.track_b.max_slots if self.cfg.track_b.max_slots else 0.0,
+            slot_utilization=slots_used / capacity if (capacity := track_b_capacity(self.cfg)) else 0.0,
             mitigation_level=level,
             disk_usage_percent=self.disk_usage_pct if self.disk_usage_pct is not None else 0.0,
             cpu_usage_percent=_mean(self.cpu),

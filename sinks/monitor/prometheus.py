@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import start_http_server
 
 from observer.alarms import standing
-from observer.config import Config
+from observer.config import Config, track_b_capacity
 from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.schema import (
     LAG_BUCKETS_S,
@@ -123,7 +123,7 @@ class ExporterState:
 
     def __init__(self, cfg: Config, *, ask_supervisor: bool = True):
         self.cfg = cfg
-        self.snapshot = Snapshot(slots_capacity=cfg.track_b.max_slots)
+        self.snapshot = Snapshot(slots_capacity=track_b_capacity(cfg))
         self._ask_supervisor = ask_supervisor
         self.scrapes = 0
 

@@ -21,7 +21,7 @@ import msgspec
 
 from observer import alarms
 from observer.clock import KST, Clock
-from observer.config import Config, data_dir
+from observer.config import Config, data_dir, track_b_capacity
 from observer.control import ControlClient, NoSupervisor, reply_data
 from observer.schema import Command, HealthValues, MonitorStats
 from sinks.monitor.health import REASON_TEXT, STATUS_NAMES
@@ -154,7 +154,7 @@ def gather(cfg: Config, clock: Clock, *, timeout_s: float = 0.5) -> dict[str, An
         "workers": _workers(data.get("workers") or [], monitor, now),
         "slots": {
             "used": len(table) if slots_doc else None,
-            "max": cfg.track_b.max_slots,
+            "max": track_b_capacity(cfg),
             "paused": bool(slots_doc.get("paused", False)),
             "table": table,
         },

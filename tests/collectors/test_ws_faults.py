@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
+
+import zmq
 
 from collectors.kis.stream import KisStream
+from collectors.ws_link import Link
 from collectors.ws_worker import WsCollectorWorker
 from observer.clock import Clock
 from observer.config import Config, Secret
@@ -77,9 +81,9 @@ class _StalledWorker(WsCollectorWorker):
 
     gate = threading.Event()
 
-    def handle_frames(self) -> None:
+    def handle_frames(self, link: Link, sock: zmq.Socket[Any]) -> None:
         self.gate.wait(10)
-        super().handle_frames()
+        super().handle_frames(link, sock)
 
 
 def test_a_stalled_loop_never_stalls_the_reader_and_overflow_is_a_gap(short_tmp: Path) -> None:

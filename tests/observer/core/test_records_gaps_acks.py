@@ -228,3 +228,41 @@ def test_checkpoint_round_trip_only_for_the_same_day(short_tmp: Path) -> None:
     assert load_checkpoint(path, AT.date() + timedelta(days=1)) is None
     path.write_bytes(b"{torn")
     assert load_checkpoint(path, AT.date()) is None
+
+
+def test_one_keys_outage_flags_only_its_symbols_until_its_next_frame_or_its_failover() -> None:
+    feed = FeedOutage()
+    s = timedelta(seconds=1)
+    for key in (1, 2):
+        feed.frame_arrived("ws-collector", "r1", AT, AT, key)
+
+    def down(key: int, at: datetime, symbols: list[str], state: str = "disconnected") -> FeedStatus:
+        return FeedStatus(
+            record_id=f"fs-{key}-{at.timestamp()}",
+            state=state,  # type: ignore[arg-type]
+            at=at,
+            source="ws-collector",
+            provider="kis",
+            severity="WARNING",
+            message="lost",
+            key_index=key,
+            symbols=symbols,
+        )
+
+    feed.observe(down(2, AT + 2 * s, ["B1", "B2"]))
+    feed.frame_arrived("ws-collector", "r1", AT + 3 * s, AT + 3 * s, 1)  # key 1 streams on
+    assert feed.down_since is None and not feed.is_gap(AT + s / 2)  # the feed as a whole is up
+    assert feed.is_gap(AT + s / 2, "B1") and feed.is_gap(AT + 5 * s, "B2")  # from key 2's last frame
+    assert not feed.is_gap(AT + 5 * s, "A1") and not feed.is_gap(AT - s / 2, "B1")
+    feed.observe(down(2, AT + 4 * s, ["B1", "B2"], "failure"))
+    assert feed.is_paused("B1") and not feed.is_paused("A1") and not feed.paused
+    # key 2 failed over at +6 s: its symbols' outage ends there (they stream on other keys)
+    feed.key_failed(2, AT + 6 * s)
+    assert feed.is_gap(AT + 5 * s, "B1") and not feed.is_gap(AT + 6 * s, "B1")
+    assert not feed.is_paused("B1")
+    # a key whose next frame comes ends its own outage only
+    feed.observe(down(1, AT + 7 * s, ["A1"]))
+    feed.frame_arrived("ws-collector", "r1", AT + 8 * s, AT + 8 * s, 2)
+    assert feed.is_gap(AT + 9 * s, "A1")
+    feed.frame_arrived("ws-collector", "r1", AT + 10 * s, AT + 10 * s, 1)
+    assert feed.is_gap(AT + 9 * s, "A1") and not feed.is_gap(AT + 10 * s, "A1")

@@ -210,3 +210,31 @@ def test_a_sweep_that_stops_sending_protects_nothing_after_the_quiet_period() ->
     assert not t.rebalance(at + SWEEP_QUIET)
     later = t.rebalance(at + SWEEP_QUIET + timedelta(seconds=1))
     assert [a.symbol for a in later.added] == ["X"]
+
+
+def test_a_failed_keys_slots_move_strongest_first_then_overflow_and_stay_empty(tmp_path: Path) -> None:
+    # two keys of 3 slots: 1-3 and 4-6; key 2 fails with one free slot left on key 1
+    t = table(max_slots=6)
+    t.seed(["S1", "S2"], T0)  # slots 1, 2 (slot 3 free)
+    t.seed(["S4", "S5", "S6"], T0)  # slots 3.. would be taken first: place key 2's by hand
+    assert t.symbols() == {"S1": 1, "S2": 2, "S4": 3, "S5": 4, "S6": 5}
+    t.slots.pop(3)  # slot 3 free again
+    t.offer(Candidate("S5", "volume_surge", 9.0, T0))  # S5 outranks S6 (a seed)
+    changes = t.disable({4, 5, 6}, T0 + timedelta(seconds=1))
+    assert {a.symbol for a in changes.removed} == {"S5", "S6"}
+    assert [(a.slot_number, a.symbol) for a in changes.added] == [(3, "S5")]  # the stronger moves
+    assert [c.symbol for c in changes.overflow] == ["S6"]  # no free slot left: the ledger
+    assert t.disabled == {4, 5, 6} and not set(t.symbols().values()) & t.disabled
+    # nothing is placed in a failed key's slots: not by seeding, not by a rebalance
+    assert not t.seed(["S7"], T0 + timedelta(seconds=2))
+    t.offer(Candidate("S8", "trade_velocity", 5.0, T0 + timedelta(seconds=2)))
+    later = t.rebalance(T0 + timedelta(seconds=3))
+    assert not [a for a in later.added if a.slot_number in t.disabled]
+    # the disabled slots survive a restart, also into the next day; the key up again frees them
+    t.save(tmp_path / "slots.json")
+    restored = table(max_slots=6)
+    assert not restored.load(tmp_path / "slots.json", T0.date() + timedelta(days=1), T0)
+    assert restored.disabled == {4, 5, 6}
+    assert t.enable({4, 5, 6}) and not t.disabled
+    assert not t.enable({4, 5, 6})
+    assert t.seed(["S7"], T0 + timedelta(seconds=4)).added[0].slot_number == 4
