@@ -11,8 +11,9 @@ Data flow::
         -> IntakeQueue (byte-bounded; when full the worker stops reading the socket)
         -> Committer thread: startup repair (torn tails) + de-duplication window from its marks,
            then group commits: skip ids in the window (RecentIds: what producers can still resend)
-           -> route (partitions.Partitioner, cached per 10 minutes) -> one write per file
-           (FileTable, O_APPEND, rolled back on error) -> fsync files + new dirs
+           -> route (partitions.Partitioner, cached per 10 minutes) -> a writer-sync thread: one
+           write per file (FileTable, O_APPEND, rolled back on error) -> fsync files + new dirs
+           (meanwhile the committer prepares the next commit)
         -> acks (pipe wakeup) -> WriterWorker publishes cumulative Acks on archive_ack
         -> fresh lines of each commit -> feed.FeedThread -> public ``feed`` PUB (after the fsync)
         -> with ``[jetstream] enabled``: the same lines with file and offset -> forward.StreamForwarder

@@ -3,10 +3,15 @@
 Start: truncate torn tails (one ``torn_line_repaired`` event each), rebuild the de-duplication
 window (`sinks.writer.index`) from what was committed since its older mark. Then, forever: take
 chunks from the intake queue (about ``max_batch_records`` lines; at most one commit per
-``flush_interval_ms``), drop ids already committed, route (cached per partition and 10 minutes),
-write one buffer per file, fsync files and new dirs, remember the ids (rotating the window's
-generation and its mark on disk when it is full), hand the cumulative acks to the loop thread. A failed commit is rolled back (no partial line), reported once as a
-CRITICAL ``disk_error`` event, and retried as a whole every ``disk_retry_ms`` until it succeeds.
+``flush_interval_ms``), prepare a group commit (drop ids already committed or being written, route,
+cached per partition and 10 minutes, group the lines per file), have a `_Write` thread write one
+buffer per file and fsync files and new dirs, and only then remember the ids (rotating the window's
+generation and its mark on disk when it is full) and hand the cumulative acks to the loop thread.
+While a backlog waits, the next commit is prepared during the previous one's write and fsync (which
+release the GIL): the two took turns before, and together they bound records/s. Commits still reach
+the disk one after another, in order. A failed commit is rolled back (no partial line), reported
+once as a CRITICAL ``disk_error`` event, and retried as a whole every ``disk_retry_ms`` until it
+succeeds, before the next one is written.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from pathlib import Path
 
@@ -59,6 +65,43 @@ def _ten_minute_zone(zone: tzinfo | None, known: set[tzinfo]) -> bool:
         return False
     known.add(zone)
     return True
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A prepared group commit: the lines per file and all that follows once they are fsynced."""
+
+    groups: dict[Path, list[bytes]] = field(default_factory=dict)
+    acks: dict[tuple[str, str], int] = field(default_factory=dict)
+    fresh: set[int] = field(default_factory=set)
+    kept_fresh: list[tuple[set[int], int]] = field(default_factory=list)  # (day's ids, key) to remember
+    fresh_items: list[Item] | None = None  # for `on_commit`
+    placed: dict[Path, list[Item]] | None = None  # for `on_archived`
+    nbytes: int = 0
+    duplicates: int = 0
+    oldest_ns: int = 0
+    write: _Write | None = None
+
+
+class _Write(threading.Thread):
+    """One commit's write and fsync (`FileTable.commit`), off the committer thread. Daemon, like the
+    committer: a disk that never answers must not keep the process from exiting."""
+
+    def __init__(self, committer: Committer, staged: _Staged):
+        super().__init__(name="writer-sync", daemon=True)
+        self.committer = committer
+        self.staged = staged
+        self.error: BaseException | None = None
+        self.done = False  # set before the committer is woken: it may then `_finish`
+
+    def run(self) -> None:
+        try:
+            self.committer._write(self.staged)
+        except BaseException as e:  # OSError: the committer retries; anything else it re-raises
+            self.error = e
+        finally:
+            self.done = True
+            self.committer.queue.interrupt()  # a committer waiting for lines finishes this one now
 
 
 def event_item(event: SystemEvent | GapMarker, provider: str) -> Item:
@@ -115,6 +158,7 @@ class Committer(threading.Thread):
         self._touched: dict[Path, int] = {}
         self._touched_prev: dict[Path, int] = {}
         self._internal: list[Item] = []
+        self._writing: _Staged | None = None  # the commit a `_Write` thread is writing and fsyncing
         self._acks: dict[tuple[str, str], int] = {}
         self._acks_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -151,6 +195,8 @@ class Committer(threading.Thread):
             self.failure = e
             log.exception("committer thread died")
         finally:
+            if self._writing is not None and self._writing.write is not None:
+                self._writing.write.join()  # its files stay open until it is done
             self.files.close()
             self._wake()
 
@@ -191,41 +237,58 @@ class Committer(threading.Thread):
 
     def _loop(self) -> None:
         flush_s = self.wcfg.flush_interval_ms / 1000
-        retry_s = self.wcfg.disk_retry_ms / 1000
-        pending: list[Chunk] = []
+        max_records = self.wcfg.max_batch_records
         last_commit = 0.0
         while True:
+            writing = self._writing
+            if writing is not None and writing.write is not None and writing.write.done:
+                self._finish(writing)
+                writing = self._writing = None
+            if writing is None:
+                # only while no decided scalp file start is still unwritten (it would be forgotten)
+                self.partitioner.scalp.forget_older_than()
+            stopping = self._stopping.is_set()
+            # returns [] early when the write finishes: its acks must not wait for the next batch
+            pending = self.queue.take(max_records, last_commit + flush_s, 0.2)
+            if self._internal:
+                pending.insert(0, Chunk(self._internal))
+                self._internal = []
             if not pending:
-                stopping = self._stopping.is_set()
-                pending = self.queue.take(self.wcfg.max_batch_records, last_commit + flush_s, 0.2)
-                if self._internal:
-                    pending.insert(0, Chunk(self._internal))
-                    self._internal = []
-                if not pending:
-                    if stopping:
+                if stopping:
+                    if writing is None:
                         return
-                    continue
-            try:
-                self._commit(pending)
-            except OSError as e:
-                self._disk_failed(e, pending)
-                self._stopping.wait(retry_s)
+                    self._finish(writing)
+                    self._writing = None
                 continue
-            pending = []
+            staged = self._prepare(pending, writing.fresh if writing is not None else set())
+            if writing is not None:
+                self._finish(writing)
+            self._start_write(staged)
+            self._writing = staged
             last_commit = time.monotonic()
-            self.partitioner.scalp.forget_older_than()
-            if self.disk_error:
-                self._disk_recovered()
 
     def _commit(self, batch: list[Chunk]) -> None:
-        groups: dict[Path, list[bytes]] = {}
-        acks: dict[tuple[str, str], int] = {}
-        fresh: set[int] = set()
-        fresh_items: list[Item] | None = [] if self.on_commit is not None else None
-        placed: dict[Path, list[Item]] | None = {} if self.on_archived is not None else None
+        """One group commit, start to end (raises the OSError of a failed write)."""
+        staged = self._prepare(batch, set())
+        self._write(staged)
+        self._committed(staged)
+
+    def _prepare(self, batch: list[Chunk], writing: set[int]) -> _Staged:
+        """A commit of the lines of `batch` not committed before nor in `writing` (the ids of the
+        commit being written, which is fsynced before this one is written)."""
+        staged = _Staged(
+            fresh_items=[] if self.on_commit is not None else None,
+            placed={} if self.on_archived is not None else None,
+            oldest_ns=min(c.enqueued_ns for c in batch),
+        )
+        self._stage(batch, staged, writing)
+        return staged
+
+    def _stage(self, batch: Iterable[Chunk], staged: _Staged, writing: set[int]) -> None:
+        groups, acks, fresh = staged.groups, staged.acks, staged.fresh
+        fresh_items, placed, kept_fresh = staged.fresh_items, staged.placed, staged.kept_fresh
         young, old, salts = self.window.young, self.window.old, self._salts
         day_ids_of: dict[object, set[int]] = {}  # partition time -> its day's kept ids (per commit)
-        kept_fresh: list[tuple[set[int], int]] = []  # remembered only once the commit is durable
         routes, ten_minute_zones = self._routes, self._ten_minute_zones
         duplicates = nbytes = 0
         for chunk in batch:
@@ -235,7 +298,7 @@ class Committer(threading.Thread):
             for item in chunk.items:
                 rec, line = item
                 key = hash(rec.record_id) ^ salts[rec.track]
-                if key in fresh or key in young or key in old:
+                if key in fresh or key in writing or key in young or key in old:
                     duplicates += 1
                     continue
                 if rec.track in KEPT_TRACKS:
@@ -272,31 +335,61 @@ class Committer(threading.Thread):
                     lines.append(line)
                 if placed is not None:
                     placed.setdefault(path, []).append(item)
+        staged.duplicates += duplicates
+        staged.nbytes += nbytes
+
+    def _start_write(self, staged: _Staged) -> None:
+        staged.write = _Write(self, staged)
+        staged.write.start()
+
+    def _write(self, staged: _Staged) -> None:
+        """Write and fsync `staged` (all or nothing); in a `_Write` thread or, retrying, the committer's."""
         t0 = time.perf_counter()
-        if groups:
-            for lines in groups.values():
-                lines.append(b"")  # the last line's newline, without copying the buffer again
-            self.files.commit({path: b"\n".join(lines) for path, lines in groups.items()})
+        if staged.groups:
+            # the last line's newline joined in too, rather than copying the buffer again
+            self.files.commit({path: b"\n".join([*lines, b""]) for path, lines in staged.groups.items()})
             self.commit_ms.append((time.perf_counter() - t0) * 1000)
-            for path, lines in groups.items():
-                self._touched[path] = self.files.size(path)
-                self.written[track_of(path) or "system"] += len(lines) - 1
-        young.update(fresh)
-        for day_ids, key in kept_fresh:
+
+    def _finish(self, staged: _Staged) -> None:
+        """Wait for the write of `staged`, retry it until it succeeds, then remember and acknowledge."""
+        assert staged.write is not None
+        staged.write.join()
+        error = staged.write.error
+        retry_s = self.wcfg.disk_retry_ms / 1000
+        while error is not None:
+            if not isinstance(error, OSError):
+                raise error
+            self._disk_failed(error, staged)
+            self._stopping.wait(retry_s)
+            try:
+                self._write(staged)
+                error = None
+            except OSError as e:
+                error = e
+        self._committed(staged)
+        if self.disk_error:
+            self._disk_recovered()
+
+    def _committed(self, staged: _Staged) -> None:
+        """`staged` is durable: remember its ids, pass its lines on, hand its acks to the loop thread."""
+        for path, lines in staged.groups.items():
+            self._touched[path] = self.files.size(path)
+            self.written[track_of(path) or "system"] += len(lines)
+        self.window.young.update(staged.fresh)
+        for day_ids, key in staged.kept_fresh:
             day_ids.add(key)
-        if self.on_commit is not None and fresh_items:
-            self.on_commit(fresh_items)
-        if self.on_archived is not None and placed:
-            self.on_archived(self._offsets(placed))
-        if self.window.committed(nbytes):
+        if self.on_commit is not None and staged.fresh_items:
+            self.on_commit(staged.fresh_items)
+        if self.on_archived is not None and staged.placed:
+            self.on_archived(self._offsets(staged.placed))
+        if self.window.committed(staged.nbytes):
             self._rotate()
-        self.duplicates += duplicates
+        self.duplicates += staged.duplicates
         self.commits += 1
-        oldest = min(c.enqueued_ns for c in batch)
-        self.lag_ms.append((time.monotonic_ns() - oldest) / 1e6)
-        if acks:
+        self.lag_ms.append((time.monotonic_ns() - staged.oldest_ns) / 1e6)
+        if staged.acks:
             with self._acks_lock:
-                for stream, seq in acks.items():
+                for stream, seq in staged.acks.items():
                     if seq > self._acks.get(stream, 0):
                         self._acks[stream] = seq
             self._wake()
@@ -343,7 +436,7 @@ class Committer(threading.Thread):
             except (BlockingIOError, OSError):
                 pass  # the pipe is full (a wakeup is pending anyway) or closed at shutdown
 
-    def _disk_failed(self, e: OSError, pending: list[Chunk]) -> None:
+    def _disk_failed(self, e: OSError, staged: _Staged) -> None:
         self.disk_errors += 1
         if self.disk_error:
             return
@@ -357,7 +450,8 @@ class Committer(threading.Thread):
             error=str(e.strerror or e),
         )
         log.critical(ev.message, extra={"errno": e.errno})
-        pending.append(Chunk([event_item(ev, self.provider)]))  # on disk as soon as the disk takes it
+        # joins the failed commit: on disk as soon as the disk takes it
+        self._stage([Chunk([event_item(ev, self.provider)])], staged, set())
         self.alerts.append(ev)
 
     def _disk_recovered(self) -> None:

@@ -47,6 +47,7 @@ class IntakeQueue:
         self.records = 0
         self._wake_at = 1
         self._hurry = False
+        self._interrupted = False
 
     def __len__(self) -> int:
         return self.records
@@ -65,21 +66,31 @@ class IntakeQueue:
             self._hurry = True
             self._cond.notify_all()
 
+    def interrupt(self) -> None:
+        """Make a waiting (or the next) `take` return [] now (the committer's write has finished)."""
+        with self._cond:
+            self._interrupted = True
+            self._cond.notify_all()
+
     def take(self, max_records: int, not_before: float, idle_timeout_s: float) -> list[Chunk]:
         """Wait up to `idle_timeout_s` for a first chunk, then until monotonic time `not_before` or
         until `max_records` lines are waiting (or `hurry`), and return chunks in order holding about
-        `max_records` lines (whole chunks: at least one)."""
+        `max_records` lines (whole chunks: at least one). After an `interrupt`: [] at once."""
         with self._cond:
-            if not self._chunks and not self._hurry:
+            if not self._chunks and not self._hurry and not self._interrupted:
                 self._cond.wait(idle_timeout_s)
                 if not self._chunks:
+                    self._interrupted = False
                     return []
             self._wake_at = max_records
-            while self.records < max_records and not self._hurry:
+            while self.records < max_records and not self._hurry and not self._interrupted:
                 remaining = not_before - time.monotonic()
                 if remaining <= 0 or not self._cond.wait(remaining):
                     break
             self._wake_at = 1
+            if self._interrupted:
+                self._interrupted = False
+                return []
             out: list[Chunk] = []
             n = 0
             while self._chunks and (not out or n + len(self._chunks[0].items) <= max_records):
