@@ -1,6 +1,6 @@
 """Writer benchmark: figures for the partition writer, each beside its bare reference in the same run.
 
-    .venv/bin/python bench/bench_writer.py [--records 200000] [--latency-s 20] [--index-scale 0.1]
+    .venv/bin/python bench/bench_writer.py [--records 200000] [--latency-s 20] [--index-scale 0.1] [--per-window 1]
 
 1. sustained records/s, producer (this process, ReliableSender batching like the core) -> writer
    process (group commit, fsync, acks), timed from the first send to the last ack;
@@ -222,8 +222,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--latency-s", type=float, default=20.0)
     ap.add_argument("--index-scale", type=float, default=0.1)
+    ap.add_argument(
+        "--per-window",
+        type=int,
+        default=1,
+        help="records sharing one 500 ms of partition time (1: each record 500 ms after the last, "
+        "spreading 200,000 over 28 h of files; 41-123: a live day's density, a few files per commit)",
+    )
     args = ap.parse_args()
-    recs = [record("scalp", f"sc-{i}", DAY + timedelta(milliseconds=500 * i)) for i in range(args.records)]
+    recs = [
+        record("scalp", f"sc-{i}", DAY + timedelta(milliseconds=500 * (i // args.per_window)))
+        for i in range(args.records)
+    ]
     lines = [bytes(r.line) for r in recs]
     bares, writers = [], []
     for _ in range(args.rounds):  # alternated, so both see the same neighbours
