@@ -114,6 +114,24 @@ def replay_cmd(
 
         if the_day is None or out is None:
             raise click.UsageError("--rederive needs --day and --out")
+        # a re-derivation feeds a fresh core the whole day's inputs (its slot table and samplers
+        # need everything before any moment): a narrower selection would be silently ignored
+        ignored = [
+            name
+            for name, given in (
+                ("--from", from_),
+                ("--to", to),
+                ("--tracks", tracks),
+                ("--symbols", symbols),
+                ("--market", market),
+                ("--endpoint", endpoint),
+            )
+            if given
+        ]
+        if ignored:
+            raise click.UsageError(
+                f"--rederive re-derives the whole recorded day; {', '.join(ignored)} cannot narrow it"
+            )
         try:
             summary = rederive_day(cfg, root, the_day, out, speed=pacing or 1.0, quiet=quiet)
         except RederiveError as e:
