@@ -49,6 +49,29 @@ def polled(tap: IngestTap, pred: Callable[[], bool]) -> Callable[[], bool]:
     return check
 
 
+def started_worker(cfg: Any, clock: ManualClock) -> RestCollectorWorker:
+    """A rest-collector on the simulator of `cfg`, started in this process (ticked by the test)."""
+    provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
+    worker = RestCollectorWorker(cfg, provider=provider, clock=clock, secrets=Secrets({}))
+    worker.ctx = zmq.Context()
+    worker.events = EventPublisher(worker.ctx, cfg)
+    worker.on_start()
+    return worker
+
+
+def run_until(
+    worker: RestCollectorWorker, tap: IngestTap, pred: Callable[[], Any], what: str, timeout_s: float = 20
+) -> Any:
+    """Tick `worker` (and read what it sent) until `pred` holds."""
+
+    def step() -> Any:
+        worker.on_tick()
+        tap.poll()
+        return pred()
+
+    return wait_for(step, timeout_s=timeout_s, interval_s=0.01, what=what)
+
+
 def test_injected_clock_friday_weekend_holiday_then_a_new_day_without_restart(
     start_sim: Callable[..., Simulator], tap_factory: Callable[..., IngestTap], short_tmp: Path
 ) -> None:
@@ -56,19 +79,10 @@ def test_injected_clock_friday_weekend_holiday_then_a_new_day_without_restart(
     sim = start_sim(clock, symbol_count=160, holidays=(datetime(2026, 3, MON).date(),))
     cfg = make_config(short_tmp, sim_toml(sim))
     tap = tap_factory(cfg)
-    provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
-    worker = RestCollectorWorker(cfg, provider=provider, clock=clock, secrets=Secrets({}))
-    worker.ctx = zmq.Context()
-    worker.events = EventPublisher(worker.ctx, cfg)
-    worker.on_start()
+    worker = started_worker(cfg, clock)
 
     def tick_until(pred: Callable[[], Any], what: str) -> Any:
-        def step() -> Any:
-            worker.on_tick()
-            tap.poll()
-            return pred()
-
-        return wait_for(step, timeout_s=20, interval_s=0.01, what=what)
+        return run_until(worker, tap, pred, what, 20)
 
     def summaries() -> list[str]:
         return [str(e.details["sweep_id"]) for e in events(tap, "sweep_summary")]
@@ -218,19 +232,10 @@ def test_an_overrun_skips_the_next_slot_with_an_event_and_a_gap_marker(
     sim = start_sim(clock, symbol_count=100)
     cfg = make_config(short_tmp, sim_toml(sim))
     tap = tap_factory(cfg)
-    provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
-    worker = RestCollectorWorker(cfg, provider=provider, clock=clock, secrets=Secrets({}))
-    worker.ctx = zmq.Context()
-    worker.events = EventPublisher(worker.ctx, cfg)
-    worker.on_start()
+    worker = started_worker(cfg, clock)
 
     def tick_until(pred: Callable[[], Any], what: str) -> Any:
-        def step() -> Any:
-            worker.on_tick()
-            tap.poll()
-            return pred()
-
-        return wait_for(step, timeout_s=30, interval_s=0.01, what=what)
+        return run_until(worker, tap, pred, what, 30)
 
     try:
         tick_until(lambda: worker.plan and worker.plan.symbols, "the universe")
@@ -273,21 +278,8 @@ def test_marks_passed_while_the_collector_was_down_each_get_a_gap_marker(
     cfg = make_config(short_tmp, sim_toml(sim))
     tap = tap_factory(cfg)
 
-    def run_until(worker: RestCollectorWorker, pred: Callable[[], Any], what: str) -> Any:
-        def step() -> Any:
-            worker.on_tick()
-            tap.poll()
-            return pred()
-
-        return wait_for(step, timeout_s=20, interval_s=0.01, what=what)
-
     def new_worker() -> RestCollectorWorker:
-        provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
-        worker = RestCollectorWorker(cfg, provider=provider, clock=clock, secrets=Secrets({}))
-        worker.ctx = zmq.Context()
-        worker.events = EventPublisher(worker.ctx, cfg)
-        worker.on_start()
-        return worker
+        return started_worker(cfg, clock)
 
     def stop(worker: RestCollectorWorker) -> None:
         worker.on_stop()
@@ -303,17 +295,17 @@ def test_marks_passed_while_the_collector_was_down_each_get_a_gap_marker(
 
     first = new_worker()
     try:
-        run_until(first, lambda: first.plan and first.plan.symbols, "the universe")
+        run_until(first, tap, lambda: first.plan and first.plan.symbols, "the universe")
         clock.set(at(FRI, 9, 0, 5))
-        run_until(first, lambda: summaries() == ["20260313T0900"], "the 09:00 sweep")
+        run_until(first, tap, lambda: summaries() == ["20260313T0900"], "the 09:00 sweep")
         universe = set(first.plan.symbols or {}) if first.plan else set()
     finally:
         stop(first)
     clock.set(at(FRI, 9, 37))
     second = new_worker()
     try:
-        run_until(second, lambda: "20260313T0930" in summaries(), "the late 09:30 sweep")
-        run_until(second, lambda: len(down_markers()) == 2, "two collector_down markers")
+        run_until(second, tap, lambda: "20260313T0930" in summaries(), "the late 09:30 sweep")
+        run_until(second, tap, lambda: len(down_markers()) == 2, "two collector_down markers")
         missed = down_markers()
         assert [(g.start, g.end) for g in missed] == [
             (at(FRI, 9, 10), at(FRI, 9, 20)),
@@ -323,10 +315,10 @@ def test_marks_passed_while_the_collector_was_down_each_get_a_gap_marker(
         assert summaries() == ["20260313T0900", "20260313T0930"]
         # the same run, its loop held up from 09:41 to 10:12: 09:50 and 10:00 are reported, 10:10 swept
         clock.set(at(FRI, 9, 41))
-        run_until(second, lambda: "20260313T0940" in summaries(), "the 09:40 sweep")
+        run_until(second, tap, lambda: "20260313T0940" in summaries(), "the 09:40 sweep")
         clock.set(at(FRI, 10, 12))
-        run_until(second, lambda: "20260313T1010" in summaries(), "the 10:10 sweep")
-        run_until(second, lambda: len(down_markers()) == 4, "two more markers")
+        run_until(second, tap, lambda: "20260313T1010" in summaries(), "the 10:10 sweep")
+        run_until(second, tap, lambda: len(down_markers()) == 4, "two more markers")
         assert [g.start for g in down_markers()][2:] == [at(FRI, 9, 50), at(FRI, 10, 0)]
     finally:
         stop(second)
@@ -348,19 +340,10 @@ def test_a_failed_app_key_is_reported_and_the_other_key_sweeps_everything(
     sim = start_sim(clock, symbol_count=100, keys=2)
     cfg = make_config(short_tmp, sim_toml(sim, "keys = 2\n"))
     tap = tap_factory(cfg)
-    provider = KisProvider.from_config(cfg, Secrets({}), clock=clock)
-    worker = RestCollectorWorker(cfg, provider=provider, clock=clock, secrets=Secrets({}))
-    worker.ctx = zmq.Context()
-    worker.events = EventPublisher(worker.ctx, cfg)
-    worker.on_start()
+    worker = started_worker(cfg, clock)
 
     def tick_until(pred: Callable[[], Any], what: str) -> Any:
-        def step() -> Any:
-            worker.on_tick()
-            tap.poll()
-            return pred()
-
-        return wait_for(step, timeout_s=30, interval_s=0.01, what=what)
+        return run_until(worker, tap, pred, what, 30)
 
     try:
         tick_until(lambda: worker.plan and worker.plan.symbols, "the universe")
