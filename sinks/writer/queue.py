@@ -20,7 +20,9 @@ from observer.schema import ArchiveRecord
 ITEM_OVERHEAD_BYTES = 200
 
 Item = tuple[ArchiveRecord, bytes]
-"""One line to commit: the checked message and its line (``rec.line`` as bytes)."""
+"""One line to commit: the checked message and its line: ``rec.line`` as received (a
+``msgspec.Raw``, a view of the bus message that it keeps alive: ``len``, the buffer protocol and
+``b"\n".join`` work, bytes methods do not) or bytes (the writer's own lines, slow-path checks)."""
 
 
 @dataclass(slots=True)

@@ -122,10 +122,23 @@ class WriterWorker(Worker):
             # none in any of its lines: one search per message instead of one per line
             whole = b"\n" not in receiver.frame
             items: list[Item] = []
+            append, routes_ok, encode_id = items.append, self._routes_ok, _id_encoder.encode
             for body in batch.bodies:
+                # the usual case, checked inline and without copying the line (a quarter of the
+                # writer's throughput): what `_check` asks of a decoded record of a known route
+                if whole and type(body) is ArchiveRecord and body.record_id:
+                    line = body.line
+                    prefix = b'{"record_id":' + encode_id(body.record_id) + b","
+                    if (
+                        (body.track, body.provider, body.market) in routes_ok
+                        and body.partition_at.tzinfo is not None
+                        and memoryview(line)[: len(prefix)] == prefix
+                    ):
+                        append((body, line))
+                        continue
                 item = self._item(body, batch.producer, whole)
                 if item is not None:
-                    items.append(item)
+                    append(item)
             ack = (batch.producer, batch.run_id, batch.seq + len(batch.bodies) - 1)
             self.queue.put(Chunk(items, ack, self.level))
             if self.queue.nbytes >= bound:
