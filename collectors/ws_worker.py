@@ -23,8 +23,8 @@ frame socket). The core numbers its slots 1..N x ``track_b.max_slots``; slot ``n
 ``(n - 1) // max_slots + 1``. A key whose session stays down ``track_b.key_failover_s`` while
 another key's is up has *failed*: its outage becomes a gap marker for its symbols and a
 ``ws_key_failed`` event (on the ingest hop) tells the core, which moves them to free slots of the
-other keys or to the overflow ledger; ``ws_key_recovered`` gives its slots back once its session is
-up again.
+other keys or to the overflow ledger; ``ws_key_up`` (a key's session up, first in this run or again
+after failing) makes its slots usable.
 """
 
 from __future__ import annotations
