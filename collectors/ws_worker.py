@@ -43,7 +43,7 @@ from collectors.ws_report import COUNTERS, WsReporter
 from collectors.ws_states import IN_WINDOW, LinkState
 from observer.bus import SLOTS, EventSubscriber, stats_topic
 from observer.clock import Clock, SystemClock, datetime_to_ns, ns_to_datetime
-from observer.config import Config, Secrets
+from observer.config import Config, Secrets, key_slots
 from observer.reliable import ReliableSender, hop_endpoints
 from observer.schema import SlotAssignment, SlotCommand, SystemEvent, TradeFrame, WsCollectorStats
 from observer.sessions import MarketSessions
@@ -218,8 +218,8 @@ class WsCollectorWorker(Worker):
                 )
 
     def _slot_range(self, key: int) -> str:
-        per = self.tb.max_slots
-        return f"{(key - 1) * per + 1}-{key * per}"
+        slots = key_slots(key, self.tb.max_slots)
+        return f"{slots[0]}-{slots[-1]}"
 
     # ------------------------------------------------------------------ the hot path
     def handle_frames(self, link: Link, sock: zmq.Socket[Any]) -> None:

@@ -75,6 +75,11 @@ def track_b_capacity(cfg: Config, secrets: Secrets | None = None) -> int:
     return cfg.track_b.max_slots * track_b_sessions(cfg, secrets if secrets is not None else Secrets())
 
 
+def key_slots(key_index: int, per_session: int) -> range:
+    """The slot numbers app key `key_index` (1..) serves: its session's range, one after the other."""
+    return range((key_index - 1) * per_session + 1, key_index * per_session + 1)
+
+
 _NUMBERED = re.compile(r"KIS_APP_(KEY|SECRET)_([0-9]+)")
 KisKey = tuple[Secret, Secret]  # (app key, app secret)
 

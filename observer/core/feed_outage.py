@@ -118,10 +118,16 @@ class FeedOutage:
 
     def key_failed(self, key: int, at: datetime) -> None:
         """`key` has failed and its symbols move to other keys: their outage ends at `at`."""
-        down = self._keys_down.get(key)
+        down = self._end_key_outage(key, at)
+        if down is not None:
+            self._keys_down[key] = _KeyDown(since=at, symbols=frozenset(), paused=down.paused)
+
+    def _end_key_outage(self, key: int, at: datetime) -> _KeyDown | None:
+        """`key`'s outage, if any, ends at `at` (kept as a span for its symbols' windows)."""
+        down = self._keys_down.pop(key, None)
         if down is not None and down.symbols:
             self._key_spans.append((down.since, at, down.symbols))
-            self._keys_down[key] = _KeyDown(since=at, symbols=frozenset(), paused=down.paused)
+        return down
 
     def _down(self, noticed_at: datetime) -> None:
         if self.down_since is None:
@@ -138,9 +144,7 @@ class FeedOutage:
     ) -> Restart | None:
         if key_index:
             self._key_last[key_index] = received_at
-            down = self._keys_down.pop(key_index, None)
-            if down is not None and down.symbols:
-                self._key_spans.append((down.since, received_at, down.symbols))
+            self._end_key_outage(key_index, received_at)
         mark = FeedMark(run_id=run_id, received_at=received_at, exchange_at=exchange_at or received_at)
         previous = self.marks.get(producer)
         self.marks[producer] = mark

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from observer.bus import SLOTS, EventPublisher
 from observer.clock import KST, Clock
-from observer.config import Config
+from observer.config import Config, key_slots
 from observer.core.acks import Pending
 from observer.core.activity import ActivityRanking
 from observer.core.checkpoint import load_checkpoint
@@ -158,8 +158,7 @@ class SlotKeeping:
         key = event.details.get("key_index")
         if not isinstance(key, int) or key < 1:
             return
-        per = self.cfg.track_b.max_slots
-        numbers = set(range((key - 1) * per + 1, key * per + 1))
+        numbers = set(key_slots(key, self.cfg.track_b.max_slots))
         now = self.clock.now()
         if event.type == "ws_key_up":
             if self.slots.enable(numbers):
